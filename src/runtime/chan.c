@@ -1,0 +1,392 @@
+/*
+ * chan.c -- channels, after Go's chan.go: a lock, a ring buffer and FIFO
+ * queues of waiting sudogs; a value is handed straight to a waiting
+ * receiver (or taken straight from a waiting sender); close wakes every
+ * waiter.  No G is readied while the lock is held.
+ *
+ * Memory model: the channel lock orders a send before the receive that
+ * gets its value, and a close before a receive that returns because of
+ * it; the k-th receive on a channel of capacity C happens before send
+ * k+C completes (the receiver frees the slot under the lock).
+ */
+#include "chan.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- wait queues ---------------------------------------------------------- */
+
+void waitq_push(waitq *q, sudog *s)
+{
+    s->next = NULL;
+    s->prev = q->last;
+    if (q->last != NULL)
+        q->last->next = s;
+    else
+        q->first = s;
+    q->last = s;
+}
+
+/* Unlink s if it is still queued (a waker may already have popped it
+ * while skipping it). */
+void waitq_remove(waitq *q, sudog *s)
+{
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else if (q->first == s)
+        q->first = s->next;
+    else
+        return; /* not in the queue */
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    else
+        q->last = s->prev;
+    s->next = s->prev = NULL;
+}
+
+sudog *waitq_claim_first(waitq *q)
+{
+    for (;;) {
+        sudog *s = q->first;
+        if (s == NULL)
+            return NULL;
+        q->first = s->next;
+        if (q->first != NULL)
+            q->first->prev = NULL;
+        else
+            q->last = NULL;
+        s->next = s->prev = NULL;
+        /* Lost to another case of the same select, or the waiter gave
+         * up: drop the sudog and look at the next one. */
+        if (g_claim(s->g))
+            return s;
+    }
+}
+
+/* ---- the locked cores ---------------------------------------------------- */
+
+static inline char *slot(struct gopy_chan *c, size_t i)
+{
+    return c->buf + i * c->elemsize;
+}
+
+static inline void elem_copy(struct gopy_chan *c, void *dst, const void *src)
+{
+    if (c->elemsize != 0 && dst != NULL)
+        memcpy(dst, src, c->elemsize);
+}
+
+bool chan_send_locked(struct gopy_chan *c, const void *ep, G **wake)
+{
+    *wake = NULL;
+    sudog *sg = waitq_claim_first(&c->recvq);
+    if (sg != NULL) {
+        /* A receiver waits: the buffer is empty; hand over directly. */
+        elem_copy(c, sg->elem, ep);
+        sg->success = true;
+        sg->g->param = sg;
+        *wake = sg->g;
+        return true;
+    }
+    size_t n = atomic_load_explicit(&c->qcount, memory_order_relaxed);
+    if (n < c->dataqsiz) {
+        elem_copy(c, slot(c, c->sendx), ep);
+        if (++c->sendx == c->dataqsiz)
+            c->sendx = 0;
+        atomic_store_explicit(&c->qcount, n + 1, memory_order_relaxed);
+        return true;
+    }
+    return false;
+}
+
+bool chan_recv_locked(struct gopy_chan *c, void *ep, bool *ok, G **wake)
+{
+    *wake = NULL;
+    size_t n = atomic_load_explicit(&c->qcount, memory_order_relaxed);
+    if (atomic_load_explicit(&c->closed, memory_order_relaxed) && n == 0) {
+        if (ep != NULL && c->elemsize != 0)
+            memset(ep, 0, c->elemsize);
+        *ok = false;
+        return true;
+    }
+    sudog *sg = waitq_claim_first(&c->sendq);
+    if (sg != NULL) {
+        if (c->dataqsiz == 0) {
+            elem_copy(c, ep, sg->elem);
+        } else {
+            /* Buffer full and a sender waits: take the head, put the
+             * sender's value at the tail (the same slot), keeping FIFO. */
+            elem_copy(c, ep, slot(c, c->recvx));
+            elem_copy(c, slot(c, c->recvx), sg->elem);
+            if (++c->recvx == c->dataqsiz)
+                c->recvx = 0;
+            c->sendx = c->recvx;
+        }
+        sg->success = true;
+        sg->g->param = sg;
+        *wake = sg->g;
+        *ok = true;
+        return true;
+    }
+    if (n > 0) {
+        elem_copy(c, ep, slot(c, c->recvx));
+        if (++c->recvx == c->dataqsiz)
+            c->recvx = 0;
+        atomic_store_explicit(&c->qcount, n - 1, memory_order_relaxed);
+        *ok = true;
+        return true;
+    }
+    return false;
+}
+
+void chan_drain_locked(struct gopy_chan *c)
+{
+    atomic_store_explicit(&c->qcount, 0, memory_order_relaxed);
+    c->sendx = c->recvx = 0;
+}
+
+static bool chan_park_unlock(G *g, void *arg)
+{
+    (void)g;
+    rt_unlock(&((struct gopy_chan *)arg)->lock);
+    return true;
+}
+
+/* Block forever (nil channel, select with no cases); a foreign thread can
+ * still be interrupted. */
+static int park_forever(uint8_t reason)
+{
+    rt_init();
+    G *g = getg_or_foreign();
+    g_prepare_wait(g);
+    for (;;) {
+        int r = gopark(NULL, NULL, reason, NULL);
+        if (r != 0)
+            return r;
+    }
+}
+
+/* ---- send / receive -------------------------------------------------------- */
+
+int chansend(struct gopy_chan *c, const void *ep, bool block)
+{
+    if (c == NULL) {
+        if (!block)
+            return GOPY_EAGAIN;
+        return park_forever(GOPY_WAIT_CHAN_SEND);
+    }
+    /* Fast fail for a non-blocking send on a full buffered channel. */
+    if (!block && c->dataqsiz > 0 && !atomic_load(&c->closed) &&
+        atomic_load(&c->qcount) == c->dataqsiz)
+        return GOPY_EAGAIN;
+
+    rt_lock(&c->lock);
+    if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
+        rt_unlock(&c->lock);
+        return GOPY_ECLOSED;
+    }
+    G *wake;
+    if (chan_send_locked(c, ep, &wake)) {
+        rt_unlock(&c->lock);
+        if (wake != NULL)
+            goready(wake);
+        return GOPY_OK;
+    }
+    if (!block) {
+        rt_unlock(&c->lock);
+        return GOPY_EAGAIN;
+    }
+    rt_init();
+    G *g = getg_or_foreign();
+    g_prepare_wait(g);
+    sudog sg = {.g = g, .elem = (void *)ep, .c = c};
+    waitq_push(&c->sendq, &sg);
+    int r = gopark(chan_park_unlock, c, GOPY_WAIT_CHAN_SEND, c);
+    if (r != 0) {
+        rt_lock(&c->lock);
+        waitq_remove(&c->sendq, &sg);
+        rt_unlock(&c->lock);
+        return r;
+    }
+    return sg.success ? GOPY_OK : GOPY_ECLOSED;
+}
+
+int chanrecv(struct gopy_chan *c, void *ep, bool *ok, bool block)
+{
+    *ok = false;
+    if (c == NULL) {
+        if (!block)
+            return GOPY_EAGAIN;
+        return park_forever(GOPY_WAIT_CHAN_RECV);
+    }
+    /* Fast fail for a non-blocking receive on an empty open buffered
+     * channel (Go's empty() + closed re-check). */
+    if (!block && c->dataqsiz > 0 && atomic_load(&c->qcount) == 0 &&
+        !atomic_load(&c->closed)) {
+        return GOPY_EAGAIN;
+    }
+
+    rt_lock(&c->lock);
+    G *wake;
+    if (chan_recv_locked(c, ep, ok, &wake)) {
+        rt_unlock(&c->lock);
+        if (wake != NULL)
+            goready(wake);
+        return GOPY_OK;
+    }
+    if (!block) {
+        rt_unlock(&c->lock);
+        return GOPY_EAGAIN;
+    }
+    rt_init();
+    G *g = getg_or_foreign();
+    g_prepare_wait(g);
+    sudog sg = {.g = g, .elem = ep, .c = c};
+    waitq_push(&c->recvq, &sg);
+    int r = gopark(chan_park_unlock, c, GOPY_WAIT_CHAN_RECV, c);
+    if (r != 0) {
+        rt_lock(&c->lock);
+        waitq_remove(&c->recvq, &sg);
+        rt_unlock(&c->lock);
+        return r;
+    }
+    *ok = sg.success;
+    return GOPY_OK;
+}
+
+/* ---- the public API --------------------------------------------------------- */
+
+gopy_chan *gopy_chan_make(size_t elem_size, size_t cap)
+{
+    if (elem_size > (1u << 16) || (elem_size != 0 && cap > SIZE_MAX / 2 / elem_size)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct gopy_chan *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    if (cap > 0 && elem_size > 0) {
+        c->buf = calloc(cap, elem_size);
+        if (c->buf == NULL) {
+            free(c);
+            return NULL;
+        }
+    }
+    c->elemsize = elem_size;
+    c->dataqsiz = cap;
+    atomic_store(&c->refs, 1);
+    return c;
+}
+
+void gopy_chan_retain(gopy_chan *c)
+{
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+}
+
+void gopy_chan_release(gopy_chan *c)
+{
+    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (c->release != NULL) {
+        size_t n = atomic_load(&c->qcount);
+        for (size_t i = 0, x = c->recvx; i < n; i++) {
+            c->release(slot(c, x), c->release_ctx);
+            if (++x == c->dataqsiz)
+                x = 0;
+        }
+    }
+    free(c->buf);
+    free(c);
+}
+
+void gopy_rt_chan_set_release(gopy_chan *c, void (*release)(void *elem, void *ctx),
+                              void *ctx)
+{
+    c->release = release;
+    c->release_ctx = ctx;
+}
+
+size_t gopy_rt_chan_elem_size(gopy_chan *c)
+{
+    return c->elemsize;
+}
+
+int gopy_rt_chan_send(gopy_chan *c, const void *elem, bool block)
+{
+    return chansend(c, elem, block);
+}
+
+int gopy_rt_chan_recv(gopy_chan *c, void *elem, bool *ok, bool block)
+{
+    return chanrecv(c, elem, ok, block);
+}
+
+int gopy_chan_send(gopy_chan *c, const void *elem)
+{
+    int r;
+    do
+        r = chansend(c, elem, true);
+    while (r == GOPY_EINTR);
+    return r == GOPY_OK ? GOPY_OK : GOPY_ECLOSED;
+}
+
+bool gopy_chan_recv(gopy_chan *c, void *elem)
+{
+    bool ok;
+    int r;
+    do
+        r = chanrecv(c, elem, &ok, true);
+    while (r == GOPY_EINTR);
+    return r == GOPY_OK && ok;
+}
+
+int gopy_chan_close(gopy_chan *c)
+{
+    if (c == NULL)
+        return GOPY_ECLOSED; /* Go: close of nil channel panics */
+    rt_lock(&c->lock);
+    if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
+        rt_unlock(&c->lock);
+        return GOPY_ECLOSED;
+    }
+    atomic_store(&c->closed, 1);
+    /* Collect every waiter, then wake them after unlocking. */
+    G *list = NULL;
+    sudog *sg;
+    while ((sg = waitq_claim_first(&c->recvq)) != NULL) {
+        if (sg->elem != NULL && c->elemsize != 0)
+            memset(sg->elem, 0, c->elemsize);
+        sg->success = false;
+        sg->g->param = sg;
+        sg->g->schedlink = list;
+        list = sg->g;
+    }
+    while ((sg = waitq_claim_first(&c->sendq)) != NULL) {
+        sg->success = false;
+        sg->g->param = sg;
+        sg->g->schedlink = list;
+        list = sg->g;
+    }
+    rt_unlock(&c->lock);
+    while (list != NULL) {
+        G *g = list;
+        list = g->schedlink;
+        goready(g);
+    }
+    return GOPY_OK;
+}
+
+size_t gopy_chan_len(gopy_chan *c)
+{
+    if (c == NULL || c->timer_chan)
+        return 0;
+    return atomic_load_explicit(&c->qcount, memory_order_relaxed);
+}
+
+size_t gopy_chan_cap(gopy_chan *c)
+{
+    if (c == NULL || c->timer_chan)
+        return 0;
+    return c->dataqsiz;
+}

@@ -1,0 +1,182 @@
+/*
+ * gopy_rt.h -- what the runtime offers to a host language binding (the
+ * CPython extension) beyond the public C API in gopy.h: host goroutines,
+ * interruptible waits for foreign threads, timers with channels, and
+ * introspection.  It knows nothing of Python; the binding knows nothing of
+ * the scheduler beyond this header.
+ */
+#ifndef GOPY_RT_H
+#define GOPY_RT_H
+
+#include "../../include/gopy.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Status codes of the internal operations, beyond GOPY_OK / GOPY_ECLOSED. */
+#define GOPY_EAGAIN 2  /* non-blocking operation would block */
+#define GOPY_EINTR 3   /* a foreign thread's wait was interrupted */
+#define GOPY_EDEADLK 4 /* a foreign thread's wait can never end */
+/* Misuse of sync types (Go panics; the binding raises). */
+#define GOPY_ENEGATIVE 5  /* negative WaitGroup counter */
+#define GOPY_ENOTLOCKED 6 /* unlock of an unlocked (RW)Mutex */
+#define GOPY_EREUSE 7     /* WaitGroup reused before Wait returned, or Add
+                             called concurrently with Wait */
+
+/* ---- host goroutines ----------------------------------------------------
+ *
+ * A host goroutine runs host-language code that needs the host lock (the
+ * GIL) and per-goroutine interpreter state.  The runtime runs them only on
+ * an M holding the host lock, binds each to the M it first runs on, and
+ * calls these hooks on that M's scheduler stack.  `mslot` points at the
+ * M's private slot for the binding (NULL at first); `gstate` is the `arg`
+ * given to gopy_rt_go_host.
+ */
+struct gopy_host_hooks {
+    /* Take the host lock for this M; may block.  Return false to refuse
+     * (the host is shutting down): the M then never runs host code again. */
+    bool (*acquire)(void **mslot);
+    void (*release)(void **mslot);
+    /* Load / save a goroutine's interpreter state on this M.  `first` is
+     * true for its first run, `exited` once it has returned for good. */
+    void (*enter)(void **mslot, void *gstate, bool first);
+    void (*leave)(void **mslot, void *gstate, bool exited);
+    /* Racy check, from another thread (sysmon): does that M hold the host
+     * lock right now?  NULL means "assume it does". */
+    bool (*held)(void *mstate);
+};
+
+void gopy_rt_set_host_hooks(const struct gopy_host_hooks *hooks);
+/* Start a host goroutine running fn(gstate) (called with the host lock
+ * held by the caller).  0, or -1 with errno. */
+int gopy_rt_go_host(void (*fn)(void *gstate), void *gstate);
+/* Interpreter exit: start no host work from now on.  Host goroutines
+ * parked stay parked; Ms refuse the host lock. */
+void gopy_rt_host_stop(void);
+
+/* lock_os_thread / unlock_os_thread for the calling goroutine (nesting). */
+void gopy_rt_lock_os_thread(void);
+void gopy_rt_unlock_os_thread(void);
+
+/* ---- the calling thread ------------------------------------------------- */
+
+/* 0 outside goroutines, else the goroutine's id (> 0). */
+int64_t gopy_rt_goid(void);
+bool gopy_rt_in_host_goroutine(void);
+
+/* Interruptible waits (foreign threads only, e.g. the main thread so that
+ * Ctrl-C works).  While set, a blocked operation of this thread wakes at
+ * least every poll_ns (and on signals) and calls check(arg); if it returns
+ * non-zero the operation is abandoned (nothing happened) and returns
+ * GOPY_EINTR.  check runs without any runtime lock held.  NULL clears. */
+void gopy_rt_set_interrupt(int (*check)(void *arg), void *arg, int64_t poll_ns);
+
+/* ---- operations with status -------------------------------------------- */
+
+/* As gopy_chan_send / gopy_chan_recv, returning GOPY_OK, GOPY_ECLOSED,
+ * GOPY_EAGAIN (block false), GOPY_EINTR or GOPY_EDEADLK. */
+int gopy_rt_chan_send(gopy_chan *c, const void *elem, bool block);
+int gopy_rt_chan_recv(gopy_chan *c, void *elem, bool *ok, bool block);
+/* As gopy_select; *chosen is the case index (-1: none ready, !block).
+ * Returns GOPY_OK, GOPY_EINTR or GOPY_EDEADLK. */
+int gopy_rt_select(gopy_case *cases, int n, bool block, int *chosen);
+int gopy_rt_sleep(int64_t ns);
+
+/* Channels holding host references: release(elem, ctx) is called for each
+ * element still buffered when the channel is freed (from whatever thread
+ * drops the last reference).  Set once, before the channel is shared. */
+void gopy_rt_chan_set_release(gopy_chan *c, void (*release)(void *elem, void *ctx),
+                              void *ctx);
+/* The channel's elem_size. */
+size_t gopy_rt_chan_elem_size(gopy_chan *c);
+
+/* ---- sync with status (the gopy_mutex_* / gopy_waitgroup_* functions
+ * abort the process on misuse, as Go panics; these return the error) ---- */
+
+int gopy_rt_mutex_lock(gopy_mutex *m);     /* GOPY_OK or an abort reason */
+int gopy_rt_mutex_unlock(gopy_mutex *m);   /* GOPY_OK or GOPY_ENOTLOCKED */
+int gopy_rt_waitgroup_add(gopy_waitgroup *wg, int64_t delta);
+int gopy_rt_waitgroup_wait(gopy_waitgroup *wg);
+int64_t gopy_rt_waitgroup_count(gopy_waitgroup *wg);
+
+/* ---- timers with channels (Go's time package) --------------------------
+ *
+ * A gopy_timer delivers the wall-clock time (ns since the epoch, int64_t)
+ * on its channel, or calls fn(arg) in a new goroutine (after_func).
+ * Go 1.23 semantics: once stop or reset returns, no stale value can be
+ * received; the channel reports len 0 and cap 0.
+ */
+typedef struct gopy_timer gopy_timer;
+
+/* period_ns > 0 makes a ticker (drops ticks for a slow reader). */
+gopy_timer *gopy_rt_timer_new(int64_t d_ns, int64_t period_ns);
+/* A timer that runs fn(arg) in a new C goroutine, or, with host true, a
+ * new host goroutine (gopy_rt_go_host(fn, arg)). */
+gopy_timer *gopy_rt_timer_func(int64_t d_ns, void (*fn)(void *), void *arg,
+                               bool host);
+/* The channel (borrowed; retain it to keep it beyond the timer), or NULL
+ * for func timers. */
+gopy_chan *gopy_rt_timer_chan(gopy_timer *t);
+/* true if it stopped a pending timer. */
+bool gopy_rt_timer_stop(gopy_timer *t);
+/* Re-arm at d_ns (and, for tickers, period_ns > 0); true if it was
+ * pending. */
+bool gopy_rt_timer_reset(gopy_timer *t, int64_t d_ns, int64_t period_ns);
+/* Stop and free (a func timer that has fired is freed after its call). */
+void gopy_rt_timer_free(gopy_timer *t);
+
+/* ---- introspection ------------------------------------------------------ */
+
+enum gopy_wait_reason {
+    GOPY_WAIT_NONE,
+    GOPY_WAIT_CHAN_SEND,
+    GOPY_WAIT_CHAN_RECV,
+    GOPY_WAIT_SELECT,
+    GOPY_WAIT_SELECT_NO_CASES,
+    GOPY_WAIT_SLEEP,
+    GOPY_WAIT_MUTEX,
+    GOPY_WAIT_RWMUTEX_R,
+    GOPY_WAIT_RWMUTEX_W,
+    GOPY_WAIT_WAITGROUP,
+    GOPY_WAIT_COND,
+    GOPY_WAIT_SEMA,
+    GOPY_WAIT_LOCKED_THREAD,
+    GOPY_WAIT_NREASONS
+};
+const char *gopy_rt_wait_reason_string(int reason);
+
+typedef struct {
+    int64_t goid;
+    const char *state; /* "runnable", "running", "waiting", "syscall" */
+    int wait_reason;   /* enum gopy_wait_reason */
+    const void *wait_obj;
+    int64_t wait_ns;   /* how long it has waited (ns) */
+    int64_t sleep_until_ns; /* for sleeps: monotonic deadline, else 0 */
+    int64_t home_m;    /* host goroutines: home M id, else -1 */
+    bool host;
+    void *gstate;      /* host goroutines: their state */
+} gopy_goroutine_info;
+
+/* Call fn for each live goroutine (not foreign threads).  The runtime is
+ * not stopped: the view is racy, meant for dumps. */
+void gopy_rt_foreach_goroutine(void (*fn)(const gopy_goroutine_info *, void *),
+                               void *arg);
+
+typedef struct {
+    int64_t goroutines, ms, ms_idle, ps, gomaxprocs, context_switches, steals,
+        handoffs, runner_moves, timers, host_queue;
+    const char *stack_guard;
+    int64_t stack_size_c, stack_size_host;
+} gopy_rt_stats;
+void gopy_rt_get_stats(gopy_rt_stats *s);
+int gopy_rt_num_cpu(void);
+int64_t gopy_rt_num_goroutine(void);
+
+/* Set stack sizes (bytes) before the first goroutine of that kind. */
+bool gopy_rt_set_stack_size(bool host, size_t bytes);
+
+/* The child side of fork(): forget every goroutine, M and P. */
+void gopy_rt_after_fork_child(void);
+
+#endif

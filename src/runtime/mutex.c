@@ -1,0 +1,188 @@
+/*
+ * mutex.c -- Go's sync.Mutex.
+ *
+ * state: bit 0 locked, bit 1 woken (a waiter is awake, Unlock need wake
+ * nobody), bit 2 starving, bits 3.. the number of waiters.
+ *
+ * Normal mode: waiters queue FIFO, but a woken waiter competes with new
+ * arrivals (which are on the CPU already and usually win); a loser goes
+ * back to the *front* of the queue.  Once a waiter has waited more than
+ * 1 ms the mutex turns starving: Unlock hands it straight to the head
+ * waiter and arrivals queue at the tail without trying.  It turns normal
+ * again when a waiter gets it having waited < 1 ms or being the last one.
+ */
+#include "sema.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+enum {
+    MUTEX_LOCKED = 1,
+    MUTEX_WOKEN = 2,
+    MUTEX_STARVING = 4,
+    MUTEX_WAITER_SHIFT = 3,
+};
+static const int64_t STARVATION_NS = 1000000;
+
+struct gopy_mutex {
+    _Atomic int32_t state;
+    rt_sema sema;
+};
+
+/* Spin only on a multicore with other Ps running and nothing queued
+ * locally: a short spin then beats a park. */
+static bool can_spin(int iter)
+{
+    if (iter >= 4 || gopy_rt_num_cpu() <= 1)
+        return false;
+    if (atomic_load(&sched.gomaxprocs) <= atomic_load(&sched.npidle) +
+                                              atomic_load(&sched.nmspinning) + 1)
+        return false;
+    M *m = getm();
+    if (m != NULL && m->p != NULL) {
+        P *p = m->p;
+        if (atomic_load(&p->runqtail) != atomic_load(&p->runqhead) ||
+            atomic_load(&p->runnext) != NULL)
+            return false;
+    }
+    return true;
+}
+
+static int mutex_lock_slow(gopy_mutex *m)
+{
+    int64_t wait_start = 0;
+    bool starving = false, awoke = false;
+    int iter = 0;
+    int32_t old = atomic_load(&m->state);
+    for (;;) {
+        /* Spin while locked, not starving, and spinning makes sense;
+         * announce ourselves (woken) so Unlock does not wake others. */
+        if ((old & (MUTEX_LOCKED | MUTEX_STARVING)) == MUTEX_LOCKED && can_spin(iter)) {
+            if (!awoke && (old & MUTEX_WOKEN) == 0 && (old >> MUTEX_WAITER_SHIFT) != 0 &&
+                atomic_compare_exchange_weak(&m->state, &old, old | MUTEX_WOKEN)) {
+                awoke = true;
+            }
+            rt_procyield(30);
+            iter++;
+            old = atomic_load(&m->state);
+            continue;
+        }
+        int32_t new = old;
+        if ((old & MUTEX_STARVING) == 0)
+            new |= MUTEX_LOCKED; /* arrivals do not take a starving mutex */
+        if ((old & (MUTEX_LOCKED | MUTEX_STARVING)) != 0)
+            new += 1 << MUTEX_WAITER_SHIFT;
+        if (starving && (old & MUTEX_LOCKED) != 0)
+            new |= MUTEX_STARVING;
+        if (awoke) {
+            if ((new & MUTEX_WOKEN) == 0) {
+                fputs("gopy: fatal error: sync: inconsistent mutex state\n", stderr);
+                abort();
+            }
+            new &= ~MUTEX_WOKEN;
+        }
+        if (!atomic_compare_exchange_weak(&m->state, &old, new))
+            continue;
+        if ((old & (MUTEX_LOCKED | MUTEX_STARVING)) == 0)
+            return GOPY_OK; /* locked it with the CAS */
+        bool queue_lifo = wait_start != 0;
+        if (wait_start == 0)
+            wait_start = rt_nanotime();
+        int r = sema_acquire(&m->sema, queue_lifo, GOPY_WAIT_MUTEX, m);
+        if (r != GOPY_OK) {
+            /* A foreign thread gave up: take back its waiter count (and
+             * the woken flag it may own). */
+            int32_t s = atomic_load(&m->state);
+            int32_t d;
+            do
+                d = s - (1 << MUTEX_WAITER_SHIFT);
+            while (!atomic_compare_exchange_weak(&m->state, &s, d));
+            return r;
+        }
+        starving = starving || rt_nanotime() - wait_start > STARVATION_NS;
+        old = atomic_load(&m->state);
+        if ((old & MUTEX_STARVING) != 0) {
+            /* Handed to us: the lock is ours, fix the state up. */
+            int32_t delta = MUTEX_LOCKED - (1 << MUTEX_WAITER_SHIFT);
+            if (!starving || (old >> MUTEX_WAITER_SHIFT) == 1)
+                delta -= MUTEX_STARVING; /* leave starvation mode */
+            atomic_fetch_add(&m->state, delta);
+            return GOPY_OK;
+        }
+        awoke = true;
+        iter = 0;
+    }
+}
+
+static void mutex_unlock_slow(gopy_mutex *m, int32_t new)
+{
+    if ((new & MUTEX_STARVING) == 0) {
+        int32_t old = new;
+        for (;;) {
+            /* Nobody to wake, or someone is awake or got the lock. */
+            if ((old >> MUTEX_WAITER_SHIFT) == 0 ||
+                (old & (MUTEX_LOCKED | MUTEX_WOKEN | MUTEX_STARVING)) != 0)
+                return;
+            new = (old - (1 << MUTEX_WAITER_SHIFT)) | MUTEX_WOKEN;
+            if (atomic_compare_exchange_weak(&m->state, &old, new)) {
+                sema_release(&m->sema, false);
+                return;
+            }
+        }
+    }
+    /* Starving: hand the mutex to the next waiter. */
+    sema_release(&m->sema, true);
+}
+
+gopy_mutex *gopy_mutex_make(void)
+{
+    return calloc(1, sizeof(gopy_mutex));
+}
+
+void gopy_mutex_free(gopy_mutex *m)
+{
+    free(m);
+}
+
+int gopy_rt_mutex_lock(gopy_mutex *m)
+{
+    int32_t unlocked = 0;
+    if (atomic_compare_exchange_strong(&m->state, &unlocked, MUTEX_LOCKED))
+        return GOPY_OK;
+    return mutex_lock_slow(m);
+}
+
+bool gopy_mutex_trylock(gopy_mutex *m)
+{
+    int32_t old = atomic_load(&m->state);
+    if ((old & (MUTEX_LOCKED | MUTEX_STARVING)) != 0)
+        return false;
+    return atomic_compare_exchange_strong(&m->state, &old, old | MUTEX_LOCKED);
+}
+
+int gopy_rt_mutex_unlock(gopy_mutex *m)
+{
+    int32_t old = atomic_load(&m->state);
+    do {
+        if ((old & MUTEX_LOCKED) == 0)
+            return GOPY_ENOTLOCKED;
+    } while (!atomic_compare_exchange_weak(&m->state, &old, old - MUTEX_LOCKED));
+    int32_t new = old - MUTEX_LOCKED;
+    if (new != 0)
+        mutex_unlock_slow(m, new);
+    return GOPY_OK;
+}
+
+void gopy_mutex_lock(gopy_mutex *m)
+{
+    while (gopy_rt_mutex_lock(m) != GOPY_OK) {
+    }
+}
+
+void gopy_mutex_unlock(gopy_mutex *m)
+{
+    if (gopy_rt_mutex_unlock(m) != GOPY_OK) {
+        fputs("gopy: fatal error: sync: unlock of unlocked mutex\n", stderr);
+        abort();
+    }
+}

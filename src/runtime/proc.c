@@ -1,0 +1,1762 @@
+/*
+ * proc.c -- the scheduler: Gs, Ms and Ps, run queues, work stealing,
+ * spinning Ms, parking and readying, host mode (see runtime.h for the
+ * model).  Modelled on Go's runtime/proc.go.
+ */
+#define _GNU_SOURCE
+#include "runtime.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+schedt sched;
+
+/* The M this thread is, NULL on foreign threads. */
+static _Thread_local M *tls_m;
+/* A foreign thread's pseudo-G, made the first time it blocks. */
+static _Thread_local G *tls_foreign_g;
+
+/* Read TLS through a call the compiler may not fold: a C goroutine can
+ * resume on another thread, and a TLS address cached across the park
+ * would name the old one. */
+__attribute__((noinline, noipa)) M *getm(void)
+{
+    M *m = tls_m;
+    __asm__ __volatile__("" : "+r"(m));
+    return m;
+}
+
+G *getg(void)
+{
+    M *m = getm();
+    return m != NULL ? m->curg : NULL;
+}
+
+static void foreign_g_free(void *p)
+{
+    free(p);
+}
+
+static pthread_key_t foreign_key;
+
+G *getg_or_foreign(void)
+{
+    G *g = getg();
+    if (g != NULL)
+        return g;
+    g = tls_foreign_g;
+    if (g == NULL) {
+        g = calloc(1, sizeof *g);
+        if (g == NULL) {
+            fputs("gopy: fatal error: out of memory\n", stderr);
+            abort();
+        }
+        g->kind = G_FOREIGN;
+        atomic_store_explicit(&g->status, G_RUNNING, memory_order_relaxed);
+        tls_foreign_g = g;
+        /* Freed when the thread exits (the key is made in rt_init). */
+        pthread_setspecific(foreign_key, g);
+    }
+    return g;
+}
+
+bool rt_is_goroutine(void)
+{
+    return getg() != NULL;
+}
+
+static void fatal(const char *msg)
+{
+    fprintf(stderr, "gopy: fatal error: %s\n", msg);
+    abort();
+}
+
+/* ---- Ms ----------------------------------------------------------------- */
+
+enum { M_RUNNING = 0, M_IDLE = 1, M_IDLE_LOCKED = 2 };
+
+static void *mstart(void *arg);
+
+/* Put m on the idle list; sched.lock held.  m->park is cleared first so
+ * that whoever takes m off the list can wake it exactly once. */
+static void mput(M *m)
+{
+    rt_note_clear(&m->park);
+    m->schedlink = sched.midle;
+    sched.midle = m;
+    sched.nmidle++;
+    atomic_store(&m->idle, M_IDLE);
+}
+
+/* Take m off the idle list; sched.lock held, m on it. */
+static void mremove(M *m)
+{
+    M **pp = &sched.midle;
+    while (*pp != m)
+        pp = &(*pp)->schedlink;
+    *pp = m->schedlink;
+    m->schedlink = NULL;
+    sched.nmidle--;
+    atomic_store(&m->idle, M_RUNNING);
+}
+
+/* An idle M, or NULL; sched.lock held. */
+static M *mget(void)
+{
+    M *m = sched.midle;
+    if (m != NULL)
+        mremove(m);
+    return m;
+}
+
+/* Make a new M (thread) that starts with p (may be NULL).  The caller has
+ * reserved it in sched.mcount.  Returns NULL if the thread could not be
+ * made. */
+static M *newm(P *p, bool spinning, bool host_runner)
+{
+    M *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return NULL;
+    rt_lock(&sched.lock);
+    m->id = sched.mnext++;
+    rt_unlock(&sched.lock);
+    m->nextp = p;
+    m->spinning = spinning;
+    if (host_runner)
+        atomic_store(&sched.host_runner, m);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    /* g0 runs the scheduler and the host's lock hooks, nothing deep. */
+    pthread_attr_setstacksize(&attr, 512 << 10);
+    /* Block async signals in the new thread from birth, so the kernel
+     * delivers them to threads that handle them (the main thread). */
+    sigset_t all, old;
+    sigfillset(&all);
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    sigdelset(&all, SIGTRAP);
+    sigdelset(&all, SIGABRT);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    M *head = atomic_load(&sched.allm);
+    do
+        m->alllink = head;
+    while (!atomic_compare_exchange_weak(&sched.allm, &head, m));
+    int err = pthread_create(&m->thread, &attr, mstart, m);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (err != 0) {
+        /* The M stays on allm as a dead entry (allm is push-only). */
+        m->dying = true;
+        if (host_runner) {
+            M *self = m;
+            atomic_compare_exchange_strong(&sched.host_runner, &self, NULL);
+        }
+        rt_lock(&sched.lock);
+        sched.mcount--;
+        rt_unlock(&sched.lock);
+        return NULL;
+    }
+    return m;
+}
+
+/* Reserve a new M in sched.mcount (sched.lock held).  Aborts at the cap,
+ * as Go does: running out of threads is a program bug, not a state to
+ * limp on in. */
+static void mreserve(void)
+{
+    if (sched.mcount >= sched.maxmcount)
+        fatal("thread limit exhausted (more than 10000 threads blocked)");
+    sched.mcount++;
+}
+
+/* ---- Ps ----------------------------------------------------------------- */
+
+static P *p_make(int32_t id)
+{
+    P *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        fatal("out of memory making a P");
+    p->id = id;
+    atomic_store(&p->status, P_SPARE);
+    return p;
+}
+
+/* Idle P, or NULL; sched.lock held. */
+static P *pidleget(void)
+{
+    P *p = sched.pidle;
+    if (p != NULL) {
+        sched.pidle = p->link;
+        p->link = NULL;
+        atomic_fetch_sub(&sched.npidle, 1);
+        atomic_store(&p->status, P_RUNNING);
+    }
+    return p;
+}
+
+static void pidleput(P *p)
+{
+    atomic_store(&p->status, P_IDLE);
+    p->m = NULL;
+    p->link = sched.pidle;
+    sched.pidle = p;
+    atomic_fetch_add(&sched.npidle, 1);
+}
+
+static void acquirep(M *m, P *p)
+{
+    m->p = p;
+    p->m = m;
+    atomic_store(&p->status, P_RUNNING);
+    atomic_store_explicit(&m->mon_p, p, memory_order_relaxed);
+}
+
+static P *releasep(M *m)
+{
+    P *p = m->p;
+    m->p = NULL;
+    p->m = NULL;
+    atomic_store_explicit(&m->mon_p, NULL, memory_order_relaxed);
+    return p;
+}
+
+/* Ps the scheduler wants in use: GOMAXPROCS plus the ones sysmon added
+ * for Ms stuck in blocking calls. */
+static int32_t procs_target(void)
+{
+    return atomic_load(&sched.gomaxprocs) + atomic_load(&sched.nextra);
+}
+
+/* Take a P out of the spare list (or make one) and put it idle;
+ * sched.lock held.  false at MAX_PROCS. */
+static bool p_grow(void)
+{
+    P *p = sched.pspare;
+    if (p != NULL) {
+        sched.pspare = p->link;
+    } else {
+        int32_t id = atomic_load(&sched.nallp);
+        if (id >= MAX_PROCS)
+            return false;
+        p = p_make(id);
+        sched.allp[id] = p;
+        atomic_store(&sched.nallp, id + 1);
+    }
+    pidleput(p);
+    atomic_fetch_add(&sched.nprocs, 1);
+    return true;
+}
+
+/* ---- run queues (Go's runqput / runqget / runqgrab / runqsteal) -------- */
+
+static void globrunqput_batch(G *head, G *tail, int32_t n)
+{
+    /* sched.lock held */
+    tail->schedlink = NULL;
+    if (sched.runq_tail != NULL)
+        sched.runq_tail->schedlink = head;
+    else
+        sched.runq_head = head;
+    sched.runq_tail = tail;
+    atomic_fetch_add(&sched.runqsize, n);
+}
+
+static void globrunqput(G *g)
+{
+    rt_lock(&sched.lock);
+    globrunqput_batch(g, g, 1);
+    rt_unlock(&sched.lock);
+}
+
+static void runqput(P *p, G *g, bool next);
+
+/* Take Gs from the global queue for p: one to return, more into p's local
+ * queue (min(size/nprocs+1, max, RUNQ_SIZE/2)).  sched.lock held. */
+static G *globrunqget(P *p, int32_t max)
+{
+    int32_t size = atomic_load(&sched.runqsize);
+    if (size == 0)
+        return NULL;
+    int32_t n = size / atomic_load(&sched.nprocs) + 1;
+    if (n > size)
+        n = size;
+    if (max > 0 && n > max)
+        n = max;
+    if (n > RUNQ_SIZE / 2)
+        n = RUNQ_SIZE / 2;
+    atomic_fetch_sub(&sched.runqsize, n);
+    G *g = sched.runq_head;
+    sched.runq_head = g->schedlink;
+    for (int32_t i = 1; i < n; i++) {
+        G *g1 = sched.runq_head;
+        sched.runq_head = g1->schedlink;
+        runqput(p, g1, false);
+    }
+    if (sched.runq_head == NULL)
+        sched.runq_tail = NULL;
+    return g;
+}
+
+/* The local queue is full: move half of it and g to the global queue. */
+static bool runqputslow(P *p, G *g, uint32_t h, uint32_t t)
+{
+    enum { HALF = RUNQ_SIZE / 2 };
+    G *batch[HALF + 1];
+    uint32_t n = (t - h) / 2;
+    if (n != HALF)
+        fatal("runqputslow: queue is not full");
+    for (uint32_t i = 0; i < n; i++)
+        batch[i] = atomic_load_explicit(&p->runq[(h + i) % RUNQ_SIZE],
+                                        memory_order_relaxed);
+    if (!atomic_compare_exchange_strong_explicit(&p->runqhead, &h, h + n,
+                                                 memory_order_release,
+                                                 memory_order_relaxed))
+        return false;
+    batch[n] = g;
+    for (uint32_t i = 0; i < n; i++)
+        batch[i]->schedlink = batch[i + 1];
+    rt_lock(&sched.lock);
+    globrunqput_batch(batch[0], batch[n], (int32_t)(n + 1));
+    rt_unlock(&sched.lock);
+    return true;
+}
+
+/* Only p's owner calls this.  next: put g in runnext, kicking the old
+ * runnext to the tail. */
+static void runqput(P *p, G *g, bool next)
+{
+    if (next) {
+        G *old = atomic_load(&p->runnext);
+        while (!atomic_compare_exchange_weak(&p->runnext, &old, g)) {
+        }
+        if (old == NULL)
+            return;
+        g = old;
+    }
+    for (;;) {
+        uint32_t h = atomic_load_explicit(&p->runqhead, memory_order_acquire);
+        uint32_t t = atomic_load_explicit(&p->runqtail, memory_order_relaxed);
+        if (t - h < RUNQ_SIZE) {
+            atomic_store_explicit(&p->runq[t % RUNQ_SIZE], g, memory_order_relaxed);
+            atomic_store_explicit(&p->runqtail, t + 1, memory_order_release);
+            return;
+        }
+        if (runqputslow(p, g, h, t))
+            return;
+    }
+}
+
+/* Owner only.  *inherit: g came from runnext and keeps the time slice. */
+static G *runqget(P *p, bool *inherit)
+{
+    G *next = atomic_load(&p->runnext);
+    if (next != NULL && atomic_compare_exchange_strong(&p->runnext, &next, NULL)) {
+        *inherit = true;
+        return next;
+    }
+    *inherit = false;
+    for (;;) {
+        uint32_t h = atomic_load_explicit(&p->runqhead, memory_order_acquire);
+        uint32_t t = atomic_load_explicit(&p->runqtail, memory_order_relaxed);
+        if (t == h)
+            return NULL;
+        G *g = atomic_load_explicit(&p->runq[h % RUNQ_SIZE], memory_order_relaxed);
+        if (atomic_compare_exchange_weak_explicit(&p->runqhead, &h, h + 1,
+                                                  memory_order_release,
+                                                  memory_order_relaxed))
+            return g;
+    }
+}
+
+static bool runq_empty(P *p)
+{
+    /* Go's careful read: tail, runnext, then tail again. */
+    for (;;) {
+        uint32_t h = atomic_load(&p->runqhead);
+        uint32_t t = atomic_load(&p->runqtail);
+        G *next = atomic_load(&p->runnext);
+        if (atomic_load(&p->runqtail) == t)
+            return h == t && next == NULL;
+    }
+}
+
+/* Grab half of p's queue into batch (a ring of RUNQ_SIZE starting at
+ * batch_head).  Returns how many. */
+static uint32_t runqgrab(P *p, _Atomic(G *) *batch, uint32_t batch_head,
+                         bool steal_runnext)
+{
+    for (;;) {
+        uint32_t h = atomic_load_explicit(&p->runqhead, memory_order_acquire);
+        uint32_t t = atomic_load_explicit(&p->runqtail, memory_order_acquire);
+        uint32_t n = t - h;
+        n = n - n / 2;
+        if (n == 0) {
+            if (steal_runnext) {
+                G *next = atomic_load(&p->runnext);
+                if (next != NULL) {
+                    /* p's owner is likely about to run it: a woken G
+                     * runs next on its waker's P.  Give it a moment, as
+                     * Go does, rather than bounce it across threads. */
+                    if (atomic_load(&p->status) == P_RUNNING)
+                        rt_usleep(3);
+                    if (!atomic_compare_exchange_strong(&p->runnext, &next, NULL))
+                        continue;
+                    atomic_store_explicit(&batch[batch_head % RUNQ_SIZE], next,
+                                          memory_order_relaxed);
+                    return 1;
+                }
+            }
+            return 0;
+        }
+        if (n > RUNQ_SIZE / 2)
+            continue; /* read an inconsistent h and t */
+        for (uint32_t i = 0; i < n; i++) {
+            G *g = atomic_load_explicit(&p->runq[(h + i) % RUNQ_SIZE],
+                                        memory_order_relaxed);
+            atomic_store_explicit(&batch[(batch_head + i) % RUNQ_SIZE], g,
+                                  memory_order_relaxed);
+        }
+        if (atomic_compare_exchange_strong_explicit(&p->runqhead, &h, h + n,
+                                                    memory_order_release,
+                                                    memory_order_relaxed))
+            return n;
+    }
+}
+
+/* Steal half of victim's queue into p's; return one G to run. */
+static G *runqsteal(P *p, P *victim, bool steal_runnext)
+{
+    uint32_t t = atomic_load_explicit(&p->runqtail, memory_order_relaxed);
+    uint32_t n = runqgrab(victim, p->runq, t, steal_runnext);
+    if (n == 0)
+        return NULL;
+    n--;
+    G *g = atomic_load_explicit(&p->runq[(t + n) % RUNQ_SIZE], memory_order_relaxed);
+    if (n == 0)
+        return g;
+    uint32_t h = atomic_load_explicit(&p->runqhead, memory_order_acquire);
+    if (t - h + n >= RUNQ_SIZE)
+        fatal("runqsteal: runq overflow");
+    atomic_store_explicit(&p->runqtail, t + n, memory_order_release);
+    return g;
+}
+
+/* ---- spinning Ms, waking, handing off Ps (Go's startm / handoffp /
+ * wakep) ------------------------------------------------------------------ */
+
+/* Run p on an idle or new M (p NULL: take an idle P; if none, give up).
+ * spinning: the M starts spinning (the caller counted it in
+ * nmspinning). */
+static void startm(P *p, bool spinning)
+{
+    rt_lock(&sched.lock);
+    if (p == NULL) {
+        p = pidleget();
+        if (p == NULL) {
+            rt_unlock(&sched.lock);
+            if (spinning)
+                atomic_fetch_sub(&sched.nmspinning, 1);
+            return;
+        }
+    }
+    M *m = mget();
+    if (m == NULL) {
+        mreserve();
+        rt_unlock(&sched.lock);
+        if (newm(p, spinning, false) == NULL) {
+            rt_lock(&sched.lock);
+            pidleput(p);
+            rt_unlock(&sched.lock);
+            if (spinning)
+                atomic_fetch_sub(&sched.nmspinning, 1);
+        }
+        return;
+    }
+    m->spinning = spinning;
+    m->nextp = p;
+    rt_unlock(&sched.lock);
+    rt_note_wakeup(&m->park);
+    sysmon_wake();
+}
+
+/* Hand off p from an M that stops running C goroutines. */
+static void handoffp(P *p)
+{
+    if (!runq_empty(p) || atomic_load(&sched.runqsize) != 0) {
+        startm(p, false);
+        return;
+    }
+    /* No work here; if nobody is spinning or idle-with-a-P, start a
+     * spinning M so that work arriving elsewhere is not stranded. */
+    int32_t zero = 0;
+    if (atomic_load(&sched.nmspinning) + atomic_load(&sched.npidle) == 0 &&
+        atomic_compare_exchange_strong(&sched.nmspinning, &zero, 1)) {
+        startm(p, true);
+        return;
+    }
+    if (atomic_load(&p->timer0_when) != 0) {
+        /* Timers need an M that will sleep until them. */
+        startm(p, false);
+        return;
+    }
+    rt_lock(&sched.lock);
+    if (atomic_load(&sched.runqsize) != 0) {
+        rt_unlock(&sched.lock);
+        startm(p, false);
+        return;
+    }
+    pidleput(p);
+    rt_unlock(&sched.lock);
+}
+
+/* New C work exists: if a P is idle and nobody is spinning, start one
+ * spinning M.  A spinner that finds work calls wakep again (chain
+ * reaction), so work spreads without a thundering herd. */
+void wakep(void)
+{
+    if (atomic_load(&sched.npidle) == 0)
+        return;
+    int32_t zero = 0;
+    if (atomic_load(&sched.nmspinning) != 0 ||
+        !atomic_compare_exchange_strong(&sched.nmspinning, &zero, 1))
+        return;
+    startm(NULL, true);
+}
+
+static void resetspinning(M *m)
+{
+    m->spinning = false;
+    if (atomic_fetch_sub(&sched.nmspinning, 1) == 1)
+        wakep();
+}
+
+/* ---- host mode ----------------------------------------------------------- */
+
+static bool host_enabled(void)
+{
+    return sched.host_hooks != NULL && !atomic_load(&sched.host_stopping);
+}
+
+/* Wake m if it sleeps idle (in sched.midle, or as a locked M waiting for
+ * its goroutine).  Callers make the work visible first, then a seq_cst
+ * fence, then call this: m sets idle, fences, re-checks the work before
+ * sleeping, so one of the two sides sees the other. */
+static void m_wake_if_idle(M *m)
+{
+    uint32_t st = atomic_load(&m->idle);
+    if (st == M_IDLE_LOCKED) {
+        if (atomic_compare_exchange_strong(&m->idle, &st, M_RUNNING))
+            rt_note_wakeup(&m->park);
+        return;
+    }
+    if (st != M_IDLE)
+        return;
+    rt_lock(&sched.lock);
+    if (atomic_load(&m->idle) == M_IDLE) {
+        mremove(m);
+        m->nextp = NULL;
+        rt_unlock(&sched.lock);
+        rt_note_wakeup(&m->park);
+        sysmon_wake();
+        return;
+    }
+    rt_unlock(&sched.lock);
+}
+
+/* Queue a runnable G that may run only on m (a host G bound there, or
+ * m's locked G). */
+static void boundq_push(M *m, G *g)
+{
+    g->schedlink = NULL;
+    rt_lock(&m->hostq_lock);
+    if (m->hostq_tail != NULL)
+        m->hostq_tail->schedlink = g;
+    else
+        m->hostq_head = g;
+    m->hostq_tail = g;
+    atomic_fetch_add(&m->hostq_len, 1);
+    rt_unlock(&m->hostq_lock);
+    if (m != getm()) {
+        atomic_thread_fence(memory_order_seq_cst);
+        m_wake_if_idle(m);
+    }
+}
+
+static G *boundq_pop(M *m)
+{
+    if (atomic_load(&m->hostq_len) == 0)
+        return NULL;
+    rt_lock(&m->hostq_lock);
+    G *g = m->hostq_head;
+    if (g != NULL) {
+        m->hostq_head = g->schedlink;
+        if (m->hostq_head == NULL)
+            m->hostq_tail = NULL;
+        atomic_fetch_sub(&m->hostq_len, 1);
+    }
+    rt_unlock(&m->hostq_lock);
+    return g;
+}
+
+static void hostq_push(G *g)
+{
+    g->schedlink = NULL;
+    rt_lock(&sched.hostq_lock);
+    if (sched.hostq_tail != NULL)
+        sched.hostq_tail->schedlink = g;
+    else
+        sched.hostq_head = g;
+    sched.hostq_tail = g;
+    atomic_fetch_add(&sched.hostq_len, 1);
+    rt_unlock(&sched.hostq_lock);
+}
+
+static G *hostq_pop(void)
+{
+    if (atomic_load(&sched.hostq_len) == 0)
+        return NULL;
+    rt_lock(&sched.hostq_lock);
+    G *g = sched.hostq_head;
+    if (g != NULL) {
+        sched.hostq_head = g->schedlink;
+        if (sched.hostq_head == NULL)
+            sched.hostq_tail = NULL;
+        atomic_fetch_sub(&sched.hostq_len, 1);
+    }
+    rt_unlock(&sched.hostq_lock);
+    return g;
+}
+
+/* Make sure some M will start the goroutines in sched.hostq: wake the
+ * runner if it sleeps; with no runner, the calling M takes the role if
+ * it holds the host lock, else an idle or new M does. */
+static void host_ensure_runner(void)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    for (;;) {
+        M *r = atomic_load(&sched.host_runner);
+        if (r != NULL) {
+            m_wake_if_idle(r);
+            return;
+        }
+        M *m = getm();
+        if (m != NULL && m->host_held && m->lockedg == NULL) {
+            if (atomic_compare_exchange_strong(&sched.host_runner, &r, m))
+                return;
+            continue;
+        }
+        rt_lock(&sched.lock);
+        if (atomic_load(&sched.host_runner) != NULL) {
+            rt_unlock(&sched.lock);
+            continue;
+        }
+        M *idle = mget();
+        if (idle != NULL) {
+            idle->nextp = NULL;
+            atomic_store(&sched.host_runner, idle);
+            rt_unlock(&sched.lock);
+            rt_note_wakeup(&idle->park);
+            return;
+        }
+        mreserve();
+        rt_unlock(&sched.lock);
+        newm(NULL, false, true);
+        return;
+    }
+}
+
+/* Called by sysmon: the runner is stuck; give the role to another M. */
+void host_move_runner(M *from)
+{
+    M *expect = from;
+    if (!atomic_compare_exchange_strong(&sched.host_runner, &expect, NULL))
+        return;
+    atomic_fetch_add(&sched.nrunner_moves, 1);
+    if (atomic_load(&sched.hostq_len) > 0)
+        host_ensure_runner();
+}
+
+static bool m_has_bound_work(M *m)
+{
+    return atomic_load(&m->hostq_len) > 0;
+}
+
+static bool m_has_host_work(M *m)
+{
+    if (!host_enabled())
+        return false;
+    return m_has_bound_work(m) ||
+           (atomic_load(&sched.host_runner) == m && atomic_load(&sched.hostq_len) > 0);
+}
+
+/* Next host G for m (holding the host lock): bound ones, then unstarted
+ * ones if m is the runner; every 61st pick looks at the unstarted ones
+ * first so that goroutines waking each other cannot starve new ones. */
+static G *host_pick(M *m)
+{
+    bool runner = atomic_load(&sched.host_runner) == m;
+    G *g = NULL;
+    if (runner && ++m->hosttick % 61 == 0)
+        g = hostq_pop();
+    if (g == NULL)
+        g = boundq_pop(m);
+    if (g == NULL && runner)
+        g = hostq_pop();
+    return g;
+}
+
+/* ---- G allocation and free lists ---------------------------------------- */
+
+static G *g_alloc(enum rt_stack_class cls)
+{
+    rt_stack s;
+    if (!rt_stack_alloc(cls, &s))
+        return NULL;
+    /* The G lives at the top of its own stack: a parked goroutine with a
+     * shallow stack then costs one page. */
+    uintptr_t at = ((uintptr_t)s.hi - sizeof(G)) & ~(uintptr_t)63;
+    G *g = (G *)at;
+    memset(g, 0, sizeof *g);
+    g->stack = s;
+    g->stack_class = (uint8_t)cls;
+    G *head = atomic_load(&sched.allg);
+    do
+        g->alllink = head;
+    while (!atomic_compare_exchange_weak(&sched.allg, &head, g));
+    return g;
+}
+
+static G *gfget(M *m, enum rt_stack_class cls)
+{
+    G *g = NULL;
+    if (cls == RT_STACK_C && m != NULL && m->p != NULL) {
+        P *p = m->p;
+        if (p->gfree == NULL && sched.gfree_n[cls] > 0) {
+            /* Refill up to half the cache from the global list. */
+            rt_lock(&sched.gfree_lock);
+            while (p->gfree_n < GFREE_MAX / 2 && sched.gfree[cls] != NULL) {
+                G *g1 = sched.gfree[cls];
+                sched.gfree[cls] = g1->schedlink;
+                sched.gfree_n[cls]--;
+                g1->schedlink = p->gfree;
+                p->gfree = g1;
+                p->gfree_n++;
+            }
+            rt_unlock(&sched.gfree_lock);
+        }
+        g = p->gfree;
+        if (g != NULL) {
+            p->gfree = g->schedlink;
+            p->gfree_n--;
+        }
+    } else if (cls == RT_STACK_HOST && m != NULL && m->gfree != NULL) {
+        g = m->gfree;
+        m->gfree = g->schedlink;
+        m->gfree_n--;
+    }
+    if (g == NULL && atomic_load_explicit(&sched.gfree_n[cls], memory_order_relaxed) > 0) {
+        rt_lock(&sched.gfree_lock);
+        g = sched.gfree[cls];
+        if (g != NULL) {
+            sched.gfree[cls] = g->schedlink;
+            sched.gfree_n[cls]--;
+        }
+        rt_unlock(&sched.gfree_lock);
+    }
+    if (g != NULL)
+        g->in_free_list = false;
+    return g;
+}
+
+static void gfput(M *m, G *g)
+{
+    enum rt_stack_class cls = g->stack_class;
+    g->in_free_list = true;
+    G **list = NULL;
+    int32_t *n = NULL;
+    if (cls == RT_STACK_C && m->p != NULL) {
+        list = &m->p->gfree;
+        n = &m->p->gfree_n;
+    } else if (cls == RT_STACK_HOST) {
+        list = &m->gfree;
+        n = &m->gfree_n;
+    }
+    if (list != NULL) {
+        g->schedlink = *list;
+        *list = g;
+        if (++*n < GFREE_MAX)
+            return;
+        /* Move half to the global list, as Go does. */
+        rt_lock(&sched.gfree_lock);
+        while (*n > GFREE_MAX / 2) {
+            G *g1 = *list;
+            *list = g1->schedlink;
+            (*n)--;
+            g1->schedlink = sched.gfree[cls];
+            sched.gfree[cls] = g1;
+            sched.gfree_n[cls]++;
+        }
+        rt_unlock(&sched.gfree_lock);
+        return;
+    }
+    rt_lock(&sched.gfree_lock);
+    g->schedlink = sched.gfree[cls];
+    sched.gfree[cls] = g;
+    sched.gfree_n[cls]++;
+    rt_unlock(&sched.gfree_lock);
+}
+
+/* ---- goroutine entry, exit, park, ready --------------------------------- */
+
+static void goexit(void);
+
+static void g_entry(void *arg)
+{
+    G *g = arg;
+    g->fn(g->arg);
+    goexit();
+}
+
+int newproc(void (*fn)(void *), void *arg, enum g_kind kind)
+{
+    rt_init();
+    if (kind == G_HOST && atomic_load(&sched.host_stopping)) {
+        errno = EAGAIN;
+        return -1;
+    }
+    enum rt_stack_class cls = kind == G_HOST ? RT_STACK_HOST : RT_STACK_C;
+    M *m = getm();
+    G *g = gfget(m, cls);
+    if (g == NULL) {
+        g = g_alloc(cls);
+        if (g == NULL) {
+            errno = ENOMEM;
+            return -1;
+        }
+    } else {
+        rt_ctx_destroy(&g->ctx);
+    }
+    g->fn = fn;
+    g->arg = arg;
+    g->kind = (uint8_t)kind;
+    g->home = NULL;
+    g->host = kind == G_HOST ? arg : NULL;
+    g->locked = 0;
+    g->lockedm = NULL;
+    g->m = NULL;
+    g->wait_reason = GOPY_WAIT_NONE;
+    g->wait_obj = NULL;
+    g->wait_until = 0;
+    g->goid = atomic_fetch_add(&sched.goidgen, 1) + 1;
+    rt_ctx_init(&g->ctx, g->stack.lo, (size_t)((char *)g - g->stack.lo), g_entry, g);
+    atomic_store(&g->status, G_RUNNABLE);
+    atomic_fetch_add(&sched.ngoroutines, 1);
+    if (kind == G_HOST) {
+        hostq_push(g);
+        host_ensure_runner();
+        return 0;
+    }
+    if (m != NULL && m->p != NULL)
+        runqput(m->p, g, true);
+    else
+        globrunqput(g);
+    wakep();
+    return 0;
+}
+
+/* Leave the running G for g0 with request op. */
+static void switch_to_g0(G *g, uint8_t op)
+{
+    M *m = getm();
+    m->gop = op;
+    rt_ctx_switch(&g->ctx, &m->g0ctx);
+}
+
+static void goexit(void)
+{
+    switch_to_g0(getg(), GOP_EXIT);
+    fatal("goexit: a dead goroutine was resumed");
+}
+
+static int park_foreign(G *g, bool (*unlock)(G *, void *), void *arg)
+{
+    rt_note_clear(&g->note);
+    atomic_store(&g->status, G_WAITING);
+    if (unlock != NULL && !unlock(g, arg)) {
+        atomic_store(&g->status, G_RUNNING);
+        return 0;
+    }
+    if (g->interrupt == NULL) {
+        rt_note_sleep(&g->note);
+    } else {
+        for (;;) {
+            if (rt_note_sleep_for(&g->note, g->interrupt_poll_ns))
+                break;
+            if (!g->interrupt(g->interrupt_arg))
+                continue;
+            uint32_t open = CLAIM_OPEN;
+            if (atomic_compare_exchange_strong(&g->wait_claim, &open, CLAIM_ABORTED)) {
+                g->abort_reason = GOPY_EINTR;
+                break;
+            }
+            /* A waker won the claim: it is completing our operation and
+             * will wake us; that result stands. */
+            rt_note_sleep(&g->note);
+            break;
+        }
+    }
+    atomic_store(&g->status, G_RUNNING);
+    if (atomic_load(&g->wait_claim) == CLAIM_ABORTED)
+        return g->abort_reason;
+    return 0;
+}
+
+int gopark(bool (*unlock)(G *, void *), void *arg, uint8_t reason, const void *obj)
+{
+    G *g = getg_or_foreign();
+    g->wait_reason = reason;
+    g->wait_obj = obj;
+    g->wait_since = rt_nanotime();
+    if (g->kind == G_FOREIGN) {
+        int r = park_foreign(g, unlock, arg);
+        g->wait_reason = GOPY_WAIT_NONE;
+        return r;
+    }
+    M *m = getm();
+    m->park_unlock = unlock;
+    m->park_arg = arg;
+    switch_to_g0(g, GOP_PARK);
+    g->wait_reason = GOPY_WAIT_NONE;
+    return 0;
+}
+
+void goready(G *g)
+{
+    if (g->kind == G_FOREIGN) {
+        atomic_store(&g->status, G_RUNNABLE);
+        rt_note_wakeup(&g->note);
+        return;
+    }
+    atomic_store(&g->status, G_RUNNABLE);
+    M *bound = g->lockedm != NULL ? g->lockedm : g->home;
+    if (bound != NULL) {
+        boundq_push(bound, g);
+        return;
+    }
+    M *m = getm();
+    if (m != NULL && m->p != NULL) {
+        runqput(m->p, g, true);
+    } else {
+        globrunqput(g);
+    }
+    wakep();
+}
+
+void gosched(void)
+{
+    G *g = getg();
+    if (g == NULL) {
+        rt_osyield();
+        return;
+    }
+    switch_to_g0(g, GOP_YIELD);
+}
+
+/* ---- lock_os_thread ------------------------------------------------------ */
+
+void gopy_rt_lock_os_thread(void)
+{
+    G *g = getg();
+    if (g == NULL)
+        return; /* a thread is its own thread already */
+    M *m = getm();
+    if (g->locked++ > 0)
+        return;
+    g->lockedm = m;
+    m->lockedg = g;
+    /* A dedicated M starts no new goroutines. */
+    M *self = m;
+    if (atomic_compare_exchange_strong(&sched.host_runner, &self, NULL) &&
+        atomic_load(&sched.hostq_len) > 0)
+        host_ensure_runner();
+}
+
+void gopy_rt_unlock_os_thread(void)
+{
+    G *g = getg();
+    if (g == NULL || g->locked == 0)
+        return;
+    if (--g->locked > 0)
+        return;
+    M *m = getm();
+    m->lockedg = NULL;
+    g->lockedm = NULL;
+}
+
+/* ---- compensating Ms stuck in blocking calls ----------------------------- */
+
+/* sysmon saw stuck's G block in a call the runtime cannot see, with work
+ * waiting: add a P (Go retakes the syscalling M's P; ours cannot be taken
+ * from under a running G, so the stuck M keeps it and thieves empty its
+ * queue) and start an M on it. */
+void proc_compensate(M *stuck)
+{
+    if (atomic_exchange(&stuck->compensated, true))
+        return;
+    rt_lock(&sched.lock);
+    atomic_fetch_add(&sched.nextra, 1);
+    bool grown = p_grow();
+    rt_unlock(&sched.lock);
+    atomic_fetch_add(&sched.nhandoff, 1);
+    if (grown)
+        startm(NULL, false);
+}
+
+/* The M is back in the scheduler: give back the P added for it. */
+static void end_compensation(M *m)
+{
+    if (atomic_load_explicit(&m->compensated, memory_order_relaxed) &&
+        atomic_exchange(&m->compensated, false))
+        atomic_fetch_sub(&sched.nextra, 1);
+}
+
+/* ---- the scheduler loop -------------------------------------------------- */
+
+static void execute(M *m, G *g);
+
+/* Bring the number of Ps in use down to the target by retiring p; returns
+ * true if p was retired (m has no P afterwards).  sched.lock not held. */
+static bool maybe_retire_p(M *m)
+{
+    if (atomic_load(&sched.nprocs) <= procs_target())
+        return false;
+    rt_lock(&sched.lock);
+    if (atomic_load(&sched.nprocs) <= procs_target()) {
+        rt_unlock(&sched.lock);
+        return false;
+    }
+    P *p = releasep(m);
+    /* Everything it holds goes elsewhere: runnable Gs to the global
+     * queue, timers to a P still in use. */
+    bool inherit;
+    G *g;
+    while ((g = runqget(p, &inherit)) != NULL)
+        globrunqput_batch(g, g, 1);
+    P *heir = NULL;
+    int32_t n = atomic_load(&sched.nallp);
+    for (int32_t i = 0; i < n && heir == NULL; i++) {
+        P *q = sched.allp[i];
+        if (q != p && atomic_load(&q->status) != P_SPARE)
+            heir = q;
+    }
+    if (heir != NULL)
+        timers_move(p, heir);
+    /* Keep its free Gs: hand them to the global list. */
+    rt_lock(&sched.gfree_lock);
+    while (p->gfree != NULL) {
+        G *g1 = p->gfree;
+        p->gfree = g1->schedlink;
+        g1->schedlink = sched.gfree[RT_STACK_C];
+        sched.gfree[RT_STACK_C] = g1;
+        sched.gfree_n[RT_STACK_C]++;
+    }
+    p->gfree_n = 0;
+    rt_unlock(&sched.gfree_lock);
+    atomic_store(&p->status, P_SPARE);
+    p->link = sched.pspare;
+    sched.pspare = p;
+    atomic_fetch_sub(&sched.nprocs, 1);
+    rt_unlock(&sched.lock);
+    if (atomic_load(&sched.runqsize) > 0)
+        wakep();
+    return true;
+}
+
+/* Sleep until someone takes m off the idle list (with a P in nextp, or
+ * for host work), or, if it becomes the timer sleeper, until `until`.
+ * m holds no P. */
+static void stopm(M *m, int64_t until)
+{
+    rt_lock(&sched.lock);
+    mput(m);
+    bool timed = false;
+    if (until > 0 && sched.timer_sleeper == NULL) {
+        sched.timer_sleeper = m;
+        sched.timer_sleep_until = until;
+        timed = true;
+    }
+    rt_unlock(&sched.lock);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (m_has_host_work(m)) {
+        rt_lock(&sched.lock);
+        if (sched.timer_sleeper == m)
+            sched.timer_sleeper = NULL;
+        if (atomic_load(&m->idle) == M_IDLE) {
+            mremove(m);
+            rt_unlock(&sched.lock);
+            sysmon_wake();
+            return;
+        }
+        rt_unlock(&sched.lock);
+        /* Someone took us off the list: they will wake us. */
+        timed = false;
+    }
+    if (timed) {
+        int64_t d = until - rt_nanotime();
+        if (d < 0)
+            d = 0;
+        rt_note_sleep_for(&m->park, d);
+        rt_lock(&sched.lock);
+        if (sched.timer_sleeper == m)
+            sched.timer_sleeper = NULL;
+        if (atomic_load(&m->idle) == M_IDLE) {
+            /* Timed out: nobody took us off the list; do it ourselves and
+             * go look at the timers. */
+            mremove(m);
+            rt_unlock(&sched.lock);
+            sysmon_wake();
+            return;
+        }
+        rt_unlock(&sched.lock);
+    }
+    rt_note_sleep(&m->park);
+    if (m->nextp != NULL) {
+        acquirep(m, m->nextp);
+        m->nextp = NULL;
+    }
+}
+
+void runtime_wake_timer_sleeper(int64_t when)
+{
+    /* Most timers are not earlier than what the sleeper waits for. */
+    if (atomic_load(&sched.timer_sleeper) != NULL &&
+        when >= atomic_load(&sched.timer_sleep_until))
+        return;
+    rt_lock(&sched.lock);
+    M *s = sched.timer_sleeper;
+    if (s != NULL) {
+        if (when >= sched.timer_sleep_until) {
+            rt_unlock(&sched.lock);
+            return;
+        }
+        sched.timer_sleeper = NULL;
+        if (atomic_load(&s->idle) == M_IDLE) {
+            mremove(s);
+            s->nextp = NULL;
+            rt_unlock(&sched.lock);
+            rt_note_wakeup(&s->park);
+            return;
+        }
+        rt_unlock(&sched.lock);
+        return;
+    }
+    rt_unlock(&sched.lock);
+    /* Nobody sleeps on timers: every M is busy (they check timers as
+     * they schedule), or idle without a timeout; get one going. */
+    wakep();
+}
+
+/* Go's stealWork: four passes over the Ps in random order; the last
+ * also takes runnext and runs the victim's due timers. */
+static G *steal_work(M *m, P *p, int64_t now)
+{
+    int32_t n = atomic_load(&sched.nallp);
+    for (int pass = 0; pass < 4; pass++) {
+        bool last = pass == 3;
+        uint32_t start = rt_fastrandn((uint32_t)n);
+        /* Step by a number coprime to n so every P is visited once. */
+        uint32_t step = 1;
+        for (uint32_t s = 1 + rt_fastrandn((uint32_t)n); s <= (uint32_t)n * 2; s++) {
+            uint32_t a = s, b = (uint32_t)n;
+            while (b != 0) {
+                uint32_t t = a % b;
+                a = b;
+                b = t;
+            }
+            if (a == 1) {
+                step = s;
+                break;
+            }
+        }
+        for (int32_t i = 0; i < n; i++) {
+            P *v = sched.allp[(start + (uint32_t)i * step) % (uint32_t)n];
+            if (v == p || atomic_load(&v->status) == P_SPARE)
+                continue;
+            if (last && atomic_load(&v->timer0_when) != 0 &&
+                atomic_load(&v->timer0_when) <= now) {
+                timers_run(v, now);
+                bool inherit;
+                G *g = runqget(p, &inherit);
+                if (g != NULL)
+                    return g;
+            }
+            if (!runq_empty(v)) {
+                G *g = runqsteal(p, v, last);
+                if (g != NULL) {
+                    atomic_fetch_add(&sched.nsteal, 1);
+                    return g;
+                }
+            }
+        }
+        if (m_has_host_work(m))
+            return NULL;
+    }
+    return NULL;
+}
+
+/* Find a C goroutine for m (which holds a P); NULL means "look again"
+ * (woken for host work, or lost the P). */
+static G *findrunnable(M *m)
+{
+top:;
+    P *p = m->p;
+    if (p == NULL)
+        return NULL;
+    if (maybe_retire_p(m))
+        return NULL;
+    int64_t now = 0;
+    int64_t t0 = atomic_load_explicit(&p->timer0_when, memory_order_relaxed);
+    if (t0 != 0 && t0 <= (now = rt_nanotime()))
+        timers_run(p, now);
+    bool inherit;
+    G *g;
+    if (p->schedtick % 61 == 0 && atomic_load(&sched.runqsize) > 0) {
+        rt_lock(&sched.lock);
+        g = globrunqget(p, 1);
+        rt_unlock(&sched.lock);
+        if (g != NULL)
+            return g;
+    }
+    if ((g = runqget(p, &inherit)) != NULL)
+        return g;
+    if (atomic_load(&sched.runqsize) > 0) {
+        rt_lock(&sched.lock);
+        g = globrunqget(p, 0);
+        rt_unlock(&sched.lock);
+        if (g != NULL)
+            return g;
+    }
+    if (m_has_host_work(m))
+        return NULL;
+    /* Steal, unless too many Ms are spinning already (at most half the
+     * busy Ps' worth), which would burn CPU for nothing. */
+    if (m->spinning || 2 * atomic_load(&sched.nmspinning) <
+                           atomic_load(&sched.nprocs) - atomic_load(&sched.npidle)) {
+        if (!m->spinning) {
+            m->spinning = true;
+            atomic_fetch_add(&sched.nmspinning, 1);
+        }
+        if (now == 0)
+            now = rt_nanotime();
+        if ((g = steal_work(m, p, now)) != NULL)
+            return g;
+        if (m_has_host_work(m))
+            return NULL;
+    }
+
+    /* Nothing: give up the P, then check everything once more (work may
+     * have been queued by someone who saw no idle P to wake). */
+    rt_lock(&sched.lock);
+    if (atomic_load(&sched.runqsize) > 0) {
+        g = globrunqget(p, 0);
+        rt_unlock(&sched.lock);
+        return g;
+    }
+    releasep(m);
+    pidleput(p);
+    rt_unlock(&sched.lock);
+
+    bool was_spinning = m->spinning;
+    if (m->spinning) {
+        m->spinning = false;
+        atomic_fetch_sub(&sched.nmspinning, 1);
+        atomic_thread_fence(memory_order_seq_cst);
+    }
+    int32_t n = atomic_load(&sched.nallp);
+    for (int32_t i = 0; i < n; i++) {
+        P *v = sched.allp[i];
+        if (atomic_load(&v->status) != P_SPARE && !runq_empty(v)) {
+            rt_lock(&sched.lock);
+            P *p2 = pidleget();
+            rt_unlock(&sched.lock);
+            if (p2 != NULL) {
+                acquirep(m, p2);
+                if (was_spinning) {
+                    m->spinning = true;
+                    atomic_fetch_add(&sched.nmspinning, 1);
+                }
+                goto top;
+            }
+            break;
+        }
+    }
+    int64_t next = timers_next();
+    if (next != 0 && next <= rt_nanotime()) {
+        rt_lock(&sched.lock);
+        P *p2 = pidleget();
+        rt_unlock(&sched.lock);
+        if (p2 != NULL) {
+            acquirep(m, p2);
+            goto top;
+        }
+    }
+    stopm(m, next);
+    return NULL;
+}
+
+/* Host work for m, taking the host lock if needed; NULL if none (the lock
+ * is released then). */
+static G *host_find(M *m)
+{
+    if (!m->host_held) {
+        if (!m_has_host_work(m))
+            return NULL;
+        if (m->p != NULL) {
+            if (m->spinning)
+                resetspinning(m);
+            handoffp(releasep(m));
+        }
+        atomic_store(&m->host_acquiring, true);
+        bool ok = sched.host_hooks->acquire(&m->host);
+        atomic_store(&m->host_acquiring, false);
+        if (!ok)
+            return NULL;
+        m->host_held = true;
+        atomic_store_explicit(&m->mon_host, m->host, memory_order_relaxed);
+    }
+    G *g = host_enabled() ? host_pick(m) : NULL;
+    if (g == NULL) {
+        sched.host_hooks->release(&m->host);
+        m->host_held = false;
+    }
+    return g;
+}
+
+/* A locked M runs only the goroutines bound to it; it sleeps, holding no
+ * P, until one is runnable. */
+static G *locked_find(M *m)
+{
+    for (;;) {
+        G *g = boundq_pop(m);
+        if (g != NULL) {
+            if (g->kind == G_HOST && !m->host_held) {
+                if (!sched.host_hooks->acquire(&m->host)) {
+                    boundq_push(m, g);
+                    return NULL;
+                }
+                m->host_held = true;
+            }
+            return g;
+        }
+        if (m->host_held) {
+            sched.host_hooks->release(&m->host);
+            m->host_held = false;
+        }
+        if (m->p != NULL) {
+            if (m->spinning)
+                resetspinning(m);
+            handoffp(releasep(m));
+        }
+        rt_note_clear(&m->park);
+        atomic_store(&m->idle, M_IDLE_LOCKED);
+        atomic_thread_fence(memory_order_seq_cst);
+        if (m_has_bound_work(m)) {
+            uint32_t st = M_IDLE_LOCKED;
+            if (atomic_compare_exchange_strong(&m->idle, &st, M_RUNNING))
+                continue;
+        }
+        rt_note_sleep(&m->park);
+    }
+}
+
+static void schedule(M *m)
+{
+    for (;;) {
+        G *g = NULL;
+        if (m->lockedg != NULL) {
+            g = locked_find(m);
+        } else {
+            if (m->host_held || m_has_host_work(m))
+                g = host_find(m);
+            if (g == NULL) {
+                if (m->p == NULL) {
+                    rt_lock(&sched.lock);
+                    P *p = pidleget();
+                    rt_unlock(&sched.lock);
+                    if (p != NULL)
+                        acquirep(m, p);
+                    else
+                        stopm(m, 0);
+                    continue;
+                }
+                g = findrunnable(m);
+            }
+        }
+        if (g == NULL)
+            continue;
+        if (m->spinning)
+            resetspinning(m);
+        execute(m, g);
+    }
+}
+
+static void execute(M *m, G *g)
+{
+    for (;;) {
+        bool first = false;
+        m->curg = g;
+        g->m = m;
+        atomic_store(&g->status, G_RUNNING);
+        if (g->kind == G_HOST) {
+            if (g->home == NULL) {
+                g->home = m;
+                first = true;
+            }
+            sched.host_hooks->enter(&m->host, g->host, first);
+        } else if (m->p != NULL) {
+            m->p->schedtick++;
+        }
+        atomic_fetch_add_explicit(&m->schedtick, 1, memory_order_relaxed);
+        atomic_store_explicit(&m->in_g, true, memory_order_relaxed);
+        rt_ctx_switch(&m->g0ctx, &g->ctx);
+
+        /* Back on g0: g has switched away and asks for m->gop. */
+        atomic_store_explicit(&m->in_g, false, memory_order_relaxed);
+        end_compensation(m);
+        uint8_t op = m->gop;
+        m->gop = GOP_NONE;
+        m->curg = NULL;
+        g->m = NULL;
+        if (g->kind == G_HOST)
+            sched.host_hooks->leave(&m->host, g->host, op == GOP_EXIT);
+        switch (op) {
+        case GOP_PARK: {
+            bool (*unlock)(G *, void *) = m->park_unlock;
+            void *arg = m->park_arg;
+            m->park_unlock = NULL;
+            m->park_arg = NULL;
+            atomic_store(&g->status, G_WAITING);
+            /* After unlock returns true, g belongs to whoever wakes it:
+             * do not touch it again. */
+            if (unlock != NULL && !unlock(g, arg))
+                continue; /* park undone: run it again */
+            return;
+        }
+        case GOP_YIELD:
+            atomic_store(&g->status, G_RUNNABLE);
+            if (g->kind == G_HOST || g->lockedm != NULL)
+                boundq_push(g->lockedm != NULL ? g->lockedm : g->home, g);
+            else
+                globrunqput(g);
+            return;
+        case GOP_EXIT:
+            if (g->lockedm != NULL) {
+                m->lockedg = NULL;
+                g->lockedm = NULL;
+                g->locked = 0;
+            }
+            atomic_store(&g->status, G_DEAD);
+            atomic_fetch_sub(&sched.ngoroutines, 1);
+            gfput(m, g);
+            return;
+        default:
+            fatal("execute: goroutine switched away with no request");
+        }
+    }
+}
+
+static void *mstart(void *arg)
+{
+    M *m = arg;
+    tls_m = m;
+    rt_ctx_init_thread(&m->g0ctx);
+    m->has_cpuclock = pthread_getcpuclockid(pthread_self(), &m->cpuclock) == 0;
+    sysmon_wake();
+    if (m->nextp != NULL) {
+        acquirep(m, m->nextp);
+        m->nextp = NULL;
+    }
+    schedule(m);
+    return NULL;
+}
+
+/* ---- initialisation and GOMAXPROCS --------------------------------------- */
+
+static int env_procs(void)
+{
+    const char *s = getenv("GOMAXPROCS");
+    if (s != NULL && *s != '\0') {
+        char *end;
+        long n = strtol(s, &end, 10);
+        if (*end == '\0' && n >= 1 && n <= MAX_PROCS)
+            return (int)n;
+    }
+    return gopy_rt_num_cpu();
+}
+
+int gopy_rt_num_cpu(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0)
+            return n;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* Set the target number of Ps; sched.lock held.  New Ps start idle; Ps
+ * beyond the target retire as their Ms next schedule (idle ones now). */
+static void procresize(int32_t n)
+{
+    atomic_store(&sched.gomaxprocs, n);
+    while (atomic_load(&sched.nprocs) < procs_target() && p_grow()) {
+    }
+    /* Retire idle Ps beyond the target at once. */
+    while (atomic_load(&sched.nprocs) > procs_target() && sched.pidle != NULL) {
+        P *p = pidleget();
+        P *heir = NULL;
+        int32_t na = atomic_load(&sched.nallp);
+        for (int32_t i = 0; i < na && heir == NULL; i++) {
+            P *q = sched.allp[i];
+            if (q != p && atomic_load(&q->status) != P_SPARE)
+                heir = q;
+        }
+        bool inherit;
+        G *g;
+        while ((g = runqget(p, &inherit)) != NULL)
+            globrunqput_batch(g, g, 1);
+        if (heir != NULL)
+            timers_move(p, heir);
+        atomic_store(&p->status, P_SPARE);
+        p->link = sched.pspare;
+        sched.pspare = p;
+        atomic_fetch_sub(&sched.nprocs, 1);
+    }
+}
+
+void rt_init(void)
+{
+    static rt_mutex init_lock = RT_MUTEX_INIT;
+    if (atomic_load_explicit(&sched.started, memory_order_acquire))
+        return;
+    rt_lock(&init_lock);
+    if (!atomic_load(&sched.started)) {
+        static bool key_made;
+        if (!key_made) {
+            pthread_key_create(&foreign_key, foreign_g_free);
+            key_made = true;
+        }
+        sched.maxmcount = 10000;
+        rt_lock(&sched.lock);
+        procresize(env_procs());
+        rt_unlock(&sched.lock);
+        atomic_store_explicit(&sched.started, true, memory_order_release);
+        sysmon_start();
+    }
+    rt_unlock(&init_lock);
+}
+
+int gopy_gomaxprocs(int n)
+{
+    rt_init();
+    rt_lock(&sched.lock);
+    int prev = atomic_load(&sched.gomaxprocs);
+    if (n >= 1) {
+        if (n > MAX_PROCS)
+            n = MAX_PROCS;
+        procresize(n);
+    }
+    rt_unlock(&sched.lock);
+    if (n > prev)
+        wakep();
+    return prev;
+}
+
+P *rt_any_p(void)
+{
+    M *m = getm();
+    if (m != NULL && m->p != NULL)
+        return m->p;
+    /* No P of our own: spread over the Ps in use by thread. */
+    int32_t n = atomic_load(&sched.nallp);
+    uint32_t start = m != NULL ? (uint32_t)m->id : rt_fastrand();
+    for (int32_t i = 0; i < n; i++) {
+        P *p = sched.allp[(start + (uint32_t)i) % (uint32_t)n];
+        if (atomic_load(&p->status) != P_SPARE)
+            return p;
+    }
+    return sched.allp[0];
+}
+
+/* ---- public goroutine API ------------------------------------------------ */
+
+int gopy_go(void (*fn)(void *arg), void *arg)
+{
+    if (fn == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    return newproc(fn, arg, G_C);
+}
+
+int gopy_rt_go_host(void (*fn)(void *gstate), void *gstate)
+{
+    if (sched.host_hooks == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    return newproc(fn, gstate, G_HOST);
+}
+
+void gopy_rt_set_host_hooks(const struct gopy_host_hooks *hooks)
+{
+    sched.host_hooks = hooks;
+}
+
+void gopy_rt_host_stop(void)
+{
+    atomic_store(&sched.host_stopping, true);
+}
+
+void gopy_yield(void)
+{
+    gosched();
+}
+
+int64_t gopy_rt_goid(void)
+{
+    G *g = getg();
+    return g != NULL ? g->goid : 0;
+}
+
+bool gopy_rt_in_host_goroutine(void)
+{
+    G *g = getg();
+    return g != NULL && g->kind == G_HOST;
+}
+
+void gopy_rt_set_interrupt(int (*check)(void *arg), void *arg, int64_t poll_ns)
+{
+    G *g = getg_or_foreign();
+    if (g->kind != G_FOREIGN)
+        return;
+    g->interrupt = check;
+    g->interrupt_arg = arg;
+    g->interrupt_poll_ns = poll_ns > 0 ? poll_ns : 50 * 1000000;
+}
+
+int64_t gopy_rt_num_goroutine(void)
+{
+    return atomic_load(&sched.ngoroutines);
+}
+
+bool gopy_rt_set_stack_size(bool host, size_t bytes)
+{
+    return rt_stack_set_size(host ? RT_STACK_HOST : RT_STACK_C, bytes);
+}
+
+static const char *g_state_name(G *g)
+{
+    switch (atomic_load(&g->status)) {
+    case G_RUNNABLE:
+        return "runnable";
+    case G_RUNNING:
+        return "running";
+    case G_WAITING:
+        return "waiting";
+    default:
+        return "idle";
+    }
+}
+
+void gopy_rt_foreach_goroutine(void (*fn)(const gopy_goroutine_info *, void *),
+                               void *arg)
+{
+    int64_t now = rt_nanotime();
+    for (G *g = atomic_load(&sched.allg); g != NULL; g = g->alllink) {
+        uint32_t st = atomic_load(&g->status);
+        if (st == G_DEAD || st == G_IDLE || g->in_free_list)
+            continue;
+        gopy_goroutine_info info = {0};
+        info.goid = g->goid;
+        info.state = g_state_name(g);
+        info.host = g->kind == G_HOST;
+        info.home_m = g->home != NULL ? g->home->id : -1;
+        info.gstate = g->host;
+        if (st == G_WAITING) {
+            info.wait_reason = g->wait_reason;
+            info.wait_obj = g->wait_obj;
+            info.wait_ns = now - g->wait_since;
+            info.sleep_until_ns = g->wait_until;
+        }
+        fn(&info, arg);
+    }
+}
+
+void gopy_rt_get_stats(gopy_rt_stats *s)
+{
+    rt_init();
+    memset(s, 0, sizeof *s);
+    s->goroutines = atomic_load(&sched.ngoroutines);
+    rt_lock(&sched.lock);
+    s->ms = sched.mcount;
+    s->ms_idle = sched.nmidle;
+    rt_unlock(&sched.lock);
+    s->ps = atomic_load(&sched.nprocs);
+    s->gomaxprocs = atomic_load(&sched.gomaxprocs);
+    int64_t sw = 0;
+    for (M *m = atomic_load(&sched.allm); m != NULL; m = m->alllink)
+        sw += (int64_t)atomic_load_explicit(&m->schedtick, memory_order_relaxed);
+    s->context_switches = sw;
+    s->steals = atomic_load(&sched.nsteal);
+    s->handoffs = atomic_load(&sched.nhandoff);
+    s->runner_moves = atomic_load(&sched.nrunner_moves);
+    s->timers = timers_count();
+    s->host_queue = atomic_load(&sched.hostq_len);
+    s->stack_guard = rt_stack_guard_mode();
+    s->stack_size_c = (int64_t)rt_stack_size(RT_STACK_C);
+    s->stack_size_host = (int64_t)rt_stack_size(RT_STACK_HOST);
+}
+
+const char *gopy_rt_wait_reason_string(int reason)
+{
+    static const char *const names[GOPY_WAIT_NREASONS] = {
+        [GOPY_WAIT_NONE] = "",
+        [GOPY_WAIT_CHAN_SEND] = "chan send",
+        [GOPY_WAIT_CHAN_RECV] = "chan receive",
+        [GOPY_WAIT_SELECT] = "select",
+        [GOPY_WAIT_SELECT_NO_CASES] = "select (no cases)",
+        [GOPY_WAIT_SLEEP] = "sleep",
+        [GOPY_WAIT_MUTEX] = "sync.Mutex.Lock",
+        [GOPY_WAIT_RWMUTEX_R] = "sync.RWMutex.RLock",
+        [GOPY_WAIT_RWMUTEX_W] = "sync.RWMutex.Lock",
+        [GOPY_WAIT_WAITGROUP] = "sync.WaitGroup.Wait",
+        [GOPY_WAIT_COND] = "sync.Cond.Wait",
+        [GOPY_WAIT_SEMA] = "semacquire",
+        [GOPY_WAIT_LOCKED_THREAD] = "locked to thread",
+    };
+    if (reason < 0 || reason >= GOPY_WAIT_NREASONS || names[reason] == NULL)
+        return "?";
+    return names[reason];
+}
+
+void gopy_rt_after_fork_child(void)
+{
+    /* Every other thread is gone.  Forget them all (their memory leaks:
+     * it may be mid-update and cannot be trusted) and start afresh on
+     * first use. */
+    const struct gopy_host_hooks *hooks = sched.host_hooks;
+    memset(&sched, 0, sizeof sched);
+    sched.host_hooks = hooks;
+    tls_m = NULL;
+    tls_foreign_g = NULL;
+}

@@ -1,0 +1,418 @@
+/*
+ * runtime.h -- the runtime's internal structures: G, M, P, sudog, timers
+ * and the scheduler's global state.  Only the runtime's own files include this;
+ * the Python binding sees gopy_rt.h.
+ *
+ * The model (Go's, with one addition):
+ *
+ *   G  a goroutine: a stack, a saved context and a status.
+ *   M  an OS thread running goroutines.  Each M has a scheduler context
+ *      ("g0": the thread's own stack) that picks the next G and switches
+ *      to it; a G gives the M back by switching to g0 with an operation
+ *      (park, yield, exit) that g0 finishes.
+ *   P  a processor: the right to run C goroutines, with a local run queue,
+ *      a free list of Gs and a timer heap.  GOMAXPROCS of them.
+ *
+ * The addition: *host goroutines* (Python).  They run only while their M
+ * holds the host lock (the GIL), and once started they are bound to that
+ * M for good ("home M": their interpreter frames cache per-thread state).
+ * An M therefore runs in one of two modes:
+ *
+ *   C mode     it holds a P and runs C goroutines, exactly as in Go;
+ *   host mode  it holds the host lock and no P, and runs host goroutines:
+ *              those bound to it (m->hostq) and, if it is the *host
+ *              runner*, not-yet-started ones (sched.hostq).
+ *
+ * An M never holds a P and the host lock at once, so it can never wait for
+ * one while holding the other (no deadlock between the two).  At most one
+ * M is the host runner; sysmon moves the role to another M when the
+ * runner is stuck in a call that released the host lock (so that, say, 64
+ * goroutines hashing with the GIL released run on 64 threads), or has held
+ * it for a whole time slice while new goroutines wait.
+ *
+ * Foreign threads (the main thread, any thread the runtime did not make)
+ * are not goroutines; when they block in the runtime they get a pseudo-G
+ * (kind G_FOREIGN) that "parks" by sleeping on a note.
+ *
+ * Rules every file follows:
+ *  - Never keep an M* or P* across a park: a C goroutine may resume on
+ *    another M.  Call getm() again.
+ *  - Never ready a G while holding a channel lock (or any rt_mutex that a
+ *    readied G might want).
+ *  - Every waker of a parked G first wins g->wait_claim (0 -> CLAIM_WOKEN)
+ *    by CAS; only the winner completes the operation and readies the G.
+ *    This is Go's selectDone, used for every wait so that select, and
+ *    foreign threads giving up a wait (Ctrl-C, deadlock), need no
+ *    special cases.
+ */
+#ifndef GOPY_RT_RUNTIME_H
+#define GOPY_RT_RUNTIME_H
+
+#include "ctx.h"
+#include "gopy_rt.h"
+#include "lock.h"
+#include "stack.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+typedef struct G G;
+typedef struct M M;
+typedef struct P P;
+typedef struct sudog sudog;
+typedef struct rt_timer rt_timer;
+
+/* ---- G ------------------------------------------------------------------ */
+
+enum g_status {
+    G_IDLE,     /* fresh or free */
+    G_RUNNABLE, /* on a run queue, or about to be */
+    G_RUNNING,  /* on an M */
+    G_WAITING,  /* parked: only a waker that wins wait_claim may ready it */
+    G_DEAD,     /* finished, on a free list */
+};
+
+enum g_kind {
+    G_C,       /* C goroutine: any M in C mode */
+    G_HOST,    /* host goroutine: its home M in host mode */
+    G_FOREIGN, /* a foreign thread's pseudo-G: no stack of its own */
+};
+
+/* wait_claim values */
+enum {
+    CLAIM_OPEN = 0,    /* parked (or about to), nobody has claimed it */
+    CLAIM_WOKEN = 1,   /* a waker completed the operation */
+    CLAIM_ABORTED = 2, /* the waiter gave up (foreign threads only) */
+};
+
+/* What a switch back to g0 asks the scheduler to do with the G. */
+enum g_op {
+    GOP_NONE,
+    GOP_PARK,  /* mark waiting, call park_unlock, schedule */
+    GOP_YIELD, /* requeue, schedule */
+    GOP_EXIT,  /* recycle, schedule */
+};
+
+struct rt_timer {
+    int64_t when;   /* monotonic ns; valid while in a heap */
+    int64_t period; /* > 0: re-arm every period (tickers) */
+    void (*fn)(rt_timer *t, void *arg, uint64_t seq);
+    void *arg;
+    /* Bumped by every stop/reset, under the timer's owner's lock: a firing
+     * that carries an old seq is stale and must do nothing visible. */
+    _Atomic uint64_t seq;
+    /* The P whose heap holds the timer, NULL when not pending.  Written
+     * with that P's timers_lock held; read first without it, then
+     * re-checked under it. */
+    _Atomic(P *) heap;
+    int32_t idx; /* index in the heap; under heap->timers_lock */
+    /* fn is running now (timers_run); timer_del waits for it to end, so
+     * after timer_del returns the caller may free the timer.  fn must not
+     * call timer_del on its own timer. */
+    _Atomic uint32_t running;
+};
+
+struct G {
+    rt_ctx ctx;
+    _Atomic uint32_t status; /* enum g_status */
+    uint8_t kind;            /* enum g_kind */
+    bool in_free_list;
+    int64_t goid;
+    void (*fn)(void *);
+    void *arg;
+    rt_stack stack;
+    uint8_t stack_class;
+    M *m;         /* the M running it (while running) */
+    G *schedlink; /* run queue / free list link */
+
+    /* host goroutines */
+    M *home;    /* bound on first run; written by that M before it runs */
+    void *host; /* the binding's per-goroutine state (== arg) */
+
+    /* lock_os_thread: nesting count; the G runs only on lockedm */
+    int32_t locked;
+    M *lockedm;
+
+    /* waiting */
+    _Atomic uint32_t wait_claim;
+    uint8_t wait_reason; /* enum gopy_wait_reason */
+    uint8_t abort_reason;/* with CLAIM_ABORTED: GOPY_EINTR / GOPY_EDEADLK */
+    bool select_done;    /* spare */
+    const void *wait_obj;/* the channel, mutex... it waits on (for dumps) */
+    int64_t wait_since;  /* monotonic ns when it parked */
+    int64_t wait_until;  /* sleep deadline, 0 if none */
+    sudog *param;        /* the sudog that completed its wait */
+    sudog *waiting;      /* its sudogs while in select */
+    rt_timer sleep_timer;
+
+    /* foreign pseudo-Gs: the thread sleeps here while "parked" */
+    rt_note note;
+    int (*interrupt)(void *); /* see gopy_rt_set_interrupt */
+    void *interrupt_arg;
+    int64_t interrupt_poll_ns;
+
+    G *alllink; /* sched.allg list */
+};
+
+/* A waiting G's entry in a wait queue.  Lives on the waiter's stack (or a
+ * select's array) and is valid until the waiter resumes: a waker must not
+ * touch it after readying the G. */
+struct sudog {
+    G *g;
+    sudog *next, *prev; /* wait queue links */
+    void *elem;         /* value to send / buffer to receive into */
+    struct gopy_chan *c;
+    sudog *waitlink; /* g->waiting list (select) */
+    uint64_t ticket; /* Cond ticket, mutex wait start, ... */
+    int32_t case_index;
+    bool is_select;
+    bool success; /* true: completed by a waker; false: by close */
+};
+
+/* FIFO of sudogs; the owner's lock guards it. */
+typedef struct {
+    sudog *first, *last;
+} waitq;
+
+/* ---- M ------------------------------------------------------------------ */
+
+struct M {
+    int64_t id;
+    pthread_t thread;
+    rt_ctx g0ctx; /* the scheduler, on the thread's own stack */
+    G *curg;      /* the G running, NULL on g0 */
+    P *p;         /* owned P (C mode), NULL in host mode or idle */
+    P *nextp;     /* P handed over by whoever woke us */
+    bool spinning;/* looking for work while holding a P */
+    rt_note park; /* idle Ms sleep here */
+    M *schedlink; /* sched.midle */
+    M *alllink;   /* sched.allm */
+    /* Sleeping on park: M_IDLE in sched.midle (changed only with
+     * sched.lock held), M_IDLE_LOCKED a locked M waiting for its G.
+     * Atomic so that wakers can look before taking sched.lock. */
+    _Atomic uint32_t idle;
+    bool dying; /* after fork or at shutdown */
+
+    /* the G's request when it switched to g0 */
+    uint8_t gop;
+    bool (*park_unlock)(G *g, void *arg);
+    void *park_arg;
+
+    /* Host mode.  hostq: host Gs bound here that are runnable; any thread
+     * pushes (under hostq_lock), only this M pops. */
+    rt_mutex hostq_lock;
+    G *hostq_head, *hostq_tail;
+    _Atomic int32_t hostq_len;
+    bool host_held;    /* holds the host lock (only this M writes) */
+    _Atomic bool host_acquiring; /* blocked acquiring it in the scheduler */
+    void *host;        /* the binding's per-M state (its thread state) */
+    uint32_t hosttick; /* host schedules, for fairness with sched.hostq */
+    G *lockedg;        /* lock_os_thread: the G this M is dedicated to */
+
+    /* What sysmon may read of this M (the fields above are the M's own):
+     * schedtick is bumped on every switch to a G; in_g is true while a G
+     * runs; mon_p and mon_host mirror p and host. */
+    _Atomic uint64_t schedtick;
+    _Atomic bool in_g;
+    _Atomic(P *) mon_p;
+    _Atomic(void *) mon_host;
+    /* Set by sysmon when it added a P for this M's stuck G; cleared (and
+     * the P given back) when the M next schedules. */
+    _Atomic bool compensated;
+    clockid_t cpuclock;
+    bool has_cpuclock;
+    /* sysmon's private view (only sysmon touches these) */
+    uint64_t mon_tick;
+    int64_t mon_since; /* when sysmon first saw schedtick at mon_tick */
+    int64_t mon_cpu;   /* the M's CPU time then, -1 if not sampled */
+    bool mon_acted;    /* already compensated / moved for this stretch */
+
+    G *gfree; /* host-class free Gs cached by this M */
+    int32_t gfree_n;
+
+    uint32_t fastrand_state;
+};
+
+/* ---- P ------------------------------------------------------------------ */
+
+enum p_status {
+    P_IDLE,    /* in sched.pidle */
+    P_RUNNING, /* owned by an M */
+    P_SPARE,   /* not in use (beyond GOMAXPROCS) */
+};
+
+enum { RUNQ_SIZE = 256, GFREE_MAX = 64 };
+
+struct P {
+    int32_t id;
+    _Atomic uint32_t status;
+    M *m;
+    P *link; /* sched.pidle / spare list */
+    uint32_t schedtick;
+    /* Local run queue: only the owner pushes (release store of tail);
+     * owner and thieves pop by CAS on head. */
+    _Atomic uint32_t runqhead;
+    _Atomic uint32_t runqtail;
+    _Atomic(G *) runq[RUNQ_SIZE];
+    _Atomic(G *) runnext; /* runs next, inheriting the time slice */
+
+    G *gfree; /* free C-class Gs (owner only) */
+    int32_t gfree_n;
+
+    /* Timers: a 4-ary min-heap on when. */
+    rt_mutex timers_lock;
+    rt_timer **timers;
+    int32_t ntimers, timers_cap;
+    _Atomic int64_t timer0_when; /* heap top's when, 0 if empty */
+};
+
+/* ---- the scheduler ------------------------------------------------------ */
+
+enum { MAX_PROCS = 1024 };
+
+typedef struct {
+    rt_mutex lock; /* guards the fields marked (L) */
+
+    /* Ms */
+    M *midle;        /* (L) idle Ms */
+    _Atomic int32_t nmidle;  /* changed under (L), read without */
+    _Atomic int32_t mcount;  /* Ms created; changed under (L) */
+    int32_t maxmcount;
+    _Atomic(M *) allm; /* push-only list */
+    int64_t mnext;   /* (L) next M id */
+
+    /* Ps */
+    P *allp[MAX_PROCS]; /* made on demand, never freed */
+    _Atomic int32_t nallp;      /* allp entries made */
+    _Atomic int32_t gomaxprocs; /* Ps in use, as the user set it */
+    _Atomic int32_t nextra;     /* plus one per M sysmon compensates */
+    _Atomic int32_t nprocs;     /* Ps in use (idle or running) */
+    P *pidle;                   /* (L) */
+    _Atomic int32_t npidle;
+    P *pspare;                  /* (L) Ps not in use */
+    _Atomic int32_t nmspinning;
+
+    /* global run queue of C goroutines (L) */
+    G *runq_head, *runq_tail;
+    _Atomic int32_t runqsize;
+
+    /* Host goroutines not yet started, and the M allowed to start them. */
+    rt_mutex hostq_lock;
+    G *hostq_head, *hostq_tail;
+    _Atomic int32_t hostq_len;
+    _Atomic(M *) host_runner;
+
+    /* free Gs beyond the per-P / per-M caches, by stack class */
+    rt_mutex gfree_lock;
+    G *gfree[RT_STACK_NCLASSES];
+    _Atomic int32_t gfree_n[RT_STACK_NCLASSES]; /* read without the lock */
+
+    /* all Gs ever made (for dumps and counts); push-only */
+    _Atomic(G *) allg;
+
+    /* The M sleeping until the next timer, and when it wakes (L; read
+     * without the lock first by timer_add). */
+    _Atomic(M *) timer_sleeper;
+    _Atomic int64_t timer_sleep_until;
+
+    /* sysmon */
+    rt_note sysmon_note;
+    _Atomic bool sysmon_sleeping; /* parked until woken: nothing to watch */
+    bool sysmon_started;          /* (L) */
+
+    /* counters */
+    _Atomic int64_t goidgen;
+    _Atomic int64_t ngoroutines; /* live C and host goroutines */
+    _Atomic int64_t nswitch;
+    _Atomic int64_t nsteal;
+    _Atomic int64_t nhandoff;
+    _Atomic int64_t nrunner_moves;
+
+    const struct gopy_host_hooks *host_hooks;
+    _Atomic bool host_stopping; /* interpreter exit: start no host work */
+    _Atomic bool started;
+} schedt;
+
+extern schedt sched;
+
+/* ---- proc.c ------------------------------------------------------------- */
+
+void rt_init(void);
+M *getm(void);
+G *getg(void);
+/* The calling thread's G: its goroutine, or its foreign pseudo-G. */
+G *getg_or_foreign(void);
+/* Park the current G.  unlock(g, arg), if given, runs after the G is off
+ * its stack and marked waiting; if it returns false the park is undone.
+ * Returns 0 when woken, or for a foreign G whose wait was abandoned
+ * (wait_claim CLAIM_ABORTED) its abort_reason. */
+int gopark(bool (*unlock)(G *, void *), void *arg, uint8_t reason,
+           const void *obj);
+/* Make a parked G runnable (the caller has won its wait_claim). */
+void goready(G *g);
+/* Start a new G running fn(arg).  0 or -1 (errno). */
+int newproc(void (*fn)(void *), void *arg, enum g_kind kind);
+void gosched(void);
+/* Reset the claim before enqueueing sudogs for a new wait. */
+static inline void g_prepare_wait(G *g)
+{
+    atomic_store_explicit(&g->wait_claim, CLAIM_OPEN, memory_order_relaxed);
+    g->param = NULL;
+}
+static inline bool g_claim(G *g)
+{
+    uint32_t open = CLAIM_OPEN;
+    return atomic_compare_exchange_strong_explicit(
+        &g->wait_claim, &open, CLAIM_WOKEN, memory_order_acq_rel,
+        memory_order_relaxed);
+}
+void wakep(void);
+void runtime_wake_timer_sleeper(int64_t when);
+bool rt_is_goroutine(void);
+P *rt_any_p(void);
+
+/* ---- timer.c ------------------------------------------------------------ */
+
+void timer_init(rt_timer *t, void (*fn)(rt_timer *, void *, uint64_t), void *arg);
+/* Arm t at `when` (monotonic ns), on the current P's heap or another. */
+void timer_add(rt_timer *t, int64_t when, int64_t period);
+/* Disarm; true if it was pending.  Bumps seq either way. */
+bool timer_del(rt_timer *t);
+/* Run p's expired timers.  Returns the when of p's next timer (0: none). */
+int64_t timers_run(P *p, int64_t now);
+/* Earliest timer over all Ps in use (0: none). */
+int64_t timers_next(void);
+/* Move every timer of `from` to `to` (P being retired). */
+void timers_move(P *from, P *to);
+int64_t timers_count(void);
+
+/* ---- chan.c / select.c -------------------------------------------------- */
+
+/* Internal channel operations; block == false never parks.
+ * Return GOPY_OK, GOPY_ECLOSED, GOPY_EAGAIN (would block), or for a
+ * foreign thread an abort reason (GOPY_EINTR, GOPY_EDEADLK). */
+int chansend(struct gopy_chan *c, const void *elem, bool block);
+int chanrecv(struct gopy_chan *c, void *elem, bool *ok, bool block);
+
+/* ---- waitq helpers (chan.c) --------------------------------------------- */
+
+void waitq_push(waitq *q, sudog *s);
+void waitq_remove(waitq *q, sudog *s);
+/* Pop the first sudog whose G this call claims (skipping ones whose G is
+ * already claimed: another select case won, or the waiter gave up). */
+sudog *waitq_claim_first(waitq *q);
+
+/* ---- sysmon.c ----------------------------------------------------------- */
+
+void sysmon_start(void);
+void sysmon_wake(void);
+/* proc.c, for sysmon: hand the host runner role on from a stuck M. */
+void host_move_runner(M *from);
+/* proc.c, for sysmon: add a P for a stuck M's work (see sysmon.c). */
+void proc_compensate(M *stuck);
+
+#endif

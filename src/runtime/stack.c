@@ -1,0 +1,197 @@
+/*
+ * stack.c -- arenas of guarded goroutine stacks (see stack.h).
+ */
+#define _GNU_SOURCE
+#include "stack.h"
+
+#include "lock.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+/* Arenas are ARENA_STACKS stacks each (at least ARENA_MIN_BYTES).
+ * All state below is guarded by stack_lock. */
+enum { ARENA_MIN_BYTES = 16 << 20 };
+
+typedef struct arena {
+    struct arena *next;
+    char *base;
+    size_t bytes;
+    size_t slot; /* stack + guard page */
+} arena;
+
+static rt_mutex stack_lock = RT_MUTEX_INIT;
+static size_t class_size[RT_STACK_NCLASSES] = {256 << 10, 1 << 20};
+static bool class_used[RT_STACK_NCLASSES];
+static char *carve_next[RT_STACK_NCLASSES]; /* next unused slot */
+static char *carve_end[RT_STACK_NCLASSES];
+/* Newest first; also read without the lock by the fault handler. */
+static _Atomic(arena *) arenas;
+static size_t page_size;
+
+/* Guard mode: 0 unknown, 1 madvise, 2 mprotect (within budget). */
+static int guard_mode;
+static long mprotect_budget; /* guard pages mprotect may still make */
+static bool guard_ran_out;
+
+size_t rt_page_size(void)
+{
+    if (page_size == 0) {
+        long ps = sysconf(_SC_PAGESIZE);
+        page_size = ps > 0 ? (size_t)ps : 4096;
+    }
+    return page_size;
+}
+
+static size_t round_pages(size_t n)
+{
+    size_t ps = rt_page_size();
+    return (n + ps - 1) & ~(ps - 1);
+}
+
+bool rt_stack_set_size(enum rt_stack_class cls, size_t bytes)
+{
+    bool ok = false;
+    rt_lock(&stack_lock);
+    if (!class_used[cls] && bytes >= 16 * 1024) {
+        class_size[cls] = round_pages(bytes);
+        ok = true;
+    }
+    rt_unlock(&stack_lock);
+    return ok;
+}
+
+size_t rt_stack_size(enum rt_stack_class cls)
+{
+    return class_size[cls];
+}
+
+/* Half of vm.max_map_count (each mprotect'ed guard splits a mapping into
+ * two more), leaving the other half for the program. */
+static long read_mprotect_budget(void)
+{
+    long max = 65530;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%ld", &max) != 1)
+            max = 65530;
+        fclose(f);
+    }
+    return max / 4;
+}
+
+static void install_guard(char *page)
+{
+    size_t ps = rt_page_size();
+    if (guard_mode == 0) {
+        guard_mode = madvise(page, ps, MADV_GUARD_INSTALL) == 0 ? 1 : 2;
+        if (guard_mode == 1)
+            return;
+        mprotect_budget = read_mprotect_budget();
+    }
+    if (guard_mode == 1) {
+        if (madvise(page, ps, MADV_GUARD_INSTALL) == 0)
+            return;
+        guard_mode = 2; /* e.g. a kernel that lost support: fall back */
+        mprotect_budget = read_mprotect_budget();
+    }
+    if (mprotect_budget > 0 && mprotect(page, ps, PROT_NONE) == 0) {
+        mprotect_budget--;
+        return;
+    }
+    if (!guard_ran_out) {
+        guard_ran_out = true;
+        fprintf(stderr, "gopy: out of memory mappings for stack guard pages "
+                        "(vm.max_map_count); further goroutine stacks have "
+                        "no guard page\n");
+    }
+}
+
+static bool new_arena(enum rt_stack_class cls)
+{
+    size_t slot = class_size[cls] + rt_page_size();
+    size_t n = ARENA_MIN_BYTES / slot;
+    if (n < 4)
+        n = 4;
+    size_t bytes = n * slot;
+    arena *a = malloc(sizeof *a);
+    if (a == NULL)
+        return false;
+    char *base = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED) {
+        free(a);
+        return false;
+    }
+    a->base = base;
+    a->bytes = bytes;
+    a->slot = slot;
+    a->next = atomic_load_explicit(&arenas, memory_order_relaxed);
+    atomic_store_explicit(&arenas, a, memory_order_release);
+    carve_next[cls] = base;
+    carve_end[cls] = base + bytes;
+    return true;
+}
+
+bool rt_stack_alloc(enum rt_stack_class cls, rt_stack *s)
+{
+    size_t ps = rt_page_size();
+    rt_lock(&stack_lock);
+    class_used[cls] = true;
+    size_t slot = class_size[cls] + ps;
+    if (carve_next[cls] == NULL || carve_next[cls] + slot > carve_end[cls]) {
+        if (!new_arena(cls)) {
+            rt_unlock(&stack_lock);
+            errno = ENOMEM;
+            return false;
+        }
+    }
+    char *guard = carve_next[cls];
+    carve_next[cls] += slot;
+    install_guard(guard);
+    rt_unlock(&stack_lock);
+    s->lo = guard + ps;
+    s->hi = guard + slot;
+    return true;
+}
+
+void rt_stack_scavenge(rt_stack *s, const char *keep_from)
+{
+    size_t ps = rt_page_size();
+    uintptr_t end = (uintptr_t)keep_from & ~(uintptr_t)(ps - 1);
+    if (end > (uintptr_t)s->lo)
+        madvise(s->lo, end - (uintptr_t)s->lo, MADV_DONTNEED);
+}
+
+bool rt_stack_is_guard(const void *addr)
+{
+    /* Called from a fault handler: no lock.  Arenas are published with a
+     * release store and never change or go away afterwards. */
+    const char *p = addr;
+    for (arena *a = atomic_load_explicit(&arenas, memory_order_acquire);
+         a != NULL; a = a->next) {
+        if (p >= a->base && p < a->base + a->bytes)
+            return (size_t)(p - a->base) % a->slot < rt_page_size();
+    }
+    return false;
+}
+
+const char *rt_stack_guard_mode(void)
+{
+    switch (guard_mode) {
+    case 1:
+        return "madvise";
+    case 2:
+        return guard_ran_out ? "mprotect+none" : "mprotect";
+    default:
+        return "none";
+    }
+}

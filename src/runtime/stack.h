@@ -1,0 +1,50 @@
+/*
+ * stack.h -- goroutine stacks.
+ *
+ * Each stack is a region of reserved, lazily committed virtual memory with
+ * a guard page at its low end, carved from large arenas so that 100,000
+ * stacks need a few hundred mappings, not 200,000 (vm.max_map_count is
+ * 65,530 by default).  Guard pages are installed with MADV_GUARD_INSTALL
+ * (Linux 6.13+, no extra mapping); where that is missing, with mprotect
+ * while the mapping budget allows, and without a guard beyond it.
+ *
+ * Stacks are never returned to the OS: a finished goroutine keeps its stack
+ * and goes on a free list with it (proc.c); rt_stack_scavenge gives back
+ * the pages a parked-in-the-free-list stack touched.
+ */
+#ifndef GOPY_RT_STACK_H
+#define GOPY_RT_STACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum rt_stack_class {
+    RT_STACK_C,    /* C goroutines */
+    RT_STACK_HOST, /* host (Python) goroutines: deeper C call chains */
+    RT_STACK_NCLASSES
+};
+
+typedef struct {
+    char *lo; /* lowest usable byte (just above the guard page) */
+    char *hi; /* one past the highest byte */
+} rt_stack;
+
+/* Set the usable size of a class (bytes, rounded up to pages); only before
+ * the first allocation of that class.  Returns false if too late or too
+ * small. */
+bool rt_stack_set_size(enum rt_stack_class cls, size_t bytes);
+size_t rt_stack_size(enum rt_stack_class cls);
+/* A fresh stack, or false (errno ENOMEM). */
+bool rt_stack_alloc(enum rt_stack_class cls, rt_stack *s);
+/* Release the committed pages of s below keep_from (the caller keeps what
+ * is at and above that address, e.g. its G). */
+void rt_stack_scavenge(rt_stack *s, const char *keep_from);
+/* True if addr lies in the guard page of some goroutine stack. */
+bool rt_stack_is_guard(const void *addr);
+/* How guard pages are made: "madvise", "mprotect", "mprotect+none" or
+ * "none" (for runtime.stats and the docs). */
+const char *rt_stack_guard_mode(void);
+/* Pages of memory per page size. */
+size_t rt_page_size(void);
+
+#endif

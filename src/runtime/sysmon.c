@@ -1,0 +1,172 @@
+/*
+ * sysmon.c -- the system monitor: a thread without a P that watches the
+ * Ms, as Go's sysmon does.
+ *
+ * The runtime cannot see a goroutine enter a blocking call (time.sleep, a
+ * socket read, a C library): there is no entersyscall.  So sysmon watches
+ * each M's schedtick.  An M whose G has run for a whole tick without
+ * coming back to the scheduler is "stuck"; then:
+ *
+ *  - C mode, its P has work queued, and the M is not using the CPU (it
+ *    blocks rather than computes): add a P and start an M on it (Go's
+ *    syscall handoff; see proc_compensate).  A computing G is left alone:
+ *    more threads than GOMAXPROCS would only time-slice the cores.
+ *  - the host runner, with goroutines waiting to start: if it does not
+ *    hold the host lock (its G released it for a blocking or long C
+ *    call), move the role to another M at once; if it does hold it,
+ *    move the role after a whole time slice (10 ms), so CPU-bound host
+ *    goroutines share the interpreter as threads would.
+ *
+ * It also starts an M when timers are overdue and nobody runs them.  It
+ * polls every 20 us while things happen, backs off to 10 ms when nothing
+ * does, and sleeps until woken when every M is idle (0% CPU when idle).
+ */
+#define _GNU_SOURCE
+#include "runtime.h"
+
+#include <signal.h>
+#include <time.h>
+
+enum {
+    SYSMON_MIN_US = 20,
+    SYSMON_MAX_US = 10 * 1000,
+    IDLE_BACKOFF_US = 1000, /* quiet this long before backing off */
+};
+static const int64_t HOST_SLICE_NS = 10 * 1000 * 1000;
+
+void sysmon_wake(void)
+{
+    if (atomic_load_explicit(&sched.sysmon_sleeping, memory_order_relaxed) &&
+        atomic_exchange(&sched.sysmon_sleeping, false))
+        rt_note_wakeup(&sched.sysmon_note);
+}
+
+static int64_t thread_cpu_ns(M *m)
+{
+    struct timespec ts;
+    if (!m->has_cpuclock || clock_gettime(m->cpuclock, &ts) != 0)
+        return -1;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static bool p_has_work(P *p)
+{
+    if (atomic_load(&p->runnext) != NULL)
+        return true;
+    return atomic_load(&p->runqtail) != atomic_load(&p->runqhead);
+}
+
+/* Look at one M; returns true if it did something. */
+static bool watch_m(M *m, int64_t now)
+{
+    uint64_t tick = atomic_load_explicit(&m->schedtick, memory_order_relaxed);
+    if (!atomic_load_explicit(&m->in_g, memory_order_relaxed) || tick != m->mon_tick) {
+        m->mon_tick = tick;
+        m->mon_since = now;
+        m->mon_cpu = -1;
+        m->mon_acted = false;
+        return false;
+    }
+    if (m->mon_acted)
+        return false;
+    /* Same G running since mon_since. */
+    if (m->mon_cpu < 0) {
+        /* First sight of it stuck: sample its CPU time, judge next tick. */
+        m->mon_cpu = thread_cpu_ns(m);
+        m->mon_since = now;
+        return false;
+    }
+    int64_t stuck = now - m->mon_since;
+    P *p = atomic_load_explicit(&m->mon_p, memory_order_relaxed);
+    if (p != NULL && (p_has_work(p) || atomic_load(&sched.runqsize) > 0) &&
+        atomic_load(&sched.npidle) == 0) {
+        int64_t cpu = thread_cpu_ns(m);
+        bool computing = cpu >= 0 && (cpu - m->mon_cpu) * 2 > stuck;
+        if (!computing) {
+            m->mon_acted = true;
+            proc_compensate(m);
+            return true;
+        }
+    }
+    if (atomic_load(&sched.host_runner) == m && atomic_load(&sched.hostq_len) > 0 &&
+        !atomic_load(&m->host_acquiring)) {
+        void *host = atomic_load_explicit(&m->mon_host, memory_order_relaxed);
+        const struct gopy_host_hooks *h = sched.host_hooks;
+        bool held = h == NULL || h->held == NULL || h->held(host);
+        if (!held || stuck >= HOST_SLICE_NS) {
+            m->mon_acted = true;
+            host_move_runner(m);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* No M is running a goroutine or about to: nothing to watch. */
+static bool all_idle(void)
+{
+    return atomic_load(&sched.nmidle) == atomic_load(&sched.mcount);
+}
+
+static void *sysmon(void *arg)
+{
+    (void)arg;
+    int64_t delay_us = SYSMON_MIN_US;
+    int64_t quiet_since = rt_nanotime();
+    for (;;) {
+        if (all_idle() && timers_next() == 0) {
+            rt_note_clear(&sched.sysmon_note);
+            atomic_store(&sched.sysmon_sleeping, true);
+            atomic_thread_fence(memory_order_seq_cst);
+            if (all_idle() && timers_next() == 0) {
+                rt_note_sleep(&sched.sysmon_note);
+            } else if (!atomic_exchange(&sched.sysmon_sleeping, false)) {
+                rt_note_sleep(&sched.sysmon_note); /* a waker owes us one */
+            }
+            delay_us = SYSMON_MIN_US;
+            quiet_since = rt_nanotime();
+        }
+        rt_usleep(delay_us);
+        int64_t now = rt_nanotime();
+        bool acted = false;
+        for (M *m = atomic_load(&sched.allm); m != NULL; m = m->alllink)
+            if (!m->dying)
+                acted |= watch_m(m, now);
+        int64_t next = timers_next();
+        if (next != 0 && next < now - 1000000)
+            wakep();
+        if (acted || atomic_load(&sched.hostq_len) > 0 ||
+            atomic_load(&sched.nmspinning) > 0)
+            quiet_since = now;
+        if (now - quiet_since > (int64_t)IDLE_BACKOFF_US * 1000) {
+            delay_us *= 2;
+            if (delay_us > SYSMON_MAX_US)
+                delay_us = SYSMON_MAX_US;
+        } else {
+            delay_us = SYSMON_MIN_US;
+        }
+    }
+    return NULL;
+}
+
+void sysmon_start(void)
+{
+    rt_lock(&sched.lock);
+    if (sched.sysmon_started) {
+        rt_unlock(&sched.lock);
+        return;
+    }
+    sched.sysmon_started = true;
+    rt_unlock(&sched.lock);
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 << 10);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_create(&t, &attr, sysmon, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+}

@@ -1,0 +1,133 @@
+/*
+ * time.c -- Go's time.Timer, time.Ticker and time.AfterFunc on the
+ * runtime's timers.
+ *
+ * A channel timer owns a channel with one hidden slot (len and cap report
+ * 0, as in Go 1.23).  Firing does a non-blocking send of the wall-clock
+ * time: to a waiting receiver, into the empty slot, or (ticker, slow
+ * reader) nowhere.  stop and reset bump the timer's seq and empty the
+ * slot under the channel lock, and a firing checks seq under that same
+ * lock, so once stop or reset returns no stale value can be received.
+ */
+#include "chan.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+struct gopy_timer {
+    rt_timer t;
+    gopy_chan *c; /* NULL for func timers */
+    void (*fn)(void *);
+    void *arg;
+    bool host;
+};
+
+static void fire_send_time(rt_timer *t, void *arg, uint64_t seq)
+{
+    struct gopy_timer *tm = arg;
+    gopy_chan *c = tm->c;
+    int64_t now = rt_walltime();
+    G *wake = NULL;
+    rt_lock(&c->lock);
+    if (atomic_load(&t->seq) == seq)
+        chan_send_locked(c, &now, &wake); /* full: drop the tick */
+    rt_unlock(&c->lock);
+    if (wake != NULL)
+        goready(wake);
+}
+
+static void fire_func(rt_timer *t, void *arg, uint64_t seq)
+{
+    (void)t;
+    (void)seq;
+    struct gopy_timer *tm = arg;
+    /* Out of memory here has nobody to report to; the function is lost
+     * as a goroutine that could not start would be. */
+    (void)newproc(tm->fn, tm->arg, tm->host ? G_HOST : G_C);
+}
+
+static int64_t deadline(int64_t d_ns)
+{
+    int64_t now = rt_nanotime();
+    if (d_ns < 0)
+        d_ns = 0;
+    return d_ns > INT64_MAX - now ? INT64_MAX : now + d_ns;
+}
+
+gopy_timer *gopy_rt_timer_new(int64_t d_ns, int64_t period_ns)
+{
+    rt_init();
+    struct gopy_timer *tm = calloc(1, sizeof *tm);
+    if (tm == NULL)
+        return NULL;
+    tm->c = gopy_chan_make(sizeof(int64_t), 1);
+    if (tm->c == NULL) {
+        free(tm);
+        return NULL;
+    }
+    tm->c->timer_chan = true;
+    timer_init(&tm->t, fire_send_time, tm);
+    timer_add(&tm->t, deadline(d_ns), period_ns > 0 ? period_ns : 0);
+    return tm;
+}
+
+gopy_timer *gopy_rt_timer_func(int64_t d_ns, void (*fn)(void *), void *arg, bool host)
+{
+    rt_init();
+    if (fn == NULL) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct gopy_timer *tm = calloc(1, sizeof *tm);
+    if (tm == NULL)
+        return NULL;
+    tm->fn = fn;
+    tm->arg = arg;
+    tm->host = host;
+    timer_init(&tm->t, fire_func, tm);
+    timer_add(&tm->t, deadline(d_ns), 0);
+    return tm;
+}
+
+gopy_chan *gopy_rt_timer_chan(gopy_timer *tm)
+{
+    return tm->c;
+}
+
+/* Invalidate firings in flight and drop an undelivered value. */
+static void timer_invalidate(struct gopy_timer *tm)
+{
+    if (tm->c == NULL) {
+        atomic_fetch_add(&tm->t.seq, 1);
+        return;
+    }
+    rt_lock(&tm->c->lock);
+    atomic_fetch_add(&tm->t.seq, 1);
+    chan_drain_locked(tm->c);
+    rt_unlock(&tm->c->lock);
+}
+
+bool gopy_rt_timer_stop(gopy_timer *tm)
+{
+    timer_invalidate(tm);
+    return timer_del(&tm->t);
+}
+
+bool gopy_rt_timer_reset(gopy_timer *tm, int64_t d_ns, int64_t period_ns)
+{
+    timer_invalidate(tm);
+    bool pending = timer_del(&tm->t);
+    timer_add(&tm->t, deadline(d_ns), period_ns > 0 ? period_ns : tm->t.period);
+    return pending;
+}
+
+void gopy_rt_timer_free(gopy_timer *tm)
+{
+    if (tm == NULL)
+        return;
+    timer_invalidate(tm);
+    timer_del(&tm->t);
+    if (tm->c != NULL)
+        gopy_chan_release(tm->c);
+    free(tm);
+}
