@@ -48,9 +48,16 @@ struct gopy_host_hooks {
 };
 
 void gopy_rt_set_host_hooks(const struct gopy_host_hooks *hooks);
-/* Start a host goroutine running fn(gstate) (called with the host lock
- * held by the caller).  0, or -1 with errno. */
-int gopy_rt_go_host(void (*fn)(void *gstate), void *gstate);
+/* Each host goroutine carries `size` bytes for the binding (its gstate)
+ * at the top of its own stack: no allocation per goroutine, and the
+ * memory is kept when the goroutine's G is reused (zeroed only the first
+ * time).  Set once, before the first host goroutine. */
+bool gopy_rt_set_host_area_size(size_t size);
+/* Start a host goroutine running fn(gstate).  init(gstate, arg) fills
+ * the area first, on the calling thread (which may not hold the host
+ * lock: a timer's fire function).  0, or -1 with errno. */
+int gopy_rt_go_host(void (*fn)(void *gstate), void (*init)(void *gstate, void *arg),
+                    void *arg);
 /* Interpreter exit: start no host work from now on.  Host goroutines
  * parked stay parked; Ms refuse the host lock. */
 void gopy_rt_host_stop(void);
@@ -111,10 +118,11 @@ typedef struct gopy_timer gopy_timer;
 
 /* period_ns > 0 makes a ticker (drops ticks for a slow reader). */
 gopy_timer *gopy_rt_timer_new(int64_t d_ns, int64_t period_ns);
-/* A timer that runs fn(arg) in a new C goroutine, or, with host true, a
- * new host goroutine (gopy_rt_go_host(fn, arg)). */
-gopy_timer *gopy_rt_timer_func(int64_t d_ns, void (*fn)(void *), void *arg,
-                               bool host);
+/* A timer without a channel that calls fire(arg) when it expires (Go's
+ * AfterFunc).  fire runs on a scheduler stack: it must not block; it
+ * typically starts a goroutine (gopy_go / gopy_rt_go_host).  Each reset
+ * that re-arms a fired timer fires it again. */
+gopy_timer *gopy_rt_timer_func(int64_t d_ns, void (*fire)(void *), void *arg);
 /* The channel (borrowed; retain it to keep it beyond the timer), or NULL
  * for func timers. */
 gopy_chan *gopy_rt_timer_chan(gopy_timer *t);

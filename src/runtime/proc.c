@@ -647,7 +647,8 @@ static void host_ensure_runner(void)
             return;
         }
         M *m = getm();
-        if (m != NULL && m->host_held && m->lockedg == NULL) {
+        if (m != NULL && m->host_held && m->lockedg == NULL &&
+            !atomic_load_explicit(&m->runner_banned, memory_order_relaxed)) {
             if (atomic_compare_exchange_strong(&sched.host_runner, &r, m))
                 return;
             continue;
@@ -676,6 +677,7 @@ static void host_ensure_runner(void)
 void host_move_runner(M *from)
 {
     M *expect = from;
+    atomic_store(&from->runner_banned, true);
     if (!atomic_compare_exchange_strong(&sched.host_runner, &expect, NULL))
         return;
     atomic_fetch_add(&sched.nrunner_moves, 1);
@@ -719,9 +721,11 @@ static G *g_alloc(enum rt_stack_class cls)
     rt_stack s;
     if (!rt_stack_alloc(cls, &s))
         return NULL;
-    /* The G lives at the top of its own stack: a parked goroutine with a
-     * shallow stack then costs one page. */
-    uintptr_t at = ((uintptr_t)s.hi - sizeof(G)) & ~(uintptr_t)63;
+    /* The G lives at the top of its own stack (under the host area, for
+     * host Gs): a parked goroutine with a shallow stack then costs few
+     * pages and no allocation. */
+    size_t above = cls == RT_STACK_HOST ? sched.host_area_size : 0;
+    uintptr_t at = ((uintptr_t)s.hi - above - sizeof(G)) & ~(uintptr_t)63;
     G *g = (G *)at;
     memset(g, 0, sizeof *g);
     g->stack = s;
@@ -824,7 +828,14 @@ static void g_entry(void *arg)
     goexit();
 }
 
-int newproc(void (*fn)(void *), void *arg, enum g_kind kind)
+/* A host G's area: the bytes between it and the top of its stack. */
+static void *g_host_area(G *g)
+{
+    return (char *)g + ((sizeof(G) + 63) & ~(size_t)63);
+}
+
+int newproc(void (*fn)(void *), void *arg, enum g_kind kind,
+            void (*init)(void *area, void *arg))
 {
     rt_init();
     if (kind == G_HOST && atomic_load(&sched.host_stopping)) {
@@ -847,7 +858,11 @@ int newproc(void (*fn)(void *), void *arg, enum g_kind kind)
     g->arg = arg;
     g->kind = (uint8_t)kind;
     g->home = NULL;
-    g->host = kind == G_HOST ? arg : NULL;
+    g->host = NULL;
+    if (kind == G_HOST) {
+        g->host = g->arg = g_host_area(g);
+        init(g->host, arg);
+    }
     g->locked = 0;
     g->lockedm = NULL;
     g->m = NULL;
@@ -1278,6 +1293,21 @@ top:;
         m->spinning = false;
         atomic_fetch_sub(&sched.nmspinning, 1);
         atomic_thread_fence(memory_order_seq_cst);
+        /* Work queued globally while we were still counted as spinning
+         * made wakep do nothing (it counts on spinners); we are no longer
+         * one, so look again, as Go does, or that work is stranded with
+         * every M asleep. */
+        if (atomic_load(&sched.runqsize) > 0) {
+            rt_lock(&sched.lock);
+            P *p2 = atomic_load(&sched.runqsize) > 0 ? pidleget() : NULL;
+            rt_unlock(&sched.lock);
+            if (p2 != NULL) {
+                acquirep(m, p2);
+                m->spinning = true;
+                atomic_fetch_add(&sched.nmspinning, 1);
+                goto top;
+            }
+        }
     }
     int32_t n = atomic_load(&sched.nallp);
     for (int32_t i = 0; i < n; i++) {
@@ -1430,6 +1460,8 @@ static void execute(M *m, G *g)
         /* Back on g0: g has switched away and asks for m->gop. */
         atomic_store_explicit(&m->in_g, false, memory_order_relaxed);
         end_compensation(m);
+        if (atomic_load_explicit(&m->runner_banned, memory_order_relaxed))
+            atomic_store(&m->runner_banned, false);
         uint8_t op = m->gop;
         m->gop = GOP_NONE;
         m->curg = NULL;
@@ -1605,16 +1637,26 @@ int gopy_go(void (*fn)(void *arg), void *arg)
         errno = EINVAL;
         return -1;
     }
-    return newproc(fn, arg, G_C);
+    return newproc(fn, arg, G_C, NULL);
 }
 
-int gopy_rt_go_host(void (*fn)(void *gstate), void *gstate)
+int gopy_rt_go_host(void (*fn)(void *gstate), void (*init)(void *gstate, void *arg),
+                    void *arg)
 {
-    if (sched.host_hooks == NULL) {
+    if (sched.host_hooks == NULL || init == NULL) {
         errno = EINVAL;
         return -1;
     }
-    return newproc(fn, gstate, G_HOST);
+    return newproc(fn, arg, G_HOST, init);
+}
+
+bool gopy_rt_set_host_area_size(size_t size)
+{
+    /* Fixed once host stacks exist: their layout depends on it. */
+    if (!rt_stack_set_size(RT_STACK_HOST, rt_stack_size(RT_STACK_HOST)))
+        return false;
+    sched.host_area_size = (size + 63) & ~(size_t)63;
+    return true;
 }
 
 void gopy_rt_set_host_hooks(const struct gopy_host_hooks *hooks)

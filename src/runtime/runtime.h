@@ -211,6 +211,9 @@ struct M {
     _Atomic bool host_acquiring; /* blocked acquiring it in the scheduler */
     void *host;        /* the binding's per-M state (its thread state) */
     uint32_t hosttick; /* host schedules, for fairness with sched.hostq */
+    /* sysmon took the runner role from this M while its G ran: it may not
+     * take it back before that G switches out. */
+    _Atomic bool runner_banned;
     G *lockedg;        /* lock_os_thread: the G this M is dedicated to */
 
     /* What sysmon may read of this M (the fields above are the M's own):
@@ -333,6 +336,7 @@ typedef struct {
     _Atomic int64_t nrunner_moves;
 
     const struct gopy_host_hooks *host_hooks;
+    size_t host_area_size; /* bytes above a host G for the binding */
     _Atomic bool host_stopping; /* interpreter exit: start no host work */
     _Atomic bool started;
 } schedt;
@@ -354,8 +358,10 @@ int gopark(bool (*unlock)(G *, void *), void *arg, uint8_t reason,
            const void *obj);
 /* Make a parked G runnable (the caller has won its wait_claim). */
 void goready(G *g);
-/* Start a new G running fn(arg).  0 or -1 (errno). */
-int newproc(void (*fn)(void *), void *arg, enum g_kind kind);
+/* Start a new G running fn(arg).  0 or -1 (errno).  Host Gs run
+ * fn(area) after init(area, arg) (see gopy_rt_go_host). */
+int newproc(void (*fn)(void *), void *arg, enum g_kind kind,
+            void (*init)(void *area, void *arg));
 void gosched(void);
 /* Reset the claim before enqueueing sudogs for a new wait. */
 static inline void g_prepare_wait(G *g)

@@ -56,8 +56,10 @@ static bool p_has_work(P *p)
     return atomic_load(&p->runqtail) != atomic_load(&p->runqhead);
 }
 
-/* Look at one M; returns true if it did something. */
-static bool watch_m(M *m, int64_t now)
+enum watch { W_NOTHING, W_SUSPECT, W_ACTED };
+
+/* Look at one M: did it find it stuck (suspect), or act? */
+static enum watch watch_m(M *m, int64_t now)
 {
     uint64_t tick = atomic_load_explicit(&m->schedtick, memory_order_relaxed);
     if (!atomic_load_explicit(&m->in_g, memory_order_relaxed) || tick != m->mon_tick) {
@@ -65,16 +67,16 @@ static bool watch_m(M *m, int64_t now)
         m->mon_since = now;
         m->mon_cpu = -1;
         m->mon_acted = false;
-        return false;
+        return W_NOTHING;
     }
     if (m->mon_acted)
-        return false;
+        return W_NOTHING;
     /* Same G running since mon_since. */
     if (m->mon_cpu < 0) {
         /* First sight of it stuck: sample its CPU time, judge next tick. */
         m->mon_cpu = thread_cpu_ns(m);
         m->mon_since = now;
-        return false;
+        return W_SUSPECT;
     }
     int64_t stuck = now - m->mon_since;
     P *p = atomic_load_explicit(&m->mon_p, memory_order_relaxed);
@@ -85,7 +87,7 @@ static bool watch_m(M *m, int64_t now)
         if (!computing) {
             m->mon_acted = true;
             proc_compensate(m);
-            return true;
+            return W_ACTED;
         }
     }
     if (atomic_load(&sched.host_runner) == m && atomic_load(&sched.hostq_len) > 0 &&
@@ -96,10 +98,11 @@ static bool watch_m(M *m, int64_t now)
         if (!held || stuck >= HOST_SLICE_NS) {
             m->mon_acted = true;
             host_move_runner(m);
-            return true;
+            return W_ACTED;
         }
+        return W_SUSPECT; /* keep watching closely: it may let go soon */
     }
-    return false;
+    return W_NOTHING;
 }
 
 /* No M is running a goroutine or about to: nothing to watch. */
@@ -128,15 +131,17 @@ static void *sysmon(void *arg)
         }
         rt_usleep(delay_us);
         int64_t now = rt_nanotime();
-        bool acted = false;
+        bool busy = false;
         for (M *m = atomic_load(&sched.allm); m != NULL; m = m->alllink)
-            if (!m->dying)
-                acted |= watch_m(m, now);
+            if (!m->dying && watch_m(m, now) != W_NOTHING)
+                busy = true;
         int64_t next = timers_next();
         if (next != 0 && next < now - 1000000)
             wakep();
-        if (acted || atomic_load(&sched.hostq_len) > 0 ||
-            atomic_load(&sched.nmspinning) > 0)
+        /* Poll fast only while some M looks stuck or was just helped:
+         * the next goroutine may block the same way (200 goroutines each
+         * calling time.sleep).  Otherwise back off, as Go's sysmon does. */
+        if (busy)
             quiet_since = now;
         if (now - quiet_since > (int64_t)IDLE_BACKOFF_US * 1000) {
             delay_us *= 2;

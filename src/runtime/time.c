@@ -17,9 +17,8 @@
 struct gopy_timer {
     rt_timer t;
     gopy_chan *c; /* NULL for func timers */
-    void (*fn)(void *);
+    void (*fire)(void *);
     void *arg;
-    bool host;
 };
 
 static void fire_send_time(rt_timer *t, void *arg, uint64_t seq)
@@ -41,9 +40,7 @@ static void fire_func(rt_timer *t, void *arg, uint64_t seq)
     (void)t;
     (void)seq;
     struct gopy_timer *tm = arg;
-    /* Out of memory here has nobody to report to; the function is lost
-     * as a goroutine that could not start would be. */
-    (void)newproc(tm->fn, tm->arg, tm->host ? G_HOST : G_C);
+    tm->fire(tm->arg);
 }
 
 static int64_t deadline(int64_t d_ns)
@@ -71,19 +68,18 @@ gopy_timer *gopy_rt_timer_new(int64_t d_ns, int64_t period_ns)
     return tm;
 }
 
-gopy_timer *gopy_rt_timer_func(int64_t d_ns, void (*fn)(void *), void *arg, bool host)
+gopy_timer *gopy_rt_timer_func(int64_t d_ns, void (*fire)(void *), void *arg)
 {
     rt_init();
-    if (fn == NULL) {
+    if (fire == NULL) {
         errno = EINVAL;
         return NULL;
     }
     struct gopy_timer *tm = calloc(1, sizeof *tm);
     if (tm == NULL)
         return NULL;
-    tm->fn = fn;
+    tm->fire = fire;
     tm->arg = arg;
-    tm->host = host;
     timer_init(&tm->t, fire_func, tm);
     timer_add(&tm->t, deadline(d_ns), 0);
     return tm;

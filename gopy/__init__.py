@@ -1,0 +1,91 @@
+"""gopy: Go's concurrency runtime, written in C, for Python.
+
+Goroutines (go), channels (Chan), select, timers, the sync types, atomics,
+context and errgroup, with Go's semantics and a Pythonic surface.  See
+README.md for the rules a user must know (goroutines are bound to their
+first thread; threading locks across gopy operations).
+"""
+
+import os as _os
+import sys as _sys
+import threading as _threading
+import traceback as _traceback
+
+from . import _gopy, runtime
+from ._gopy import (
+    Chan,
+    ClosedChannelError,
+    DeadlockError,
+    Recv,
+    RecvChan,
+    Send,
+    SendChan,
+    Ticker,
+    Timer,
+    after,
+    after_func,
+    go,
+    select,
+    sleep,
+    tick,
+)
+
+__all__ = [
+    "Chan", "SendChan", "RecvChan", "Recv", "Send", "select",
+    "go", "go_c", "excepthook", "get_include",
+    "sleep", "after", "tick", "Timer", "Ticker", "after_func",
+    "ClosedChannelError", "DeadlockError",
+]
+__version__ = "0.1.0"
+
+
+def _default_excepthook(exc, goroutine_id):
+    """Print an exception that escaped goroutine `goroutine_id` to stderr."""
+    print(f"Exception in goroutine {goroutine_id}:", file=_sys.stderr)
+    _traceback.print_exception(exc, file=_sys.stderr)
+
+
+#: Called as excepthook(exc, goroutine_id) for an exception escaping a
+#: goroutine; looked up at that moment, so assigning it replaces it.
+excepthook = _default_excepthook
+
+
+def _address(obj, what):
+    """An int address from an int, a ctypes function pointer or pointer."""
+    if obj is None or isinstance(obj, int):
+        return obj
+    import ctypes
+
+    try:
+        return ctypes.cast(obj, ctypes.c_void_p).value
+    except (TypeError, ctypes.ArgumentError):
+        raise TypeError(f"go_c: {what} must be an int address or a ctypes pointer, "
+                        f"not {type(obj).__name__}") from None
+
+
+def go_c(fn, arg=None):
+    """Run the C function ``void fn(void *arg)`` in a new goroutine, without
+    the GIL.  fn is a ctypes function pointer or an int address; arg an
+    int, a ctypes pointer or None.  fn and arg are kept alive until fn
+    returns."""
+    address = _address(fn, "fn")
+    if not address:
+        raise ValueError("go_c: fn is a null pointer")
+    _gopy._go_c(address, _address(arg, "arg"), (fn, arg))
+
+
+def get_include():
+    """The folder holding gopy.h, the C API header."""
+    here = _os.path.dirname(_os.path.abspath(__file__))
+    shipped = _os.path.join(here, "include")
+    if _os.path.exists(_os.path.join(shipped, "gopy.h")):
+        return shipped
+    # An editable install runs from the source tree.
+    return _os.path.join(_os.path.dirname(here), "include")
+
+
+# Interpreter exit: stop starting Python goroutines before finalisation
+# (as concurrent.futures does), so no worker touches a dying interpreter.
+_threading._register_atexit(_gopy._shutdown)
+# A fork child gets a fresh runtime with no goroutines.
+_os.register_at_fork(after_in_child=_gopy._after_fork_child)

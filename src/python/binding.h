@@ -1,0 +1,155 @@
+/*
+ * binding.h -- shared declarations of the CPython binding (gopy._gopy).
+ *
+ * The binding owns every Python reference the runtime carries: values in
+ * channels (PyObject* elements, one reference each), goroutine records,
+ * timer callbacks.  The runtime never touches a refcount; where it drops
+ * something (a channel freed by a C goroutine, say) the binding's release
+ * callbacks run, and defer the decref if the GIL is not held (deferred.c).
+ *
+ * Process-wide state lives in `gopy_state` below: one runtime per
+ * process, refused in subinterpreters.  Its fields are written once at
+ * module init (with the GIL) unless noted.
+ */
+#ifndef GOPY_BINDING_H
+#define GOPY_BINDING_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "../runtime/gopy_rt.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+/* ---- module-wide state ------------------------------------------------ */
+
+typedef struct {
+    PyObject *ClosedChannelError;
+    PyObject *DeadlockError;
+    PyObject *module;         /* gopy._gopy (borrowed: lives forever) */
+    unsigned long main_thread; /* PyThread_get_thread_ident of the main thread */
+    _Atomic bool stopping;    /* interpreter exit began: no more host work */
+} gopy_state_t;
+
+extern gopy_state_t gopy_state;
+
+extern PyTypeObject Chan_Type, SendChan_Type, RecvChan_Type;
+extern PyTypeObject Recv_Type, Send_Type;
+extern PyTypeObject Timer_Type, Ticker_Type;
+
+/* ---- blocking.c: calling runtime operations that may block -------------
+ *
+ * In a host goroutine the operation runs with the GIL held: it parks the
+ * goroutine and the M decides about the GIL.  Elsewhere (a foreign thread,
+ * or Python code a C goroutine called back into) the GIL is released
+ * around it; on the main thread, signals interrupt it (KeyboardInterrupt).
+ * Returns the runtime status; on -1 a Python exception is set (interrupt,
+ * deadlock).  fn must not touch Python objects (no GIL on some paths).
+ */
+int gopy_call_blocking(int (*fn)(void *), void *arg);
+/* Set the Python exception for a failing status; returns -1. */
+int gopy_status_error(int status);
+
+/* ---- deferred.c: decrefs from threads that do not hold the GIL ---------- */
+
+/* Drop a reference now if this thread holds the GIL, else later. */
+void gopy_decref_anywhere(PyObject *o);
+/* Drop the deferred references (GIL held). */
+void gopy_drain_deferred(void);
+
+/* ---- chan.c -------------------------------------------------------------- */
+
+/* How a channel's elements look from Python. */
+enum elem_kind {
+    ELEM_OBJECT, /* PyObject*, one reference per buffered value */
+    ELEM_TIME,   /* int64 wall-clock ns, seen as a float of seconds */
+    ELEM_CTYPE,  /* raw bytes of a ctypes type (channels shared with C) */
+};
+
+typedef struct {
+    PyObject_HEAD
+    gopy_chan *c;
+    enum elem_kind kind;
+    PyObject *ctype;     /* ELEM_CTYPE: the ctypes type */
+    bool ctype_simple;   /* c_int64 & co: values convert to Python values */
+    gopy_timer *timer;   /* channel of after()/tick(): freed with us */
+    PyObject *weakreflist;
+} ChanObject;
+
+/* SendChan / RecvChan: a direction-restricted view of a Chan. */
+typedef struct {
+    PyObject_HEAD
+    ChanObject *chan;
+} ChanViewObject;
+
+/* The ChanObject behind a Chan or view (borrowed), or NULL if obj is not
+ * one.  *can_send / *can_recv say what the object allows. */
+ChanObject *gopy_chan_of(PyObject *obj, bool *can_send, bool *can_recv);
+/* A new Chan around an existing runtime channel (takes over one
+ * reference to it, released on failure).  ctype: NULL, or the ctypes type
+ * of ELEM_CTYPE elements (checked against the channel's element size). */
+ChanObject *gopy_chan_wrap(gopy_chan *c, enum elem_kind kind, PyObject *ctype);
+PyObject *gopy_recv_view(ChanObject *ch);
+
+/* Element conversion: a buffer of elemsize bytes <-> a Python object. */
+/* Fill buf from value for a send (ELEM_OBJECT: stores a new reference). */
+int gopy_elem_from_py(ChanObject *ch, PyObject *value, void *buf);
+/* Undo gopy_elem_from_py for a value that was not sent. */
+void gopy_elem_discard(ChanObject *ch, void *buf);
+/* A received element as a new reference (ELEM_OBJECT: takes over the
+ * reference in buf).  ok false: the zero value, None. */
+PyObject *gopy_elem_to_py(ChanObject *ch, void *buf, bool ok);
+/* Bytes an element needs in a caller's buffer. */
+size_t gopy_elem_size(ChanObject *ch);
+
+/* ---- goroutine.c ------------------------------------------------------------ */
+
+/* A host goroutine's record (the runtime's gstate). */
+typedef struct py_goroutine py_goroutine;
+
+int gopy_goroutine_init(void);
+/* Start fn(*args, **kwargs) in a new goroutine, in a copy of the current
+ * contextvars context.  0, or -1 with an exception set. */
+int gopy_spawn(PyObject *fn, PyObject *args, PyObject *kwargs);
+/* The function after_func timers fire: starts a goroutine from a
+ * prepared call (a py_call_template), without the GIL. */
+typedef struct py_call_template py_call_template;
+py_call_template *gopy_template_new(PyObject *fn, PyObject *args);
+void gopy_template_release(py_call_template *t);
+void gopy_template_fire(void *template);
+/* Python goroutines' frames, for runtime.stack(): a list of
+ * (filename, lineno, name) tuples, innermost last (GIL held). */
+PyObject *gopy_goroutine_frames(void *gstate);
+void gopy_host_stop(void);
+
+/* ---- compat.c: everything that differs between CPython versions --------- */
+
+/* The interpreter state one goroutine owns (frames, data stack, recursion
+ * depth, exception state, context, threading.local dict), as saved while
+ * it is switched out. */
+typedef struct py_tstate_save py_tstate_save;
+size_t gopy_tstate_save_size(void);
+/* Initialise a fresh goroutine's saved state: context (a reference it
+ * takes over), frames in the chunk_size bytes at chunk_mem. */
+void gopy_tstate_save_init(py_tstate_save *s, PyObject *context, void *chunk_mem,
+                           size_t chunk_size);
+/* Switch the thread's state to the goroutine's / save it back. */
+void gopy_tstate_load(PyThreadState *ts, py_tstate_save *s);
+void gopy_tstate_store(PyThreadState *ts, py_tstate_save *s);
+/* Release what a finished goroutine's state still holds (GIL held; its
+ * state is not loaded). */
+void gopy_tstate_save_clear(py_tstate_save *s);
+/* Fresh goroutines' C-recursion budget (3.12+), set from the stack size. */
+extern int gopy_c_recursion_budget;
+/* The goroutine's innermost frame as a new reference, or NULL (no
+ * exception) if it has none; s is switched out. */
+PyObject *gopy_tstate_save_frame(PyThreadState *ts, py_tstate_save *s);
+/* Does ts hold the GIL right now?  Racy; any thread, no GIL needed. */
+bool gopy_tstate_holds_gil(PyThreadState *ts);
+bool gopy_is_finalizing(void);
+/* Fetch / restore the current exception as one object (NULL if none). */
+PyObject *gopy_err_fetch(void);
+void gopy_err_restore(PyObject *exc);
+
+#endif

@@ -1,0 +1,352 @@
+/*
+ * goroutine.c -- Python goroutines: gopy.go, the host hooks the runtime
+ * calls around them, and after_func's calls.
+ *
+ * Each worker M has one PyThreadState (made by PyGILState_Ensure on its
+ * thread, so PyGILState_Ensure inside goroutines finds it: ctypes
+ * callbacks, Cython `with gil`).  A goroutine's own interpreter state is
+ * loaded into it on enter and saved on leave (compat.c).  Between two
+ * goroutines on one M the GIL stays held and the thread state is not
+ * restored to the M's own: leave saves, the next enter loads.  Only when
+ * the M lets the GIL go does its own state come back (release).
+ *
+ */
+#include "binding.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A goroutine's record lives in the host area at the top of its stack
+ * (gopy_rt_set_host_area_size): the record with its saved interpreter
+ * state, and above it the root chunk of its frames' data stack.  Both are
+ * kept when the runtime reuses the G for another goroutine. */
+struct py_goroutine {
+    PyObject *fn, *args, *kwargs;
+    py_call_template *call;   /* after_func: the call to make, else NULL */
+    PyThreadState *loaded_in; /* the M thread state holding our state, or NULL */
+    _Alignas(16) char save[]; /* py_tstate_save, gopy_tstate_save_size() bytes */
+};
+
+#define G_SAVE(g) ((py_tstate_save *)(g)->save)
+
+/* Frames of a goroutine's own call chain start in this many bytes (more
+ * come from CPython's own chunks, as in a thread). */
+enum { ROOT_CHUNK_SIZE = 8192 };
+static size_t record_size; /* the record rounded up to 64 */
+
+static void *root_chunk(py_goroutine *g)
+{
+    return (char *)g + record_size;
+}
+
+struct py_call_template {
+    _Atomic long refs; /* the Timer, plus one per firing not yet started */
+    PyObject *fn, *args, *context;
+};
+
+/* Per-M state (the runtime's mslot). */
+typedef struct {
+    PyThreadState *ts;
+    py_goroutine *loaded; /* whose state ts holds; NULL: the M's own */
+    py_tstate_save *own;  /* the M's own state while a goroutine's is in ts */
+} py_m;
+
+/* ---- exceptions escaping goroutines ---------------------------------------- */
+
+/* Hand the current exception to gopy.excepthook(exc, goroutine_id), looked
+ * up at this moment so that assigning gopy.excepthook replaces it. */
+static void report_exception(void)
+{
+    PyObject *exc = gopy_err_fetch();
+    if (exc == NULL)
+        return;
+    if (PyErr_GivenExceptionMatches(exc, PyExc_SystemExit)) {
+        Py_DECREF(exc); /* as in threads: SystemExit ends the goroutine quietly */
+        return;
+    }
+    PyObject *goid = PyLong_FromLongLong(gopy_rt_goid());
+    PyObject *pkg = PyImport_ImportModule("gopy");
+    PyObject *hook = pkg != NULL ? PyObject_GetAttrString(pkg, "excepthook") : NULL;
+    Py_XDECREF(pkg);
+    PyObject *r = NULL;
+    if (hook != NULL && goid != NULL)
+        r = PyObject_CallFunctionObjArgs(hook, exc, goid, NULL);
+    if (r == NULL) {
+        /* No hook, or the hook failed: say so, and show the original. */
+        PyErr_WriteUnraisable(hook);
+        gopy_err_restore(Py_NewRef(exc));
+        PyErr_Print();
+    }
+    Py_XDECREF(r);
+    Py_XDECREF(hook);
+    Py_XDECREF(goid);
+    Py_DECREF(exc);
+}
+
+/* ---- the goroutine body ---------------------------------------------------- */
+
+static void run_goroutine(void *gstate)
+{
+    py_goroutine *g = gstate;
+    PyObject *r = PyObject_Call(g->fn, g->args, g->kwargs);
+    if (r == NULL)
+        report_exception();
+    Py_XDECREF(r);
+    Py_CLEAR(g->fn);
+    Py_CLEAR(g->args);
+    Py_CLEAR(g->kwargs);
+}
+
+typedef struct {
+    PyObject *fn, *args, *kwargs, *context; /* references for the record */
+} spawn_call;
+
+static void init_call(void *area, void *arg)
+{
+    py_goroutine *g = area;
+    spawn_call *c = arg;
+    g->fn = c->fn;
+    g->args = c->args;
+    g->kwargs = c->kwargs;
+    g->call = NULL;
+    g->loaded_in = NULL;
+    gopy_tstate_save_init(G_SAVE(g), c->context, root_chunk(g), ROOT_CHUNK_SIZE);
+}
+
+int gopy_spawn(PyObject *fn, PyObject *args, PyObject *kwargs)
+{
+    gopy_drain_deferred();
+    spawn_call c = {fn, args, kwargs, PyContext_CopyCurrent()};
+    if (c.context == NULL)
+        return -1;
+    Py_INCREF(fn);
+    Py_INCREF(args);
+    Py_XINCREF(kwargs);
+    if (gopy_rt_go_host(run_goroutine, init_call, &c) == 0)
+        return 0;
+    /* Not started (init_call did not run): the references are still ours. */
+    int err = errno;
+    Py_DECREF(fn);
+    Py_DECREF(args);
+    Py_XDECREF(kwargs);
+    Py_DECREF(c.context);
+    if (err == EAGAIN)
+        PyErr_SetString(PyExc_RuntimeError, "gopy: cannot start goroutines: the interpreter "
+                                             "is shutting down");
+    else
+        PyErr_NoMemory();
+    return -1;
+}
+
+/* ---- after_func ------------------------------------------------------------- */
+
+py_call_template *gopy_template_new(PyObject *fn, PyObject *args)
+{
+    py_call_template *t = PyMem_RawMalloc(sizeof *t);
+    if (t == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    t->context = PyContext_CopyCurrent();
+    if (t->context == NULL) {
+        PyMem_RawFree(t);
+        return NULL;
+    }
+    atomic_init(&t->refs, 1);
+    t->fn = Py_NewRef(fn);
+    t->args = Py_NewRef(args);
+    return t;
+}
+
+void gopy_template_release(py_call_template *t)
+{
+    if (atomic_fetch_sub(&t->refs, 1) != 1)
+        return;
+    Py_DECREF(t->fn);
+    Py_DECREF(t->args);
+    Py_DECREF(t->context);
+    PyMem_RawFree(t);
+}
+
+static void init_template_call(void *area, void *arg)
+{
+    py_goroutine *g = area;
+    py_call_template *t = arg;
+    atomic_fetch_add(&t->refs, 1);
+    g->fn = g->args = g->kwargs = NULL;
+    g->call = t;
+    g->loaded_in = NULL;
+}
+
+/* Called by the timer, on a scheduler stack, without the GIL: start a
+ * goroutine whose record says which call to make; enter() makes the
+ * Python objects, with the GIL.  If it cannot start (out of memory, or
+ * exiting) this firing is lost, as a goroutine Go could not start. */
+void gopy_template_fire(void *template)
+{
+    (void)gopy_rt_go_host(run_goroutine, init_template_call, template);
+}
+
+/* First run of an after_func goroutine (GIL held): take the call. */
+static void unpack_call(py_goroutine *g)
+{
+    py_call_template *t = g->call;
+    g->fn = Py_NewRef(t->fn);
+    g->args = Py_NewRef(t->args);
+    g->kwargs = NULL;
+    /* Each firing starts from the context after_func was called in. */
+    PyObject *ctx = PyContext_Copy(t->context);
+    if (ctx == NULL) {
+        PyErr_Clear();
+        ctx = PyContext_New();
+    }
+    gopy_tstate_save_init(G_SAVE(g), ctx, root_chunk(g), ROOT_CHUNK_SIZE);
+    g->call = NULL;
+    gopy_template_release(t);
+}
+
+/* ---- the host hooks ----------------------------------------------------------- */
+
+static bool hook_acquire(void **mslot)
+{
+    if (atomic_load(&gopy_state.stopping) || gopy_is_finalizing())
+        return false;
+    py_m *pm = *mslot;
+    if (pm == NULL) {
+        pm = calloc(1, sizeof *pm);
+        py_tstate_save *own = calloc(1, gopy_tstate_save_size());
+        if (pm == NULL || own == NULL) {
+            free(pm);
+            free(own);
+            return false;
+        }
+        pm->own = own;
+        /* The thread's one thread state, bound to it for PyGILState, for
+         * the M's lifetime (never released). */
+        (void)PyGILState_Ensure();
+        pm->ts = PyThreadState_Get();
+        *mslot = pm;
+    } else {
+        PyEval_RestoreThread(pm->ts);
+    }
+    if (atomic_load(&gopy_state.stopping)) {
+        PyEval_SaveThread();
+        return false;
+    }
+    gopy_drain_deferred();
+    return true;
+}
+
+static void hook_release(void **mslot)
+{
+    py_m *pm = *mslot;
+    if (pm->loaded != NULL) {
+        gopy_tstate_load(pm->ts, pm->own);
+        pm->loaded = NULL;
+    }
+    PyEval_SaveThread();
+}
+
+static void hook_enter(void **mslot, void *gstate, bool first)
+{
+    py_m *pm = *mslot;
+    py_goroutine *g = gstate;
+    if (pm->loaded == NULL)
+        gopy_tstate_store(pm->ts, pm->own);
+    if (first && g->call != NULL) {
+        /* Python objects are made with the M's own state in place. */
+        if (pm->loaded != NULL) {
+            gopy_tstate_load(pm->ts, pm->own);
+            pm->loaded = NULL;
+        }
+        unpack_call(g);
+    }
+    gopy_tstate_load(pm->ts, G_SAVE(g));
+    pm->loaded = g;
+    g->loaded_in = pm->ts;
+}
+
+static void hook_leave(void **mslot, void *gstate, bool exited)
+{
+    py_m *pm = *mslot;
+    py_goroutine *g = gstate;
+    gopy_tstate_store(pm->ts, G_SAVE(g));
+    g->loaded_in = NULL;
+    if (!exited)
+        return; /* ts keeps g's values (saved) until the next enter */
+    /* Clearing may run finalizers: do it with the M's own state back. */
+    gopy_tstate_load(pm->ts, pm->own);
+    pm->loaded = NULL;
+    gopy_tstate_save_clear(G_SAVE(g));
+}
+
+static bool hook_held(void *mstate)
+{
+    py_m *pm = mstate;
+    return pm != NULL && gopy_tstate_holds_gil(pm->ts);
+}
+
+static const struct gopy_host_hooks hooks = {
+    .acquire = hook_acquire,
+    .release = hook_release,
+    .enter = hook_enter,
+    .leave = hook_leave,
+    .held = hook_held,
+};
+
+int gopy_goroutine_init(void)
+{
+    record_size = (sizeof(py_goroutine) + gopy_tstate_save_size() + 63) & ~(size_t)63;
+    if (!gopy_rt_set_host_area_size(record_size + ROOT_CHUNK_SIZE)) {
+        PyErr_SetString(PyExc_ImportError, "gopy: Python goroutines were started before "
+                                           "the binding was ready");
+        return -1;
+    }
+    gopy_rt_set_host_hooks(&hooks);
+    return 0;
+}
+
+void gopy_host_stop(void)
+{
+    atomic_store(&gopy_state.stopping, true);
+    gopy_rt_host_stop();
+}
+
+/* ---- frames, for runtime.stack() ------------------------------------------------ */
+
+PyObject *gopy_goroutine_frames(void *gstate)
+{
+    py_goroutine *g = gstate;
+    PyObject *frame;
+    if (g->loaded_in != NULL) {
+        /* Running on its M (in a call that let the GIL go, since we hold
+         * it), or it is us. */
+        frame = (PyObject *)PyThreadState_GetFrame(g->loaded_in);
+    } else {
+        frame = gopy_tstate_save_frame(PyThreadState_Get(), G_SAVE(g));
+    }
+    PyObject *list = PyList_New(0);
+    if (list == NULL) {
+        Py_XDECREF(frame);
+        return NULL;
+    }
+    while (frame != NULL) {
+        PyCodeObject *code = PyFrame_GetCode((PyFrameObject *)frame);
+        PyObject *item = Py_BuildValue("(OiO)", code->co_filename,
+                                       PyFrame_GetLineNumber((PyFrameObject *)frame),
+                                       code->co_name);
+        Py_DECREF(code);
+        if (item == NULL || PyList_Insert(list, 0, item) < 0) {
+            Py_XDECREF(item);
+            Py_DECREF(frame);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(item);
+        PyObject *back = (PyObject *)PyFrame_GetBack((PyFrameObject *)frame);
+        Py_DECREF(frame);
+        frame = back;
+    }
+    return list;
+}

@@ -1,0 +1,399 @@
+/*
+ * module.c -- the gopy._gopy extension module: module functions, types,
+ * exceptions, the C API capsule, and lifecycle (subinterpreters refused,
+ * fork, interpreter exit).
+ */
+#include "binding.h"
+
+gopy_state_t gopy_state;
+
+/* timers.c, select.c */
+int gopy_duration_ns(PyObject *d, int64_t *ns);
+PyObject *gopy_sleep_impl(PyObject *d);
+PyObject *gopy_after_impl(PyObject *d);
+PyObject *gopy_tick_impl(PyObject *d);
+PyObject *gopy_after_func_impl(PyObject *const *args, Py_ssize_t nargs);
+PyObject *gopy_select_impl(PyObject *const *args, Py_ssize_t nargs, bool block);
+
+/* ---- goroutines -------------------------------------------------------------- */
+
+static PyObject *mod_go(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                        PyObject *kwnames)
+{
+    (void)self;
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError, "go() needs a function to run");
+        return NULL;
+    }
+    if (!PyCallable_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError, "go(): %.100s object is not callable",
+                     Py_TYPE(args[0])->tp_name);
+        return NULL;
+    }
+    PyObject *pargs = PyTuple_New(nargs - 1);
+    if (pargs == NULL)
+        return NULL;
+    for (Py_ssize_t i = 1; i < nargs; i++)
+        PyTuple_SET_ITEM(pargs, i - 1, Py_NewRef(args[i]));
+    PyObject *kwargs = NULL;
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
+        kwargs = PyDict_New();
+        if (kwargs == NULL) {
+            Py_DECREF(pargs);
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
+            if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) {
+                Py_DECREF(pargs);
+                Py_DECREF(kwargs);
+                return NULL;
+            }
+        }
+    }
+    int r = gopy_spawn(args[0], pargs, kwargs);
+    Py_DECREF(pargs);
+    Py_XDECREF(kwargs);
+    if (r < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* go_c: a C function run as a goroutine.  keep holds the Python objects
+ * the pointers came from (a ctypes function must outlive its calls); it
+ * is dropped when fn returns, from wherever that is. */
+typedef struct {
+    void (*fn)(void *);
+    void *arg;
+    PyObject *keep;
+} c_call;
+
+static void run_c_call(void *p)
+{
+    c_call call = *(c_call *)p;
+    free(p);
+    call.fn(call.arg);
+    gopy_decref_anywhere(call.keep);
+}
+
+static PyObject *mod_go_c(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *fnobj, *argobj, *keep;
+    if (!PyArg_ParseTuple(args, "OOO:_go_c", &fnobj, &argobj, &keep))
+        return NULL;
+    void *fn = PyLong_AsVoidPtr(fnobj);
+    if (fn == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "go_c: null function pointer");
+        return NULL;
+    }
+    void *arg = argobj == Py_None ? NULL : PyLong_AsVoidPtr(argobj);
+    if (arg == NULL && PyErr_Occurred())
+        return NULL;
+    c_call *call = malloc(sizeof *call);
+    if (call == NULL)
+        return PyErr_NoMemory();
+    /* A data pointer to a function pointer: fine on every platform gopy
+     * runs on (POSIX requires it for dlsym). */
+    *(void **)&call->fn = fn;
+    call->arg = arg;
+    call->keep = Py_NewRef(keep);
+    if (gopy_go(run_c_call, call) != 0) {
+        Py_DECREF(keep);
+        free(call);
+        return PyErr_NoMemory();
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *mod_select(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                            PyObject *kwnames)
+{
+    (void)self;
+    bool block = true;
+    if (kwnames != NULL) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
+            PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+            if (!PyUnicode_Check(name) || PyUnicode_CompareWithASCIIString(name, "default") != 0) {
+                PyErr_Format(PyExc_TypeError, "select() got an unexpected keyword argument %R",
+                             name);
+                return NULL;
+            }
+            int t = PyObject_IsTrue(args[nargs + i]);
+            if (t < 0)
+                return NULL;
+            block = !t;
+        }
+    }
+    return gopy_select_impl(args, nargs, block);
+}
+
+static PyObject *mod_sleep(PyObject *self, PyObject *d)
+{
+    (void)self;
+    return gopy_sleep_impl(d);
+}
+
+static PyObject *mod_after(PyObject *self, PyObject *d)
+{
+    (void)self;
+    return gopy_after_impl(d);
+}
+
+static PyObject *mod_tick(PyObject *self, PyObject *d)
+{
+    (void)self;
+    return gopy_tick_impl(d);
+}
+
+static PyObject *mod_after_func(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    return gopy_after_func_impl(args, nargs);
+}
+
+/* ---- gopy.runtime ---------------------------------------------------------------- */
+
+static PyObject *mod_gomaxprocs(PyObject *self, PyObject *args)
+{
+    (void)self;
+    int n = 0;
+    if (!PyArg_ParseTuple(args, "|i:gomaxprocs", &n))
+        return NULL;
+    return PyLong_FromLong(gopy_gomaxprocs(n));
+}
+
+static PyObject *mod_num_cpu(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    (void)self;
+    return PyLong_FromLong(gopy_rt_num_cpu());
+}
+
+static PyObject *mod_num_goroutine(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    (void)self;
+    return PyLong_FromLongLong(gopy_rt_num_goroutine());
+}
+
+static int op_yield(void *arg)
+{
+    (void)arg;
+    gopy_yield();
+    return GOPY_OK;
+}
+
+static PyObject *mod_gosched(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    (void)self;
+    gopy_call_blocking(op_yield, NULL);
+    Py_RETURN_NONE;
+}
+
+static PyObject *mod_lock_os_thread(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    (void)self;
+    gopy_rt_lock_os_thread();
+    Py_RETURN_NONE;
+}
+
+static PyObject *mod_unlock_os_thread(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    (void)self;
+    gopy_rt_unlock_os_thread();
+    Py_RETURN_NONE;
+}
+
+static PyObject *mod_goid(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    (void)self;
+    return PyLong_FromLongLong(gopy_rt_goid());
+}
+
+static PyObject *mod_stats(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    (void)self;
+    gopy_rt_stats s;
+    gopy_rt_get_stats(&s);
+    return Py_BuildValue("{sLsLsLsLsLsLsLsLsLsLsLsssLsL}", "goroutines", (long long)s.goroutines,
+                         "ms", (long long)s.ms, "ms_idle", (long long)s.ms_idle, "ps",
+                         (long long)s.ps, "gomaxprocs", (long long)s.gomaxprocs,
+                         "context_switches", (long long)s.context_switches, "steals",
+                         (long long)s.steals, "handoffs", (long long)s.handoffs, "runner_moves",
+                         (long long)s.runner_moves, "timers", (long long)s.timers,
+                         "host_queue", (long long)s.host_queue, "stack_guard", s.stack_guard,
+                         "stack_size_c", (long long)s.stack_size_c, "stack_size_python",
+                         (long long)s.stack_size_host);
+}
+
+typedef struct {
+    PyObject *list;
+    int failed;
+} goroutine_walk;
+
+static void collect_goroutine(const gopy_goroutine_info *info, void *arg)
+{
+    goroutine_walk *w = arg;
+    if (w->failed)
+        return;
+    PyObject *frames = NULL;
+    if (info->host && info->gstate != NULL) {
+        frames = gopy_goroutine_frames(info->gstate);
+        if (frames == NULL) {
+            w->failed = 1;
+            return;
+        }
+    } else {
+        frames = Py_NewRef(Py_None);
+    }
+    PyObject *d = Py_BuildValue(
+        "{sLsssssKsdsdsLsOsN}", "id", (long long)info->goid, "state", info->state, "wait",
+        gopy_rt_wait_reason_string(info->wait_reason), "wait_obj",
+        (unsigned long long)(uintptr_t)info->wait_obj, "wait_seconds", info->wait_ns / 1e9,
+        "sleep_until", info->sleep_until_ns / 1e9, "home_m", (long long)info->home_m,
+        "python", info->host ? Py_True : Py_False, "frames", frames);
+    if (d == NULL || PyList_Append(w->list, d) < 0)
+        w->failed = 1;
+    Py_XDECREF(d);
+}
+
+static PyObject *mod_goroutines(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    (void)self;
+    goroutine_walk w = {PyList_New(0), 0};
+    if (w.list == NULL)
+        return NULL;
+    gopy_rt_foreach_goroutine(collect_goroutine, &w);
+    if (w.failed) {
+        Py_DECREF(w.list);
+        return NULL;
+    }
+    return w.list;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------- */
+
+static PyObject *mod_shutdown(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    (void)self;
+    gopy_host_stop();
+    Py_RETURN_NONE;
+}
+
+static PyObject *mod_after_fork_child(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    (void)self;
+    /* The child's threads are gone, and CPython has deleted their thread
+     * states: start a fresh runtime; the new Ms make new ones. */
+    gopy_rt_after_fork_child();
+    gopy_state.main_thread = PyThread_get_thread_ident();
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"go", (PyCFunction)(void (*)(void))mod_go, METH_FASTCALL | METH_KEYWORDS,
+     "go(fn, /, *args, **kwargs) -> None\n\nRun fn(*args, **kwargs) in a new goroutine, in a "
+     "copy of the current contextvars context."},
+    {"_go_c", mod_go_c, METH_VARARGS, "_go_c(fn_address, arg_address, keep): see gopy.go_c"},
+    {"select", (PyCFunction)(void (*)(void))mod_select, METH_FASTCALL | METH_KEYWORDS,
+     "select(*cases, default=False) -> (index, value, ok)\n\nGo's select over Recv and Send "
+     "cases.  With default=True and nothing ready, returns (-1, None, False)."},
+    {"sleep", mod_sleep, METH_O, "sleep(d) -> None\n\nPause the calling goroutine for d seconds."},
+    {"after", mod_after, METH_O, "after(d) -> RecvChan\n\nReceives time.time() once, after d."},
+    {"tick", mod_tick, METH_O,
+     "tick(d) -> RecvChan | None\n\nReceives the time every d (None when d <= 0)."},
+    {"after_func", (PyCFunction)(void (*)(void))mod_after_func, METH_FASTCALL,
+     "after_func(d, fn, *args) -> Timer\n\nRun fn(*args) in its own goroutine after d."},
+    {"gomaxprocs", mod_gomaxprocs, METH_VARARGS,
+     "gomaxprocs(n=0) -> int\n\nSet the number of Ps when n >= 1; return the previous one."},
+    {"num_cpu", mod_num_cpu, METH_NOARGS, "num_cpu() -> int"},
+    {"num_goroutine", mod_num_goroutine, METH_NOARGS, "num_goroutine() -> int"},
+    {"gosched", mod_gosched, METH_NOARGS, "gosched() -> None\n\nLet other goroutines run."},
+    {"lock_os_thread", mod_lock_os_thread, METH_NOARGS,
+     "lock_os_thread() -> None\n\nDedicate the current OS thread to this goroutine."},
+    {"unlock_os_thread", mod_unlock_os_thread, METH_NOARGS, "unlock_os_thread() -> None"},
+    {"goid", mod_goid, METH_NOARGS, "goid() -> int\n\nThis goroutine's id (0 outside one)."},
+    {"stats", mod_stats, METH_NOARGS, "stats() -> dict"},
+    {"_goroutines", mod_goroutines, METH_NOARGS, "live goroutines, for runtime.stack()"},
+    {"_shutdown", mod_shutdown, METH_NOARGS, "interpreter exit: start no more Python work"},
+    {"_after_fork_child", mod_after_fork_child, METH_NOARGS, "fresh runtime in a fork child"},
+    {NULL},
+};
+
+static int add_type(PyObject *m, PyTypeObject *type, const char *name)
+{
+    if (PyType_Ready(type) < 0)
+        return -1;
+    return PyModule_AddObjectRef(m, name, (PyObject *)type);
+}
+
+static int module_exec(PyObject *m)
+{
+    if (PyInterpreterState_Get() != PyInterpreterState_Main()) {
+        PyErr_SetString(PyExc_ImportError,
+                        "gopy cannot be imported in a subinterpreter: its runtime is "
+                        "process-wide");
+        return -1;
+    }
+    if (gopy_state.module != NULL) {
+        PyErr_SetString(PyExc_ImportError, "gopy._gopy cannot be loaded twice");
+        return -1;
+    }
+    gopy_state.ClosedChannelError = PyErr_NewExceptionWithDoc(
+        "gopy.ClosedChannelError", "Send on, or second close of, a closed channel.",
+        PyExc_RuntimeError, NULL);
+    gopy_state.DeadlockError = PyErr_NewExceptionWithDoc(
+        "gopy.DeadlockError",
+        "All goroutines are asleep: the blocked call can never return.", PyExc_RuntimeError,
+        NULL);
+    if (gopy_state.ClosedChannelError == NULL || gopy_state.DeadlockError == NULL ||
+        PyModule_AddObjectRef(m, "ClosedChannelError", gopy_state.ClosedChannelError) < 0 ||
+        PyModule_AddObjectRef(m, "DeadlockError", gopy_state.DeadlockError) < 0)
+        return -1;
+    if (add_type(m, &Chan_Type, "Chan") < 0 || add_type(m, &SendChan_Type, "SendChan") < 0 ||
+        add_type(m, &RecvChan_Type, "RecvChan") < 0 || add_type(m, &Recv_Type, "Recv") < 0 ||
+        add_type(m, &Send_Type, "Send") < 0 || add_type(m, &Timer_Type, "Timer") < 0 ||
+        add_type(m, &Ticker_Type, "Ticker") < 0)
+        return -1;
+    PyObject *capsule =
+        PyCapsule_New((void *)gopy_api_table(), GOPY_CAPSULE_NAME, NULL);
+    if (capsule == NULL || PyModule_AddObject(m, "_C_API", capsule) < 0) {
+        Py_XDECREF(capsule);
+        return -1;
+    }
+    /* Signals are handled by the main thread: remember which it is. */
+    PyObject *threading = PyImport_ImportModule("threading");
+    PyObject *main = threading ? PyObject_CallMethod(threading, "main_thread", NULL) : NULL;
+    PyObject *ident = main ? PyObject_GetAttrString(main, "ident") : NULL;
+    Py_XDECREF(threading);
+    Py_XDECREF(main);
+    if (ident == NULL)
+        return -1;
+    gopy_state.main_thread = PyLong_AsUnsignedLong(ident);
+    Py_DECREF(ident);
+    if (PyErr_Occurred())
+        return -1;
+    gopy_state.module = m;
+    return gopy_goroutine_init();
+}
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+#if PY_VERSION_HEX >= 0x030C0000
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+#endif
+    {0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "gopy._gopy",
+    .m_doc = "gopy's C runtime binding; use the gopy package.",
+    .m_size = 0,
+    .m_methods = module_methods,
+    .m_slots = module_slots,
+};
+
+PyMODINIT_FUNC PyInit__gopy(void)
+{
+    return PyModuleDef_Init(&module_def);
+}

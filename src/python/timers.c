@@ -1,0 +1,293 @@
+/*
+ * timers.c -- gopy.sleep, Timer, Ticker, after, tick, after_func.
+ *
+ * Durations are seconds (float or int) or datetime.timedelta.  A timer's
+ * channel is a RecvChan of floats (time.time() values).  after() and tick()
+ * return just the channel; the channel then owns the timer, which stops
+ * when the channel is dropped (Go 1.23 lets unreferenced timers go too).
+ */
+#include "binding.h"
+
+#include <math.h>
+
+int gopy_duration_ns(PyObject *d, int64_t *ns)
+{
+    double secs;
+    if (PyFloat_Check(d) || PyLong_Check(d)) {
+        secs = PyFloat_AsDouble(d);
+        if (secs == -1.0 && PyErr_Occurred())
+            return -1;
+    } else if (PyObject_HasAttrString(d, "total_seconds") && !PyType_Check(d)) {
+        PyObject *t = PyObject_CallMethod(d, "total_seconds", NULL);
+        if (t == NULL)
+            return -1;
+        secs = PyFloat_AsDouble(t);
+        Py_DECREF(t);
+        if (secs == -1.0 && PyErr_Occurred())
+            return -1;
+    } else {
+        PyErr_Format(PyExc_TypeError,
+                     "a duration must be seconds (int or float) or a timedelta, not %.100s",
+                     Py_TYPE(d)->tp_name);
+        return -1;
+    }
+    if (isnan(secs)) {
+        PyErr_SetString(PyExc_ValueError, "a duration cannot be NaN");
+        return -1;
+    }
+    double v = secs * 1e9;
+    *ns = v >= 9.2e18 ? INT64_MAX : v <= -9.2e18 ? INT64_MIN : (int64_t)v;
+    return 0;
+}
+
+/* ---- sleep ------------------------------------------------------------------ */
+
+static int op_sleep(void *arg)
+{
+    return gopy_rt_sleep(*(int64_t *)arg);
+}
+
+PyObject *gopy_sleep_impl(PyObject *d)
+{
+    int64_t ns;
+    if (gopy_duration_ns(d, &ns) < 0)
+        return NULL;
+    int status = gopy_call_blocking(op_sleep, &ns);
+    if (status != GOPY_OK) {
+        if (status > 0)
+            gopy_status_error(status);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* ---- Timer and Ticker ---------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    gopy_timer *t;
+    PyObject *c;              /* RecvChan, or None for after_func */
+    py_call_template *call;   /* after_func's call, else NULL */
+    bool ticker;
+} TimerObject;
+
+/* A RecvChan over the timer's channel; the channel's Chan object keeps
+ * its own reference to the runtime channel. */
+static PyObject *timer_chan_view(gopy_timer *t, bool own_timer)
+{
+    gopy_chan *c = gopy_rt_timer_chan(t);
+    gopy_chan_retain(c);
+    ChanObject *ch = gopy_chan_wrap(c, ELEM_TIME, NULL);
+    if (ch == NULL) {
+        if (own_timer)
+            gopy_rt_timer_free(t);
+        return NULL;
+    }
+    if (own_timer)
+        ch->timer = t;
+    PyObject *view = gopy_recv_view(ch);
+    Py_DECREF(ch);
+    return view;
+}
+
+static TimerObject *timer_make(PyTypeObject *type, int64_t d, int64_t period)
+{
+    gopy_timer *t = gopy_rt_timer_new(d, period);
+    if (t == NULL)
+        return (TimerObject *)PyErr_NoMemory();
+    TimerObject *self = (TimerObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        gopy_rt_timer_free(t);
+        return NULL;
+    }
+    self->t = t;
+    self->ticker = period > 0;
+    self->c = timer_chan_view(t, false);
+    if (self->c == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return self;
+}
+
+static PyObject *Timer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"d", NULL};
+    PyObject *dobj;
+    int64_t d;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:Timer", kwlist, &dobj) ||
+        gopy_duration_ns(dobj, &d) < 0)
+        return NULL;
+    return (PyObject *)timer_make(type, d, 0);
+}
+
+static int positive_period(PyObject *dobj, int64_t *d, const char *who)
+{
+    if (gopy_duration_ns(dobj, d) < 0)
+        return -1;
+    if (*d <= 0) {
+        PyErr_Format(PyExc_ValueError, "non-positive interval for %s", who);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *Ticker_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"d", NULL};
+    PyObject *dobj;
+    int64_t d;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:Ticker", kwlist, &dobj) ||
+        positive_period(dobj, &d, "Ticker") < 0)
+        return NULL;
+    return (PyObject *)timer_make(type, d, d);
+}
+
+static void Timer_dealloc(TimerObject *self)
+{
+    if (self->t != NULL) {
+        bool pending = gopy_rt_timer_stop(self->t);
+        /* An after_func that never fired never started its goroutine. */
+        gopy_rt_timer_free(self->t);
+        (void)pending;
+    }
+    if (self->call != NULL)
+        gopy_template_release(self->call);
+    Py_XDECREF(self->c);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Timer_stop(TimerObject *self, PyObject *Py_UNUSED(ignored))
+{
+    bool pending = gopy_rt_timer_stop(self->t);
+    if (self->ticker)
+        Py_RETURN_NONE;
+    return PyBool_FromLong(pending);
+}
+
+static PyObject *Timer_reset(TimerObject *self, PyObject *dobj)
+{
+    int64_t d;
+    if (self->ticker) {
+        if (positive_period(dobj, &d, "Ticker.reset") < 0)
+            return NULL;
+        gopy_rt_timer_reset(self->t, d, d);
+        Py_RETURN_NONE;
+    }
+    if (gopy_duration_ns(dobj, &d) < 0)
+        return NULL;
+    return PyBool_FromLong(gopy_rt_timer_reset(self->t, d, 0));
+}
+
+static PyObject *Timer_get_c(TimerObject *self, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(self->c != NULL ? self->c : Py_None);
+}
+
+static PyMethodDef Timer_methods[] = {
+    {"stop", (PyCFunction)Timer_stop, METH_NOARGS,
+     "stop() -> bool\n\nStop the timer; True if that stopped it from firing.  No value sent "
+     "before the stop can be received after it."},
+    {"reset", (PyCFunction)Timer_reset, METH_O,
+     "reset(d) -> bool\n\nRe-arm the timer to fire after d; True if it was pending."},
+    {NULL},
+};
+
+static PyMethodDef Ticker_methods[] = {
+    {"stop", (PyCFunction)Timer_stop, METH_NOARGS, "stop() -> None\n\nStop the ticks."},
+    {"reset", (PyCFunction)Timer_reset, METH_O,
+     "reset(d) -> None\n\nTick every d from now on."},
+    {NULL},
+};
+
+static PyGetSetDef Timer_getset[] = {
+    {"c", (getter)Timer_get_c, NULL, "the RecvChan the time is delivered on (None for after_func)",
+     NULL},
+    {NULL},
+};
+
+PyTypeObject Timer_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gopy.Timer",
+    .tp_basicsize = sizeof(TimerObject),
+    .tp_dealloc = (destructor)Timer_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Timer(d)\n\nSends the time.time() value on .c once, after d seconds.",
+    .tp_methods = Timer_methods,
+    .tp_getset = Timer_getset,
+    .tp_new = Timer_new,
+};
+
+PyTypeObject Ticker_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gopy.Ticker",
+    .tp_basicsize = sizeof(TimerObject),
+    .tp_dealloc = (destructor)Timer_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Ticker(d)\n\nSends the time on .c every d seconds, dropping ticks for a slow "
+              "reader.",
+    .tp_methods = Ticker_methods,
+    .tp_getset = Timer_getset,
+    .tp_new = Ticker_new,
+};
+
+/* ---- after, tick, after_func ------------------------------------------------------ */
+
+PyObject *gopy_after_impl(PyObject *dobj)
+{
+    int64_t d;
+    if (gopy_duration_ns(dobj, &d) < 0)
+        return NULL;
+    gopy_timer *t = gopy_rt_timer_new(d, 0);
+    if (t == NULL)
+        return PyErr_NoMemory();
+    return timer_chan_view(t, true);
+}
+
+PyObject *gopy_tick_impl(PyObject *dobj)
+{
+    int64_t d;
+    if (gopy_duration_ns(dobj, &d) < 0)
+        return NULL;
+    if (d <= 0)
+        Py_RETURN_NONE; /* Go: Tick(d <= 0) is nil */
+    gopy_timer *t = gopy_rt_timer_new(d, d);
+    if (t == NULL)
+        return PyErr_NoMemory();
+    return timer_chan_view(t, true);
+}
+
+PyObject *gopy_after_func_impl(PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 2) {
+        PyErr_SetString(PyExc_TypeError, "after_func(d, fn, *args) needs d and fn");
+        return NULL;
+    }
+    int64_t d;
+    if (gopy_duration_ns(args[0], &d) < 0)
+        return NULL;
+    if (!PyCallable_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "after_func: fn must be callable");
+        return NULL;
+    }
+    PyObject *fargs = PyTuple_New(nargs - 2);
+    if (fargs == NULL)
+        return NULL;
+    for (Py_ssize_t i = 2; i < nargs; i++)
+        PyTuple_SET_ITEM(fargs, i - 2, Py_NewRef(args[i]));
+    py_call_template *call = gopy_template_new(args[1], fargs);
+    Py_DECREF(fargs);
+    if (call == NULL)
+        return NULL;
+    TimerObject *self = (TimerObject *)Timer_Type.tp_alloc(&Timer_Type, 0);
+    if (self == NULL) {
+        gopy_template_release(call);
+        return NULL;
+    }
+    self->call = call;
+    self->c = Py_NewRef(Py_None);
+    self->t = gopy_rt_timer_func(d, gopy_template_fire, call);
+    if (self->t == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)self;
+}
