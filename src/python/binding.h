@@ -40,14 +40,18 @@ extern PyTypeObject Timer_Type, Ticker_Type;
 
 /* ---- blocking.c: calling runtime operations that may block -------------
  *
- * In a host goroutine the operation runs with the GIL held: it parks the
- * goroutine and the M decides about the GIL.  Elsewhere (a foreign thread,
- * or Python code a C goroutine called back into) the GIL is released
- * around it; on the main thread, signals interrupt it (KeyboardInterrupt).
+ * fn(arg, block) performs the operation; with block false it must not
+ * block (GOPY_EAGAIN when it would).  In a host goroutine it runs with
+ * the GIL held: blocking parks the goroutine and the M decides about the
+ * GIL.  Elsewhere (a foreign thread, or Python code a C goroutine called
+ * back into) it is first tried without blocking, GIL held, and only then
+ * run blocking with the GIL released (releasing it for an operation that
+ * completes at once would hand the GIL to another thread for nothing);
+ * on the main thread, signals interrupt the wait (KeyboardInterrupt).
  * Returns the runtime status; on -1 a Python exception is set (interrupt,
  * deadlock).  fn must not touch Python objects (no GIL on some paths).
  */
-int gopy_call_blocking(int (*fn)(void *), void *arg);
+int gopy_call_blocking(int (*fn)(void *, bool), void *arg);
 /* Set the Python exception for a failing status; returns -1. */
 int gopy_status_error(int status);
 
@@ -140,8 +144,9 @@ void gopy_tstate_store(PyThreadState *ts, py_tstate_save *s);
 /* Release what a finished goroutine's state still holds (GIL held; its
  * state is not loaded). */
 void gopy_tstate_save_clear(py_tstate_save *s);
-/* Fresh goroutines' C-recursion budget (3.12+), set from the stack size. */
+/* Fresh goroutines' C-recursion budget (3.12+), from the stack size. */
 extern int gopy_c_recursion_budget;
+void gopy_set_stack_size(size_t stack_bytes);
 /* The goroutine's innermost frame as a new reference, or NULL (no
  * exception) if it has none; s is switched out. */
 PyObject *gopy_tstate_save_frame(PyThreadState *ts, py_tstate_save *s);

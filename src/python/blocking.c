@@ -37,10 +37,13 @@ static int interrupt_check(void *arg)
     return abandon;
 }
 
-int gopy_call_blocking(int (*fn)(void *), void *arg)
+int gopy_call_blocking(int (*fn)(void *, bool), void *arg)
 {
     if (gopy_rt_in_host_goroutine())
-        return fn(arg);
+        return fn(arg, true);
+    int status = fn(arg, false);
+    if (status != GOPY_EAGAIN)
+        return status;
     gopy_drain_deferred();
     bool c_goroutine = gopy_rt_goid() != 0;
     bool main_thread = !c_goroutine && PyThread_get_thread_ident() == gopy_state.main_thread;
@@ -50,7 +53,7 @@ int gopy_call_blocking(int (*fn)(void *), void *arg)
     ic.ts = PyEval_SaveThread();
     if (main_thread)
         gopy_rt_set_interrupt(interrupt_check, &ic, INTERRUPT_POLL_NS);
-    int status = fn(arg);
+    status = fn(arg, true);
     if (main_thread)
         gopy_rt_set_interrupt(NULL, NULL, 0);
     PyEval_RestoreThread(ic.ts);

@@ -104,16 +104,16 @@ typedef struct {
     bool ok;
 } chan_op;
 
-static int op_send(void *arg)
+static int op_send(void *arg, bool block)
 {
     chan_op *op = arg;
-    return gopy_rt_chan_send(op->c, op->elem, true);
+    return gopy_rt_chan_send(op->c, op->elem, block);
 }
 
-static int op_recv(void *arg)
+static int op_recv(void *arg, bool block)
 {
     chan_op *op = arg;
-    return gopy_rt_chan_recv(op->c, op->elem, &op->ok, true);
+    return gopy_rt_chan_recv(op->c, op->elem, &op->ok, block);
 }
 
 static PyObject *chan_send(ChanObject *ch, PyObject *value)

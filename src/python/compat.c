@@ -73,10 +73,25 @@ size_t gopy_tstate_save_size(void)
     return sizeof(py_tstate_save);
 }
 
-/* The C-recursion budget of a goroutine (3.12+): the interpreter's limit
- * assumes an 8 MiB thread stack; a goroutine's is smaller, so it gets a
- * budget in proportion (set by goroutine.c from the stack size). */
-int gopy_c_recursion_budget = 0;
+/* The C-recursion budget of a fresh goroutine (3.12+).  The interpreter's
+ * limit assumes an 8 MiB thread stack; a goroutine's is smaller, so it
+ * gets the same limit scaled to its stack, so that deep recursion through
+ * C raises RecursionError before it reaches the guard page.  (3.11 has one
+ * counter for Python and C levels, the recursion limit.) */
+int gopy_c_recursion_budget;
+
+void gopy_set_stack_size(size_t stack_bytes)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    long limit = Py_C_RECURSION_LIMIT;
+#elif PY_VERSION_HEX >= 0x030C0000
+    long limit = C_RECURSION_LIMIT;
+#else
+    long limit = 0;
+#endif
+    long scaled = (long)((double)limit * (double)stack_bytes / (8.0 * 1024 * 1024));
+    gopy_c_recursion_budget = (int)(scaled < limit ? scaled : limit);
+}
 
 void gopy_tstate_save_init(py_tstate_save *s, PyObject *context, void *chunk_mem,
                            size_t chunk_size)

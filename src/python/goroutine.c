@@ -303,6 +303,7 @@ int gopy_goroutine_init(void)
                                            "the binding was ready");
         return -1;
     }
+    gopy_set_stack_size(gopy_rt_stack_size(true));
     gopy_rt_set_host_hooks(&hooks);
     return 0;
 }

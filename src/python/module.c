@@ -175,9 +175,11 @@ static PyObject *mod_num_goroutine(PyObject *self, PyObject *Py_UNUSED(ignored))
     return PyLong_FromLongLong(gopy_rt_num_goroutine());
 }
 
-static int op_yield(void *arg)
+static int op_yield(void *arg, bool block)
 {
     (void)arg;
+    if (!block)
+        return GOPY_EAGAIN; /* yield with the GIL released */
     gopy_yield();
     return GOPY_OK;
 }

@@ -154,10 +154,13 @@ typedef struct {
     int chosen;
 } select_op;
 
-static int op_select(void *arg)
+static int op_select(void *arg, bool block)
 {
     select_op *op = arg;
-    return gopy_rt_select(op->cases, op->n, op->block, &op->chosen);
+    int r = gopy_rt_select(op->cases, op->n, op->block && block, &op->chosen);
+    if (r == GOPY_OK && op->chosen < 0 && op->block && !block)
+        return GOPY_EAGAIN; /* nothing ready yet: block next time */
+    return r;
 }
 
 static size_t round8(size_t n)

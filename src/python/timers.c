@@ -42,9 +42,12 @@ int gopy_duration_ns(PyObject *d, int64_t *ns)
 
 /* ---- sleep ------------------------------------------------------------------ */
 
-static int op_sleep(void *arg)
+static int op_sleep(void *arg, bool block)
 {
-    return gopy_rt_sleep(*(int64_t *)arg);
+    int64_t ns = *(int64_t *)arg;
+    if (!block && ns > 0)
+        return GOPY_EAGAIN;
+    return gopy_rt_sleep(ns);
 }
 
 PyObject *gopy_sleep_impl(PyObject *d)

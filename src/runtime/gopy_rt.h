@@ -181,8 +181,10 @@ void gopy_rt_get_stats(gopy_rt_stats *s);
 int gopy_rt_num_cpu(void);
 int64_t gopy_rt_num_goroutine(void);
 
-/* Set stack sizes (bytes) before the first goroutine of that kind. */
+/* Set stack sizes (bytes) before the first goroutine of that kind (the
+ * environment's GOPY_STACK_SIZE / GOPY_PYTHON_STACK_SIZE apply first). */
 bool gopy_rt_set_stack_size(bool host, size_t bytes);
+size_t gopy_rt_stack_size(bool host);
 
 /* The child side of fork(): forget every goroutine, M and P. */
 void gopy_rt_after_fork_child(void);

@@ -1533,6 +1533,26 @@ static int env_procs(void)
     return gopy_rt_num_cpu();
 }
 
+/* A size from the environment: bytes, or with a k/K or m/M suffix. */
+static size_t env_size(const char *name)
+{
+    const char *s = getenv(name);
+    if (s == NULL || *s == '\0')
+        return 0;
+    char *end;
+    unsigned long long n = strtoull(s, &end, 10);
+    if (*end == 'k' || *end == 'K')
+        n <<= 10, end++;
+    else if (*end == 'm' || *end == 'M')
+        n <<= 20, end++;
+    if (*end != '\0' || n == 0 || n > (1ull << 30)) {
+        fprintf(stderr, "gopy: ignoring %s=%s (want bytes, optionally with k or M)\n", name,
+                s);
+        return 0;
+    }
+    return (size_t)n;
+}
+
 int gopy_rt_num_cpu(void)
 {
     cpu_set_t set;
@@ -1588,6 +1608,11 @@ void rt_init(void)
             key_made = true;
         }
         sched.maxmcount = 10000;
+        size_t sz;
+        if ((sz = env_size("GOPY_STACK_SIZE")) != 0)
+            rt_stack_set_size(RT_STACK_C, sz);
+        if ((sz = env_size("GOPY_PYTHON_STACK_SIZE")) != 0)
+            rt_stack_set_size(RT_STACK_HOST, sz);
         rt_lock(&sched.lock);
         procresize(env_procs());
         rt_unlock(&sched.lock);
@@ -1648,6 +1673,12 @@ int gopy_rt_go_host(void (*fn)(void *gstate), void (*init)(void *gstate, void *a
         return -1;
     }
     return newproc(fn, arg, G_HOST, init);
+}
+
+size_t gopy_rt_stack_size(bool host)
+{
+    rt_init(); /* applies the environment's sizes */
+    return rt_stack_size(host ? RT_STACK_HOST : RT_STACK_C);
 }
 
 bool gopy_rt_set_host_area_size(size_t size)

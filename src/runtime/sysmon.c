@@ -30,6 +30,9 @@
 enum {
     SYSMON_MIN_US = 20,
     SYSMON_MAX_US = 10 * 1000,
+    /* While host goroutines wait to start, a runner stuck in a short C
+     * call (a 0.5 ms hash) must be noticed within a fraction of it. */
+    SYSMON_HOST_BACKLOG_US = 100,
     IDLE_BACKOFF_US = 1000, /* quiet this long before backing off */
 };
 static const int64_t HOST_SLICE_NS = 10 * 1000 * 1000;
@@ -145,8 +148,10 @@ static void *sysmon(void *arg)
             quiet_since = now;
         if (now - quiet_since > (int64_t)IDLE_BACKOFF_US * 1000) {
             delay_us *= 2;
-            if (delay_us > SYSMON_MAX_US)
-                delay_us = SYSMON_MAX_US;
+            int64_t cap = atomic_load(&sched.hostq_len) > 0 ? SYSMON_HOST_BACKLOG_US
+                                                              : SYSMON_MAX_US;
+            if (delay_us > cap)
+                delay_us = cap;
         } else {
             delay_us = SYSMON_MIN_US;
         }
