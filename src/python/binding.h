@@ -141,9 +141,9 @@ void gopy_tstate_save_init(py_tstate_save *s, PyObject *context, void *chunk_mem
 /* Switch the thread's state to the goroutine's / save it back. */
 void gopy_tstate_load(PyThreadState *ts, py_tstate_save *s);
 void gopy_tstate_store(PyThreadState *ts, py_tstate_save *s);
-/* Release what a finished goroutine's state still holds (GIL held; its
- * state is not loaded). */
-void gopy_tstate_save_clear(py_tstate_save *s);
+/* Drop what a finishing goroutine's state holds (GIL held, its state
+ * loaded in ts, on its own stack). */
+void gopy_tstate_release_current(PyThreadState *ts);
 /* Fresh goroutines' C-recursion budget (3.12+), from the stack size. */
 extern int gopy_c_recursion_budget;
 void gopy_set_stack_size(size_t stack_bytes);

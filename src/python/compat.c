@@ -17,7 +17,9 @@
  * The GIL-holder check reads the GIL's own state from the internal
  * headers (Py_BUILD_CORE), racily, for sysmon.
  */
-#define Py_BUILD_CORE 1
+/* Internal headers need this before Python.h (Py_BUILD_CORE would make
+ * inline helpers use symbols libpython does not export). */
+#define Py_BUILD_CORE_MODULE 1
 #include "binding.h"
 
 #if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030E0000
@@ -31,6 +33,9 @@
 #include "internal/pycore_runtime.h"
 #else
 #include "internal/pycore_interp.h"
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+#include "internal/pycore_tstate.h"
 #endif
 
 struct py_tstate_save {
@@ -55,8 +60,13 @@ struct py_tstate_save {
     PyObject *delete_later;
     PyObject *threading_local_key;
     PyObject *threading_local_sentinel;
+    PyObject *asyncio_running_loop; /* _PyThreadStateImpl (internal) */
 #endif
     int recursion_headroom;
+    int coroutine_origin_tracking_depth;
+    /* asyncio (3.11, 3.12) caches the running loop by thread state id:
+     * each goroutine has an id of its own. */
+    uint64_t id;
     _PyErr_StackItem *exc_info;
     _PyErr_StackItem exc_state; /* the bottom of its handled-exception stack */
     PyObject *dict;
@@ -75,9 +85,10 @@ size_t gopy_tstate_save_size(void)
 
 /* The C-recursion budget of a fresh goroutine (3.12+).  The interpreter's
  * limit assumes an 8 MiB thread stack; a goroutine's is smaller, so it
- * gets the same limit scaled to its stack, so that deep recursion through
- * C raises RecursionError before it reaches the guard page.  (3.11 has one
- * counter for Python and C levels, the recursion limit.) */
+ * gets a budget its stack can hold, so that deep recursion through C
+ * raises RecursionError before it reaches the guard page.  (3.11 has one
+ * counter for Python and C levels, the recursion limit: there the guard
+ * page is what stops C recursion deeper than the stack.) */
 int gopy_c_recursion_budget;
 
 void gopy_set_stack_size(size_t stack_bytes)
@@ -89,7 +100,10 @@ void gopy_set_stack_size(size_t stack_bytes)
 #else
     long limit = 0;
 #endif
-    long scaled = (long)((double)limit * (double)stack_bytes / (8.0 * 1024 * 1024));
+    /* Measured (docs/research-pystate.md §6): up to ~1.8 KiB of C stack
+     * per unit of the C-recursion counter (list.sort with Python keys);
+     * keep a margin: one unit per 2 KiB. */
+    long scaled = (long)(stack_bytes / 2048);
     gopy_c_recursion_budget = (int)(scaled < limit ? scaled : limit);
 }
 
@@ -113,6 +127,9 @@ void gopy_tstate_save_init(py_tstate_save *s, PyObject *context, void *chunk_mem
 #if PY_VERSION_HEX >= 0x030C0000
     s->c_recursion_remaining = gopy_c_recursion_budget;
 #endif
+    /* Above any real thread state id (they count up from 1). */
+    static _Atomic uint64_t next_id = (uint64_t)1 << 62;
+    s->id = atomic_fetch_add(&next_id, 1);
 }
 
 void gopy_tstate_store(PyThreadState *ts, py_tstate_save *s)
@@ -140,8 +157,11 @@ void gopy_tstate_store(PyThreadState *ts, py_tstate_save *s)
     s->delete_later = ts->delete_later;
     s->threading_local_key = ts->threading_local_key;
     s->threading_local_sentinel = ts->threading_local_sentinel;
+    s->asyncio_running_loop = ((_PyThreadStateImpl *)ts)->asyncio_running_loop;
 #endif
     s->recursion_headroom = ts->recursion_headroom;
+    s->coroutine_origin_tracking_depth = ts->coroutine_origin_tracking_depth;
+    s->id = ts->id;
     s->exc_info = ts->exc_info;
     s->dict = ts->dict;
     s->context = ts->context;
@@ -157,7 +177,11 @@ void gopy_tstate_load(PyThreadState *ts, py_tstate_save *s)
 #if PY_VERSION_HEX < 0x030C0000
     if (s->cframe == NULL)
         s->cframe = &ts->root_cframe;
+    /* Tracing is the thread's: carry its flag over to the goroutine's
+     * innermost C frame. */
+    int use_tracing = ts->cframe->use_tracing;
     ts->cframe = s->cframe;
+    ts->cframe->use_tracing = use_tracing;
     ts->recursion_remaining = ts->recursion_limit - s->recursion_depth;
     ts->curexc_type = s->curexc_type;
     ts->curexc_value = s->curexc_value;
@@ -181,14 +205,17 @@ void gopy_tstate_load(PyThreadState *ts, py_tstate_save *s)
     ts->delete_later = s->delete_later;
     ts->threading_local_key = s->threading_local_key;
     ts->threading_local_sentinel = s->threading_local_sentinel;
+    ((_PyThreadStateImpl *)ts)->asyncio_running_loop = s->asyncio_running_loop;
 #endif
     ts->recursion_headroom = s->recursion_headroom;
+    ts->coroutine_origin_tracking_depth = s->coroutine_origin_tracking_depth;
+    ts->id = s->id;
     ts->exc_info = s->exc_info;
     ts->dict = s->dict;
-    if (ts->context != s->context) {
-        ts->context = s->context;
-        ts->context_ver++; /* invalidates ContextVar lookup caches */
-    }
+    /* ContextVar caches are keyed by (thread state id, context_ver):
+     * bump it on every load. */
+    ts->context = s->context;
+    ts->context_ver++;
     ts->async_gen_firstiter = s->async_gen_firstiter;
     ts->async_gen_finalizer = s->async_gen_finalizer;
     ts->datastack_chunk = s->datastack_chunk;
@@ -196,32 +223,25 @@ void gopy_tstate_load(PyThreadState *ts, py_tstate_save *s)
     ts->datastack_limit = s->datastack_limit;
 }
 
-void gopy_tstate_save_clear(py_tstate_save *s)
+void gopy_tstate_release_current(PyThreadState *ts)
 {
-#if PY_VERSION_HEX < 0x030C0000
-    Py_CLEAR(s->curexc_type);
-    Py_CLEAR(s->curexc_value);
-    Py_CLEAR(s->curexc_traceback);
-    s->cframe = NULL;
-#elif PY_VERSION_HEX < 0x030D0000
-    Py_CLEAR(s->current_exception);
-    s->cframe = NULL;
-#else
-    Py_CLEAR(s->current_exception);
+    /* Run with the goroutine's state loaded, on its own stack: dropping
+     * these may run Python code (weakref callbacks of threading.local,
+     * finalizers), which then runs as part of the goroutine. */
+#if PY_VERSION_HEX >= 0x030D0000
     /* Dropping the sentinel (ours is the only reference) tells every
      * threading.local to forget this goroutine's values, as for a thread
      * that ends. */
-    Py_CLEAR(s->threading_local_sentinel);
-    Py_CLEAR(s->threading_local_key);
-    s->current_frame = NULL;
+    Py_CLEAR(ts->threading_local_sentinel);
+    Py_CLEAR(ts->threading_local_key);
+    Py_CLEAR(((_PyThreadStateImpl *)ts)->asyncio_running_loop);
 #endif
-    Py_CLEAR(s->exc_state.exc_value);
-    Py_CLEAR(s->dict);
-    Py_CLEAR(s->context);
-    Py_CLEAR(s->async_gen_firstiter);
-    Py_CLEAR(s->async_gen_finalizer);
-    /* Chunks above the root were freed as frames popped; the root chunk
-     * is the goroutine's own memory. */
+    Py_CLEAR(ts->dict);
+    Py_CLEAR(ts->async_gen_firstiter);
+    Py_CLEAR(ts->async_gen_finalizer);
+    Py_CLEAR(ts->exc_info->exc_value);
+    Py_CLEAR(ts->context);
+    ts->context_ver++;
 }
 
 PyObject *gopy_tstate_save_frame(PyThreadState *ts, py_tstate_save *s)

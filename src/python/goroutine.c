@@ -96,6 +96,7 @@ static void run_goroutine(void *gstate)
     Py_CLEAR(g->fn);
     Py_CLEAR(g->args);
     Py_CLEAR(g->kwargs);
+    gopy_tstate_release_current(g->loaded_in);
 }
 
 typedef struct {
@@ -275,10 +276,10 @@ static void hook_leave(void **mslot, void *gstate, bool exited)
     g->loaded_in = NULL;
     if (!exited)
         return; /* ts keeps g's values (saved) until the next enter */
-    /* Clearing may run finalizers: do it with the M's own state back. */
+    /* The goroutine released its objects before it ended; the M's own
+     * state goes back so nothing points into the finished record. */
     gopy_tstate_load(pm->ts, pm->own);
     pm->loaded = NULL;
-    gopy_tstate_save_clear(G_SAVE(g));
 }
 
 static bool hook_held(void *mstate)
