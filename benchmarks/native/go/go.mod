@@ -1,0 +1,3 @@
+module gopy/benchmarks/native/go
+
+go 1.19

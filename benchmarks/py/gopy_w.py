@@ -1,0 +1,221 @@
+"""gopy: goroutines on an M:N scheduler, written against /work/shared/API.md.
+
+Bodies run in goroutines (not on the main thread), as a Go program would; the main
+thread only starts them and waits, blocked with the GIL released.
+"""
+
+import gc
+import time
+
+import gopy
+# The core names: importing them fails cleanly (ImportError, so the harness names gopy
+# as skipped) when `gopy` is not the built package, e.g. the bare source folder. The
+# rest is looked up when a workload runs, so a gopy still missing, say, Mutex fails
+# only the workloads that need it.
+from gopy import Chan, go
+
+from benchmarks.workloads import SLEEP, clock, rss_bytes
+
+PEER = "gopy"
+NO_EQUIVALENT = {}
+NOTES = {}
+CAPS = {}
+
+
+def version() -> str:
+    return f"{getattr(gopy, '__version__', 'dev')} ({getattr(gopy, '__file__', '?')})"
+
+
+def _in_goroutine(fn, *args):
+    """Run fn(*args) in a goroutine and return its result (re-raising its exception)."""
+    result = Chan(1)
+
+    def wrapper():
+        try:
+            result.send((True, fn(*args)))
+        except BaseException as exc:  # hand it to the waiting thread
+            result.send((False, exc))
+
+    go(wrapper)
+    ok, value = result.recv()
+    if not ok:
+        raise value
+    return value
+
+
+def w1(n):
+    out = [None] * n
+    wg = gopy.WaitGroup()
+    wg.add(n)
+
+    def task(i):
+        out[i] = i
+        wg.done()
+
+    for i in range(n):
+        go(task, i)
+    wg.wait()
+    return out
+
+
+def w2(n):
+    ping, pong, result = Chan(), Chan(), Chan(1)
+
+    def server():
+        for _ in range(n):
+            pong.send(ping.recv() + 1)
+
+    def client():
+        v = 0
+        for _ in range(n):
+            ping.send(v + 1)
+            v = pong.recv()
+        result.send(v)
+
+    go(server)
+    go(client)
+    return result.recv()
+
+
+def w3(n):
+    ch, result = Chan(1024), Chan(1)
+
+    def producer():
+        for i in range(n):
+            ch.send(i)
+        ch.close()
+
+    def consumer():
+        received = []
+        append = received.append
+        for v in ch:
+            append(v)
+        result.send(received)
+
+    go(consumer)
+    go(producer)
+    return result.recv()
+
+
+def w4(ks):
+    chans = [Chan(1) for _ in range(4)]
+    cases = [gopy.Recv(c) for c in chans]  # built once and reused, as Go's compiler would
+    select = gopy.select
+
+    def body():
+        chosen, total = [], 0
+        for j, k in enumerate(ks):
+            chans[k].send(j)
+            i, v, ok = select(*cases)
+            chosen.append(i)
+            total += v
+        return chosen, total
+
+    return _in_goroutine(body)
+
+
+def w5(arg):
+    job, n = arg
+    results = [None] * n
+    wg = gopy.WaitGroup()
+    wg.add(n)
+
+    def run(i):
+        results[i] = job(i)
+        wg.done()
+
+    for i in range(n):
+        go(run, i)
+    wg.wait()
+    return results
+
+
+def _count_finished(n, work):
+    """Start n goroutines running work(); return how many finished."""
+    finished = []
+    wg = gopy.WaitGroup()
+    wg.add(n)
+
+    def task():
+        work()
+        finished.append(1)
+        wg.done()
+
+    for _ in range(n):
+        go(task)
+    wg.wait()
+    return len(finished)
+
+
+def w6(n):
+    sleep = gopy.sleep
+    return _count_finished(n, lambda: sleep(SLEEP))
+
+
+def w7(n):
+    return _count_finished(n, lambda: time.sleep(SLEEP))
+
+
+def w8(n):
+    w8_park(100)  # start the runtime and its Ms before the baseline
+    gc.collect()
+    return w8_park(n)
+
+
+def w8_park(n):
+    ch = Chan()
+    ready, done = gopy.WaitGroup(), gopy.WaitGroup()
+    ready.add(n)
+    done.add(n)
+    woken = []
+
+    def parked():
+        ready.done()
+        value, ok = ch.recv_ok()
+        if not ok:
+            woken.append(1)
+        done.done()
+
+    rss_before = rss_bytes()
+    for _ in range(n):
+        go(parked)
+    ready.wait()
+    time.sleep(0.2)  # the last few goroutines go from ready.done() to parking in recv
+    rss_parked = rss_bytes()
+    start = clock()
+    ch.close()
+    done.wait()
+    wake = clock() - start
+    return rss_parked - rss_before, wake, len(woken)
+
+
+def w9(n):
+    def body():
+        m = gopy.Mutex()
+        lock, unlock = m.lock, m.unlock
+        count = 0
+        for _ in range(n):
+            lock()
+            count += 1
+            unlock()
+        return count
+
+    return _in_goroutine(body)
+
+
+def w9c(n):
+    m = gopy.Mutex()
+    shared = [0]
+    wg = gopy.WaitGroup()
+
+    def worker():
+        lock, unlock = m.lock, m.unlock
+        for _ in range(n // 2):
+            lock()
+            shared[0] += 1
+            unlock()
+
+    wg.go(worker)
+    wg.go(worker)
+    wg.wait()
+    return shared[0]
