@@ -1,0 +1,95 @@
+"""python -m gopy: a short demo of gopy, then the side-by-side benchmark table.
+
+Options after the demo go to the benchmark runner (benchmarks/run.py in a
+source checkout): --quick, --json FILE, --plot FILE.png, --only W1,W3, --reps N.
+--no-bench shows the demo only; --no-demo runs only the benchmarks.
+"""
+
+import os
+import sys
+import time
+
+import gopy
+
+
+def demo():
+    print(f"gopy {gopy.__version__}: Go's concurrency runtime, in C, for Python "
+          f"(GOMAXPROCS={gopy.runtime.gomaxprocs()})\n")
+
+    # A pipeline: generator -> square -> printer, each a goroutine.
+    def gen(out, n):
+        for i in range(n):
+            out.send(i)
+        out.close()
+
+    def square(inp, out):
+        for v in inp:
+            out.send(v * v)
+        out.close()
+
+    numbers, squares = gopy.Chan(), gopy.Chan()
+    gopy.go(gen, numbers.send_only(), 10)
+    gopy.go(square, numbers.recv_only(), squares.send_only())
+    print("pipeline (gen -> square):", list(squares))
+
+    # select with a timeout.
+    slow = gopy.Chan(1)  # buffered: the late sender does not wait forever
+    gopy.after_func(0.2, slow.send, "late")
+    i, value, ok = gopy.select(gopy.Recv(slow), gopy.Recv(gopy.after(0.05)))
+    print("select with a 50 ms timeout:", "timed out" if i == 1 else value)
+
+    # 10,000 goroutines parked at once, woken by one close.
+    gate, done = gopy.Chan(), gopy.Chan(10_000)
+    start = time.perf_counter()
+    for _ in range(10_000):
+        gopy.go(lambda: done.send(gate.recv_ok()[1]))
+    while gopy.runtime.num_goroutine() < 10_000 or len(done):
+        gopy.sleep(0.001)
+    gate.close()
+    woken = sum(1 for _ in range(10_000) if done.recv() is False)
+    print(f"10,000 goroutines parked and woken by one close: {woken} woke, "
+          f"{(time.perf_counter() - start) * 1e3:.0f} ms in all")
+
+    # Blocking calls gopy cannot see do not stall other goroutines.
+    start = time.perf_counter()
+    finished = gopy.Chan(100)
+    for _ in range(100):
+        gopy.go(lambda: (time.sleep(0.05), finished.send(1)))
+    total = sum(finished.recv() for _ in range(100))
+    print(f"{total} goroutines each calling time.sleep(0.05): "
+          f"{time.perf_counter() - start:.2f} s, not 5 s\n")
+
+
+def benchmarks(argv):
+    here = os.path.dirname(os.path.abspath(__file__))
+    checkout = os.path.dirname(here)
+    if not os.path.isdir(os.path.join(checkout, "benchmarks")):
+        print("The benchmarks live in gopy's source checkout (benchmarks/); run "
+              "`python -m gopy` there.", file=sys.stderr)
+        return 0
+    if checkout not in sys.path:
+        sys.path.insert(0, checkout)
+    from benchmarks.harness import main as bench_main
+
+    print("Benchmarks: gopy beside asyncio, threads, ThreadPoolExecutor, gevent, trio, "
+          "pygolang and Go (progress on stderr)\n", flush=True)
+    return bench_main(argv)
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        print(__doc__)
+        return 0
+    show_demo = "--no-demo" not in argv
+    show_bench = "--no-bench" not in argv
+    argv = [a for a in argv if a not in ("--no-demo", "--no-bench")]
+    if show_demo:
+        demo()
+    if show_bench:
+        return benchmarks(argv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
