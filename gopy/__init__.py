@@ -52,8 +52,17 @@ excepthook = _default_excepthook
 
 def _address(obj, what):
     """An int address from an int, a ctypes function pointer or pointer."""
-    if obj is None or isinstance(obj, int):
+    if obj is None:
+        return None
+    if isinstance(obj, int):
+        if obj < 0 or obj >= 1 << 64:
+            raise ValueError(f"go_c: {what} address {obj} is out of range")
         return obj
+    # ctypes.cast would take these too, giving the address of a temporary
+    # buffer: a dangling pointer by the time the goroutine runs.
+    if isinstance(obj, (str, bytes, bytearray, memoryview)):
+        raise TypeError(f"go_c: {what} must be an int address or a ctypes pointer, "
+                        f"not {type(obj).__name__}")
     import ctypes
 
     try:
@@ -89,3 +98,25 @@ def get_include():
 _threading._register_atexit(_gopy._shutdown)
 # A fork child gets a fresh runtime with no goroutines.
 _os.register_at_fork(after_in_child=_gopy._after_fork_child)
+
+
+# Threads of frameworks that host user code (Jupyter, IPython, debuggers):
+# they never take part in a user's channel traffic.
+_FRAMEWORK_THREAD_MODULES = ("ipykernel.", "IPython.", "jupyter_client.", "zmq.",
+                             "tornado.", "debugpy.", "_pydevd", "pydevd")
+
+
+def _others_can_act(blocked, runtime_threads):
+    """Deadlock check (called by the runtime with the GIL): could a thread
+    other than the caller still end its wait?  Threads blocked in gopy and
+    the runtime's own do not count, nor framework threads."""
+    me = _threading.get_ident()
+    for t in _threading.enumerate():
+        if t.ident == me or t.ident in blocked or t.ident in runtime_threads:
+            continue
+        if type(t).__module__.startswith(_FRAMEWORK_THREAD_MODULES) or \
+                getattr(t.run, "__module__", "").startswith(_FRAMEWORK_THREAD_MODULES):
+            continue
+        if t.is_alive():
+            return True
+    return False

@@ -52,6 +52,12 @@ extern PyTypeObject Timer_Type, Ticker_Type;
  * deadlock).  fn must not touch Python objects (no GIL on some paths).
  */
 int gopy_call_blocking(int (*fn)(void *, bool), void *arg);
+/* can_deadlock false: an operation that ends by itself (a sleep), never
+ * reported as a deadlock. */
+int gopy_call_blocking_ex(int (*fn)(void *, bool), void *arg, bool can_deadlock);
+/* goroutine.c: the idents of the runtime's threads that run Python (a
+ * tuple, borrowed), which cannot be the thread that would end a wait. */
+PyObject *gopy_runtime_thread_idents(void);
 /* Set the Python exception for a failing status; returns -1. */
 int gopy_status_error(int status);
 

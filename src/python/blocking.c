@@ -19,25 +19,72 @@
 
 typedef struct {
     PyThreadState *ts;
-    PyObject *exc; /* what a signal handler raised */
+    bool main_thread;   /* run signal handlers */
+    bool can_deadlock;  /* a wait only another thread or goroutine can end */
+    PyObject *exc;      /* what a signal handler raised, or DeadlockError */
 } interrupt_ctx;
 
-static const int64_t INTERRUPT_POLL_NS = 50 * 1000 * 1000;
+/* Wake at least this often to run signal handlers (main thread) and to
+ * check for deadlock; a signal to the main thread wakes it at once. */
+static const int64_t POLL_NS = 50 * 1000 * 1000;
 
+/* Idents of foreign threads blocked right now in an operation only
+ * something else can end (GIL). */
+static PyObject *blocked_threads;
+
+/* Could any thread other than this one still act?  Asks gopy's Python
+ * side, which knows the threads: ours (blocked in gopy, or the runtime's
+ * own) do not count.  -1 on error. */
+static int others_can_act(void)
+{
+    PyObject *pkg = PyImport_ImportModule("gopy");
+    if (pkg == NULL)
+        return -1;
+    PyObject *r = PyObject_CallMethod(pkg, "_others_can_act", "OO", blocked_threads,
+                                      gopy_runtime_thread_idents());
+    Py_DECREF(pkg);
+    if (r == NULL)
+        return -1;
+    int can = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return can;
+}
+
+/* Called by the runtime, without the GIL, while this thread waits.
+ * Non-zero: give up the wait (ic->exc says why). */
 static int interrupt_check(void *arg)
 {
     interrupt_ctx *ic = arg;
+    bool asleep = ic->can_deadlock && gopy_rt_all_asleep();
+    if (!ic->main_thread && !asleep)
+        return 0; /* nothing to do: keep the GIL out of it */
     int abandon = 0;
     PyEval_RestoreThread(ic->ts);
-    if (PyErr_CheckSignals() < 0) {
+    if (ic->main_thread && PyErr_CheckSignals() < 0) {
         ic->exc = gopy_err_fetch();
         abandon = 1;
+    } else if (asleep) {
+        int can = others_can_act();
+        if (can < 0) {
+            PyErr_WriteUnraisable(NULL); /* cannot tell: keep waiting */
+        } else if (!can && gopy_rt_all_asleep()) {
+            PyErr_SetString(gopy_state.DeadlockError, "all goroutines are asleep - deadlock!");
+            ic->exc = gopy_err_fetch();
+            abandon = 1;
+        }
     }
     PyEval_SaveThread();
     return abandon;
 }
 
-int gopy_call_blocking(int (*fn)(void *, bool), void *arg)
+static int set_blocked(PyObject *ident, bool blocked)
+{
+    if (blocked_threads == NULL && (blocked_threads = PySet_New(NULL)) == NULL)
+        return -1;
+    return blocked ? PySet_Add(blocked_threads, ident) : PySet_Discard(blocked_threads, ident);
+}
+
+int gopy_call_blocking_ex(int (*fn)(void *, bool), void *arg, bool can_deadlock)
 {
     if (gopy_rt_in_host_goroutine())
         return fn(arg, true);
@@ -46,19 +93,36 @@ int gopy_call_blocking(int (*fn)(void *, bool), void *arg)
         return status;
     gopy_drain_deferred();
     bool c_goroutine = gopy_rt_goid() != 0;
-    bool main_thread = !c_goroutine && PyThread_get_thread_ident() == gopy_state.main_thread;
     interrupt_ctx ic = {0};
+    ic.can_deadlock = can_deadlock && !c_goroutine;
+    ic.main_thread = !c_goroutine && PyThread_get_thread_ident() == gopy_state.main_thread;
+    PyObject *ident = NULL;
+    if (ic.can_deadlock) {
+        ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+        if (ident == NULL || set_blocked(ident, true) < 0) {
+            Py_XDECREF(ident);
+            return -1;
+        }
+    }
     if (c_goroutine)
         gopy_rt_lock_os_thread();
     ic.ts = PyEval_SaveThread();
-    if (main_thread)
-        gopy_rt_set_interrupt(interrupt_check, &ic, INTERRUPT_POLL_NS);
+    bool polled = ic.main_thread || ic.can_deadlock;
+    if (polled)
+        gopy_rt_set_interrupt(interrupt_check, &ic, POLL_NS);
     status = fn(arg, true);
-    if (main_thread)
+    if (polled)
         gopy_rt_set_interrupt(NULL, NULL, 0);
     PyEval_RestoreThread(ic.ts);
     if (c_goroutine)
         gopy_rt_unlock_os_thread();
+    if (ident != NULL) {
+        PyObject *exc = gopy_err_fetch();
+        if (set_blocked(ident, false) < 0)
+            PyErr_Clear();
+        gopy_err_restore(exc);
+        Py_DECREF(ident);
+    }
     if (ic.exc != NULL) {
         if (status == GOPY_EINTR) {
             gopy_err_restore(ic.exc);
@@ -73,14 +137,19 @@ int gopy_call_blocking(int (*fn)(void *, bool), void *arg)
             PyErr_SetInterruptEx(SIGINT);
             return status;
         }
+        if (PyErr_GivenExceptionMatches(ic.exc, gopy_state.DeadlockError)) {
+            Py_DECREF(ic.exc); /* it was not one after all */
+            return status;
+        }
         gopy_err_restore(ic.exc);
         return -1;
     }
-    if (status == GOPY_EDEADLK) {
-        PyErr_SetString(gopy_state.DeadlockError, "all goroutines are asleep - deadlock!");
-        return -1;
-    }
     return status;
+}
+
+int gopy_call_blocking(int (*fn)(void *, bool), void *arg)
+{
+    return gopy_call_blocking_ex(fn, arg, true);
 }
 
 int gopy_status_error(int status)

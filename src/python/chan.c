@@ -339,10 +339,27 @@ static PyObject *Chan_from_handle(PyTypeObject *type, PyObject *args, PyObject *
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO:from_handle", kwlist, &handle, &ctype))
         return NULL;
     (void)type;
-    void *p = PyLong_AsVoidPtr(handle);
-    if (p == NULL) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "null channel handle");
+    if (!PyLong_Check(handle)) {
+        PyErr_Format(PyExc_TypeError, "channel handle must be an int, not %.100s",
+                     Py_TYPE(handle)->tp_name);
+        return NULL;
+    }
+    /* Not every bad address can be caught; negative, null and misaligned
+     * ones can. */
+    unsigned long long addr = PyLong_AsUnsignedLongLong(handle);
+    if (addr == (unsigned long long)-1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+            return NULL;
+        PyErr_Clear();
+        addr = 0;
+    }
+    if (addr == 0 || addr > UINTPTR_MAX || addr % sizeof(void *) != 0) {
+        PyErr_SetString(PyExc_ValueError, "invalid channel handle");
+        return NULL;
+    }
+    void *p = (void *)(uintptr_t)addr;
+    if (gopy_rt_chan_holds_refs(p)) {
+        PyErr_SetString(PyExc_ValueError, "that channel carries Python objects, not C values");
         return NULL;
     }
     gopy_chan_retain(p);

@@ -207,6 +207,31 @@ static void unpack_call(py_goroutine *g)
     gopy_template_release(t);
 }
 
+/* Idents of the Ms' threads (a tuple, replaced when an M first takes the
+ * GIL; GIL held). */
+static PyObject *m_idents;
+
+PyObject *gopy_runtime_thread_idents(void)
+{
+    if (m_idents == NULL)
+        m_idents = PyTuple_New(0);
+    return m_idents;
+}
+
+static void note_m_thread(void)
+{
+    PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+    PyObject *one = ident != NULL ? PyTuple_Pack(1, ident) : NULL;
+    PyObject *all = one != NULL ? PySequence_Concat(gopy_runtime_thread_idents(), one) : NULL;
+    Py_XDECREF(ident);
+    Py_XDECREF(one);
+    if (all == NULL) {
+        PyErr_Clear(); /* then it merely counts as a thread that might act */
+        return;
+    }
+    Py_XSETREF(m_idents, all);
+}
+
 /* ---- the host hooks ----------------------------------------------------------- */
 
 static bool hook_acquire(void **mslot)
@@ -228,6 +253,7 @@ static bool hook_acquire(void **mslot)
         (void)PyGILState_Ensure();
         pm->ts = PyThreadState_Get();
         *mslot = pm;
+        note_m_thread();
     } else {
         PyEval_RestoreThread(pm->ts);
     }

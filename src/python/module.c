@@ -79,8 +79,13 @@ static PyObject *mod_go_c(PyObject *self, PyObject *args)
 {
     (void)self;
     PyObject *fnobj, *argobj, *keep;
-    if (!PyArg_ParseTuple(args, "OOO:_go_c", &fnobj, &argobj, &keep))
+    if (!PyArg_ParseTuple(args, "O!OO:_go_c", &PyLong_Type, &fnobj, &argobj, &keep))
         return NULL;
+    if (_PyLong_Sign(fnobj) < 0 || (argobj != Py_None && (!PyLong_Check(argobj) ||
+                                                           _PyLong_Sign(argobj) < 0))) {
+        PyErr_SetString(PyExc_ValueError, "go_c: addresses must be non-negative ints");
+        return NULL;
+    }
     void *fn = PyLong_AsVoidPtr(fnobj);
     if (fn == NULL) {
         if (!PyErr_Occurred())

@@ -5,6 +5,9 @@
  * channel is a RecvChan of floats (time.time() values).  after() and tick()
  * return just the channel; the channel then owns the timer, which stops
  * when the channel is dropped (Go 1.23 lets unreferenced timers go too).
+ * A Timer or Ticker's channel owns its timer the same way, so that
+ * `Timer(d).c` alone still fires.  An armed after_func holds a reference
+ * to its Timer until it has run (Go runs it even if the Timer is dropped).
  */
 #include "binding.h"
 
@@ -55,7 +58,7 @@ PyObject *gopy_sleep_impl(PyObject *d)
     int64_t ns;
     if (gopy_duration_ns(d, &ns) < 0)
         return NULL;
-    int status = gopy_call_blocking(op_sleep, &ns);
+    int status = gopy_call_blocking_ex(op_sleep, &ns, false);
     if (status != GOPY_OK) {
         if (status > 0)
             gopy_status_error(status);
@@ -68,26 +71,26 @@ PyObject *gopy_sleep_impl(PyObject *d)
 
 typedef struct {
     PyObject_HEAD
-    gopy_timer *t;
+    gopy_timer *t;            /* owned by c's channel, except for after_func */
     PyObject *c;              /* RecvChan, or None for after_func */
-    py_call_template *call;   /* after_func's call, else NULL */
+    py_call_template *call;   /* after_func: calls after_func_call, else NULL */
+    PyObject *fn, *args;      /* after_func: the call to make */
     bool ticker;
 } TimerObject;
 
-/* A RecvChan over the timer's channel; the channel's Chan object keeps
- * its own reference to the runtime channel. */
-static PyObject *timer_chan_view(gopy_timer *t, bool own_timer)
+/* A RecvChan over the timer's channel, which owns the timer (freed on
+ * failure); the channel's Chan object keeps its own reference to the
+ * runtime channel. */
+static PyObject *timer_chan_view(gopy_timer *t)
 {
     gopy_chan *c = gopy_rt_timer_chan(t);
     gopy_chan_retain(c);
     ChanObject *ch = gopy_chan_wrap(c, ELEM_TIME, NULL);
     if (ch == NULL) {
-        if (own_timer)
-            gopy_rt_timer_free(t);
+        gopy_rt_timer_free(t);
         return NULL;
     }
-    if (own_timer)
-        ch->timer = t;
+    ch->timer = t;
     PyObject *view = gopy_recv_view(ch);
     Py_DECREF(ch);
     return view;
@@ -103,13 +106,13 @@ static TimerObject *timer_make(PyTypeObject *type, int64_t d, int64_t period)
         gopy_rt_timer_free(t);
         return NULL;
     }
-    self->t = t;
     self->ticker = period > 0;
-    self->c = timer_chan_view(t, false);
+    self->c = timer_chan_view(t); /* frees t on failure */
     if (self->c == NULL) {
         Py_DECREF(self);
         return NULL;
     }
+    self->t = t;
     return self;
 }
 
@@ -148,21 +151,42 @@ static PyObject *Ticker_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 
 static void Timer_dealloc(TimerObject *self)
 {
-    if (self->t != NULL) {
-        bool pending = gopy_rt_timer_stop(self->t);
-        /* An after_func that never fired never started its goroutine. */
-        gopy_rt_timer_free(self->t);
-        (void)pending;
-    }
-    if (self->call != NULL)
+    /* A channel timer goes with its channel (c); an after_func is not
+     * armed any more (an armed one holds a reference to us). */
+    if (self->call != NULL) {
+        if (self->t != NULL)
+            gopy_rt_timer_free(self->t);
         gopy_template_release(self->call);
+    }
+    PyObject_GC_UnTrack(self);
+    Py_XDECREF(self->fn);
+    Py_XDECREF(self->args);
     Py_XDECREF(self->c);
     Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* after_func's fn may refer to its Timer (a callback that resets it):
+ * the collector must see the call. */
+static int Timer_traverse(TimerObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->fn);
+    Py_VISIT(self->args);
+    Py_VISIT(self->c);
+    return 0;
+}
+
+static int Timer_clear(TimerObject *self)
+{
+    Py_CLEAR(self->fn);
+    Py_CLEAR(self->args);
+    return 0;
 }
 
 static PyObject *Timer_stop(TimerObject *self, PyObject *Py_UNUSED(ignored))
 {
     bool pending = gopy_rt_timer_stop(self->t);
+    if (pending && self->call != NULL)
+        Py_DECREF(self); /* the armed after_func's reference (ours is the caller's) */
     if (self->ticker)
         Py_RETURN_NONE;
     return PyBool_FromLong(pending);
@@ -179,7 +203,10 @@ static PyObject *Timer_reset(TimerObject *self, PyObject *dobj)
     }
     if (gopy_duration_ns(dobj, &d) < 0)
         return NULL;
-    return PyBool_FromLong(gopy_rt_timer_reset(self->t, d, 0));
+    bool pending = gopy_rt_timer_reset(self->t, d, 0);
+    if (!pending && self->call != NULL)
+        Py_INCREF(self); /* armed again: a reference until it has run */
+    return PyBool_FromLong(pending);
 }
 
 static PyObject *Timer_get_c(TimerObject *self, void *Py_UNUSED(closure))
@@ -213,8 +240,10 @@ PyTypeObject Timer_Type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gopy.Timer",
     .tp_basicsize = sizeof(TimerObject),
     .tp_dealloc = (destructor)Timer_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "Timer(d)\n\nSends the time.time() value on .c once, after d seconds.",
+    .tp_traverse = (traverseproc)Timer_traverse,
+    .tp_clear = (inquiry)Timer_clear,
     .tp_methods = Timer_methods,
     .tp_getset = Timer_getset,
     .tp_new = Timer_new,
@@ -224,7 +253,9 @@ PyTypeObject Ticker_Type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gopy.Ticker",
     .tp_basicsize = sizeof(TimerObject),
     .tp_dealloc = (destructor)Timer_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)Timer_traverse,
+    .tp_clear = (inquiry)Timer_clear,
     .tp_doc = "Ticker(d)\n\nSends the time on .c every d seconds, dropping ticks for a slow "
               "reader.",
     .tp_methods = Ticker_methods,
@@ -242,7 +273,7 @@ PyObject *gopy_after_impl(PyObject *dobj)
     gopy_timer *t = gopy_rt_timer_new(d, 0);
     if (t == NULL)
         return PyErr_NoMemory();
-    return timer_chan_view(t, true);
+    return timer_chan_view(t);
 }
 
 PyObject *gopy_tick_impl(PyObject *dobj)
@@ -255,8 +286,23 @@ PyObject *gopy_tick_impl(PyObject *dobj)
     gopy_timer *t = gopy_rt_timer_new(d, d);
     if (t == NULL)
         return PyErr_NoMemory();
-    return timer_chan_view(t, true);
+    return timer_chan_view(t);
 }
+
+/* The call an after_func's goroutine makes: fn(*args), then drop the
+ * reference its arming held (m_self: the TimerObject's address). */
+static PyObject *after_func_call(PyObject *m_self, PyObject *Py_UNUSED(ignored))
+{
+    TimerObject *self = PyLong_AsVoidPtr(m_self);
+    /* Armed, the Timer holds itself: the collector cannot have cleared it. */
+    PyObject *r = PyObject_Call(self->fn, self->args, NULL);
+    PyObject *exc = gopy_err_fetch();
+    Py_DECREF(self);
+    gopy_err_restore(exc);
+    return r;
+}
+
+static PyMethodDef after_func_call_def = {"after_func_call", after_func_call, METH_NOARGS, NULL};
 
 PyObject *gopy_after_func_impl(PyObject *const *args, Py_ssize_t nargs)
 {
@@ -276,21 +322,30 @@ PyObject *gopy_after_func_impl(PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     for (Py_ssize_t i = 2; i < nargs; i++)
         PyTuple_SET_ITEM(fargs, i - 2, Py_NewRef(args[i]));
-    py_call_template *call = gopy_template_new(args[1], fargs);
-    Py_DECREF(fargs);
-    if (call == NULL)
-        return NULL;
     TimerObject *self = (TimerObject *)Timer_Type.tp_alloc(&Timer_Type, 0);
     if (self == NULL) {
-        gopy_template_release(call);
+        Py_DECREF(fargs);
         return NULL;
     }
-    self->call = call;
+    self->fn = Py_NewRef(args[1]);
+    self->args = fargs;
     self->c = Py_NewRef(Py_None);
-    self->t = gopy_rt_timer_func(d, gopy_template_fire, call);
+    PyObject *addr = PyLong_FromVoidPtr(self);
+    PyObject *fire = addr != NULL ? PyCFunction_New(&after_func_call_def, addr) : NULL;
+    Py_XDECREF(addr);
+    PyObject *empty = fire != NULL ? PyTuple_New(0) : NULL;
+    self->call = empty != NULL ? gopy_template_new(fire, empty) : NULL;
+    Py_XDECREF(fire);
+    Py_XDECREF(empty);
+    if (self->call == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    self->t = gopy_rt_timer_func(d, gopy_template_fire, self->call);
     if (self->t == NULL) {
         Py_DECREF(self);
         return PyErr_NoMemory();
     }
+    Py_INCREF(self); /* armed: a reference until it has run */
     return (PyObject *)self;
 }

@@ -312,6 +312,11 @@ size_t gopy_rt_chan_elem_size(gopy_chan *c)
     return c->elemsize;
 }
 
+bool gopy_rt_chan_holds_refs(gopy_chan *c)
+{
+    return c->release != NULL;
+}
+
 int gopy_rt_chan_send(gopy_chan *c, const void *elem, bool block)
 {
     return chansend(c, elem, block);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 #if defined(__SANITIZE_THREAD__)
@@ -85,6 +86,10 @@ void rt_ctx_init(rt_ctx *c, void *lo, size_t size, void (*fn)(void *), void *arg
 #if defined(__SANITIZE_ADDRESS__)
     c->asan_stack_lo = lo;
     c->asan_stack_size = size;
+    /* A recycled stack still carries the poisoned redzones of the frames
+     * its last goroutine never returned from (it left for good through
+     * rt_ctx_switch); the new goroutine's frames would trip on them. */
+    __asan_unpoison_memory_region(lo, size);
 #endif
 }
 
@@ -120,6 +125,10 @@ void rt_ctx_init(rt_ctx *c, void *lo, size_t size, void (*fn)(void *), void *arg
 #if defined(__SANITIZE_ADDRESS__)
     c->asan_stack_lo = lo;
     c->asan_stack_size = size;
+    /* A recycled stack still carries the poisoned redzones of the frames
+     * its last goroutine never returned from (it left for good through
+     * rt_ctx_switch); the new goroutine's frames would trip on them. */
+    __asan_unpoison_memory_region(lo, size);
 #endif
 }
 

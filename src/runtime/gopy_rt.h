@@ -97,6 +97,9 @@ void gopy_rt_chan_set_release(gopy_chan *c, void (*release)(void *elem, void *ct
                               void *ctx);
 /* The channel's elem_size. */
 size_t gopy_rt_chan_elem_size(gopy_chan *c);
+/* Does it hold host references (a release callback was set)?  Such a
+ * channel's elements are not raw C values. */
+bool gopy_rt_chan_holds_refs(gopy_chan *c);
 
 /* ---- sync with status (the gopy_mutex_* / gopy_waitgroup_* functions
  * abort the process on misuse, as Go panics; these return the error) ---- */
@@ -185,6 +188,12 @@ int64_t gopy_rt_num_goroutine(void);
  * environment's GOPY_STACK_SIZE / GOPY_PYTHON_STACK_SIZE apply first). */
 bool gopy_rt_set_stack_size(bool host, size_t bytes);
 size_t gopy_rt_stack_size(bool host);
+
+/* Deadlock check (Go's checkdead): true if no goroutine can run any more
+ * (every thread of the runtime idle, nothing queued, no timer pending).
+ * A foreign thread blocked in the runtime is deadlocked if this holds and
+ * no other thread outside the runtime can act: the caller's to judge. */
+bool gopy_rt_all_asleep(void);
 
 /* The child side of fork(): forget every goroutine, M and P. */
 void gopy_rt_after_fork_child(void);

@@ -102,6 +102,7 @@ static void mremove(M *m)
     m->schedlink = NULL;
     sched.nmidle--;
     atomic_store(&m->idle, M_RUNNING);
+    atomic_fetch_add(&sched.idle_epoch, 1);
 }
 
 /* An idle M, or NULL; sched.lock held. */
@@ -552,8 +553,10 @@ static void m_wake_if_idle(M *m)
 {
     uint32_t st = atomic_load(&m->idle);
     if (st == M_IDLE_LOCKED) {
-        if (atomic_compare_exchange_strong(&m->idle, &st, M_RUNNING))
+        if (atomic_compare_exchange_strong(&m->idle, &st, M_RUNNING)) {
+            atomic_fetch_add(&sched.idle_epoch, 1);
             rt_note_wakeup(&m->park);
+        }
         return;
     }
     if (st != M_IDLE)
@@ -1058,6 +1061,14 @@ static bool maybe_retire_p(M *m)
         return false;
     }
     P *p = releasep(m);
+    /* A spinning M without a P must stop counting as spinning, or wakep
+     * would wait for it forever.  It was looking for work on everyone's
+     * behalf: pass that on to a new spinner (below). */
+    bool was_spinning = m->spinning;
+    if (was_spinning) {
+        m->spinning = false;
+        atomic_fetch_sub(&sched.nmspinning, 1);
+    }
     /* Everything it holds goes elsewhere: runnable Gs to the global
      * queue, timers to a P still in use. */
     bool inherit;
@@ -1071,8 +1082,7 @@ static bool maybe_retire_p(M *m)
         if (q != p && atomic_load(&q->status) != P_SPARE)
             heir = q;
     }
-    if (heir != NULL)
-        timers_move(p, heir);
+    int64_t when = heir != NULL ? timers_move(p, heir) : 0;
     /* Keep its free Gs: hand them to the global list. */
     rt_lock(&sched.gfree_lock);
     while (p->gfree != NULL) {
@@ -1089,7 +1099,10 @@ static bool maybe_retire_p(M *m)
     sched.pspare = p;
     atomic_fetch_sub(&sched.nprocs, 1);
     rt_unlock(&sched.lock);
-    if (atomic_load(&sched.runqsize) > 0)
+    /* Only now: waking the timer sleeper takes sched.lock. */
+    if (when != 0)
+        runtime_wake_timer_sleeper(when);
+    if (was_spinning || atomic_load(&sched.runqsize) > 0)
         wakep();
     return true;
 }
@@ -1395,14 +1408,19 @@ static G *locked_find(M *m)
             handoffp(releasep(m));
         }
         rt_note_clear(&m->park);
+        atomic_fetch_add(&sched.nmidle_locked, 1);
         atomic_store(&m->idle, M_IDLE_LOCKED);
         atomic_thread_fence(memory_order_seq_cst);
         if (m_has_bound_work(m)) {
             uint32_t st = M_IDLE_LOCKED;
-            if (atomic_compare_exchange_strong(&m->idle, &st, M_RUNNING))
+            if (atomic_compare_exchange_strong(&m->idle, &st, M_RUNNING)) {
+                atomic_fetch_add(&sched.idle_epoch, 1);
+                atomic_fetch_sub(&sched.nmidle_locked, 1);
                 continue;
+            }
         }
         rt_note_sleep(&m->park);
+        atomic_fetch_sub(&sched.nmidle_locked, 1);
     }
 }
 
@@ -1509,7 +1527,9 @@ static void *mstart(void *arg)
     M *m = arg;
     tls_m = m;
     rt_ctx_init_thread(&m->g0ctx);
-    m->has_cpuclock = pthread_getcpuclockid(pthread_self(), &m->cpuclock) == 0;
+    rt_signals_thread_init();
+    if (pthread_getcpuclockid(pthread_self(), &m->cpuclock) == 0)
+        atomic_store_explicit(&m->has_cpuclock, true, memory_order_release);
     sysmon_wake();
     if (m->nextp != NULL) {
         acquirep(m, m->nextp);
@@ -1566,9 +1586,12 @@ int gopy_rt_num_cpu(void)
 }
 
 /* Set the target number of Ps; sched.lock held.  New Ps start idle; Ps
- * beyond the target retire as their Ms next schedule (idle ones now). */
-static void procresize(int32_t n)
+ * beyond the target retire as their Ms next schedule (idle ones now).
+ * Returns the earliest timer moved off a retired P (0: none): the caller
+ * wakes the timer sleeper for it once sched.lock is released. */
+static int64_t procresize(int32_t n)
 {
+    int64_t moved = 0;
     atomic_store(&sched.gomaxprocs, n);
     while (atomic_load(&sched.nprocs) < procs_target() && p_grow()) {
     }
@@ -1586,18 +1609,22 @@ static void procresize(int32_t n)
         G *g;
         while ((g = runqget(p, &inherit)) != NULL)
             globrunqput_batch(g, g, 1);
-        if (heir != NULL)
-            timers_move(p, heir);
+        int64_t when = heir != NULL ? timers_move(p, heir) : 0;
+        if (when != 0 && (moved == 0 || when < moved))
+            moved = when;
         atomic_store(&p->status, P_SPARE);
         p->link = sched.pspare;
         sched.pspare = p;
         atomic_fetch_sub(&sched.nprocs, 1);
     }
+    return moved;
 }
+
+/* Serialises the first use; reset in a fork child. */
+static rt_mutex init_lock = RT_MUTEX_INIT;
 
 void rt_init(void)
 {
-    static rt_mutex init_lock = RT_MUTEX_INIT;
     if (atomic_load_explicit(&sched.started, memory_order_acquire))
         return;
     rt_lock(&init_lock);
@@ -1614,8 +1641,9 @@ void rt_init(void)
         if ((sz = env_size("GOPY_PYTHON_STACK_SIZE")) != 0)
             rt_stack_set_size(RT_STACK_HOST, sz);
         rt_lock(&sched.lock);
-        procresize(env_procs());
+        (void)procresize(env_procs()); /* no timers yet */
         rt_unlock(&sched.lock);
+        rt_signals_init();
         atomic_store_explicit(&sched.started, true, memory_order_release);
         sysmon_start();
     }
@@ -1627,13 +1655,16 @@ int gopy_gomaxprocs(int n)
     rt_init();
     rt_lock(&sched.lock);
     int prev = atomic_load(&sched.gomaxprocs);
+    int64_t moved = 0;
     if (n >= 1) {
         if (n > MAX_PROCS)
             n = MAX_PROCS;
-        procresize(n);
+        moved = procresize(n);
     }
     rt_unlock(&sched.lock);
-    if (n > prev)
+    if (moved != 0)
+        runtime_wake_timer_sleeper(moved);
+    if (n > prev || atomic_load(&sched.runqsize) > 0)
         wakep();
     return prev;
 }
@@ -1822,14 +1853,50 @@ const char *gopy_rt_wait_reason_string(int reason)
     return names[reason];
 }
 
+/* Go's checkdead, for a foreign thread blocked in the runtime: can any
+ * goroutine still run?  True only if every M is idle, no work is queued
+ * anywhere, no timer is pending, and no M woke up while we looked (a wake
+ * is the only way out of that state, and it bumps idle_epoch).  Threads
+ * the runtime does not know (which might still act) are the caller's to
+ * rule out. */
+bool gopy_rt_all_asleep(void)
+{
+    if (!atomic_load(&sched.started))
+        return true;
+    uint64_t epoch = atomic_load(&sched.idle_epoch);
+    if (atomic_load(&sched.nmidle) + atomic_load(&sched.nmidle_locked) !=
+            atomic_load(&sched.mcount) ||
+        atomic_load(&sched.runqsize) != 0 || atomic_load(&sched.hostq_len) != 0 ||
+        timers_next() != 0)
+        return false;
+    int32_t n = atomic_load(&sched.nallp);
+    for (int32_t i = 0; i < n; i++) {
+        P *p = sched.allp[i];
+        if (atomic_load(&p->status) != P_SPARE && !runq_empty(p))
+            return false;
+    }
+    for (M *m = atomic_load(&sched.allm); m != NULL; m = m->alllink)
+        if (!m->dying && m_has_bound_work(m))
+            return false;
+    atomic_thread_fence(memory_order_seq_cst);
+    return atomic_load(&sched.idle_epoch) == epoch &&
+           atomic_load(&sched.nmidle) + atomic_load(&sched.nmidle_locked) ==
+               atomic_load(&sched.mcount);
+}
+
 void gopy_rt_after_fork_child(void)
 {
     /* Every other thread is gone.  Forget them all (their memory leaks:
      * it may be mid-update and cannot be trusted) and start afresh on
-     * first use. */
+     * first use, keeping only the configuration. */
     const struct gopy_host_hooks *hooks = sched.host_hooks;
+    size_t area = sched.host_area_size;
     memset(&sched, 0, sizeof sched);
     sched.host_hooks = hooks;
+    sched.host_area_size = area;
+    rt_mutex init = RT_MUTEX_INIT;
+    init_lock = init;
+    rt_stack_after_fork();
     tls_m = NULL;
     tls_foreign_g = NULL;
 }

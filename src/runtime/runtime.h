@@ -226,8 +226,11 @@ struct M {
     /* Set by sysmon when it added a P for this M's stuck G; cleared (and
      * the P given back) when the M next schedules. */
     _Atomic bool compensated;
+    /* Set by the M's own thread once it runs; sysmon may look earlier
+     * (the M is on allm before its thread starts): has_cpuclock
+     * publishes cpuclock. */
     clockid_t cpuclock;
-    bool has_cpuclock;
+    _Atomic bool has_cpuclock;
     /* sysmon's private view (only sysmon touches these) */
     uint64_t mon_tick;
     int64_t mon_since; /* when sysmon first saw schedtick at mon_tick */
@@ -283,6 +286,10 @@ typedef struct {
     /* Ms */
     M *midle;        /* (L) idle Ms */
     _Atomic int32_t nmidle;  /* changed under (L), read without */
+    _Atomic int32_t nmidle_locked; /* locked Ms asleep waiting for their G */
+    /* Bumped whenever an M stops being idle: a deadlock check that saw
+     * every M idle is valid only if this did not move meanwhile. */
+    _Atomic uint64_t idle_epoch;
     _Atomic int32_t mcount;  /* Ms created; changed under (L) */
     int32_t maxmcount;
     _Atomic(M *) allm; /* push-only list */
@@ -392,8 +399,11 @@ bool timer_del(rt_timer *t);
 int64_t timers_run(P *p, int64_t now);
 /* Earliest timer over all Ps in use (0: none). */
 int64_t timers_next(void);
-/* Move every timer of `from` to `to` (P being retired). */
-void timers_move(P *from, P *to);
+/* Move every timer of `from` to `to` (P being retired).  Returns to's
+ * earliest when if any timer moved, else 0; the caller wakes the timer
+ * sleeper for it (runtime_wake_timer_sleeper takes sched.lock, which the
+ * retiring callers hold). */
+int64_t timers_move(P *from, P *to);
 int64_t timers_count(void);
 
 /* ---- chan.c / select.c -------------------------------------------------- */
@@ -411,6 +421,13 @@ void waitq_remove(waitq *q, sudog *s);
 /* Pop the first sudog whose G this call claims (skipping ones whose G is
  * already claimed: another select case won, or the waiter gave up). */
 sudog *waitq_claim_first(waitq *q);
+
+/* ---- signals.c ---------------------------------------------------------- */
+
+/* Install the fault handler that names goroutines overflowing their stack
+ * (once), and give the calling M an alternate signal stack to run it on. */
+void rt_signals_init(void);
+void rt_signals_thread_init(void);
 
 /* ---- sysmon.c ----------------------------------------------------------- */
 

@@ -35,7 +35,9 @@ static char *carve_next[RT_STACK_NCLASSES]; /* next unused slot */
 static char *carve_end[RT_STACK_NCLASSES];
 /* Newest first; also read without the lock by the fault handler. */
 static _Atomic(arena *) arenas;
-static size_t page_size;
+/* Set on first use by whichever thread gets there; every thread computes
+ * the same value, but the accesses must still be atomic. */
+static _Atomic size_t page_size;
 
 /* Guard mode: 0 unknown, 1 madvise, 2 mprotect (within budget). */
 static int guard_mode;
@@ -44,11 +46,13 @@ static bool guard_ran_out;
 
 size_t rt_page_size(void)
 {
-    if (page_size == 0) {
+    size_t n = atomic_load_explicit(&page_size, memory_order_relaxed);
+    if (n == 0) {
         long ps = sysconf(_SC_PAGESIZE);
-        page_size = ps > 0 ? (size_t)ps : 4096;
+        n = ps > 0 ? (size_t)ps : 4096;
+        atomic_store_explicit(&page_size, n, memory_order_relaxed);
     }
-    return page_size;
+    return n;
 }
 
 static size_t round_pages(size_t n)
@@ -194,4 +198,11 @@ const char *rt_stack_guard_mode(void)
     default:
         return "none";
     }
+}
+
+void rt_stack_after_fork(void)
+{
+    /* A thread that held the lock is gone; the arenas stay valid. */
+    rt_mutex unlocked = RT_MUTEX_INIT;
+    stack_lock = unlocked;
 }

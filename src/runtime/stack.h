@@ -44,7 +44,8 @@ bool rt_stack_is_guard(const void *addr);
 /* How guard pages are made: "madvise", "mprotect", "mprotect+none" or
  * "none" (for runtime.stats and the docs). */
 const char *rt_stack_guard_mode(void);
-/* Pages of memory per page size. */
 size_t rt_page_size(void);
+/* In a fork child: reset the allocator's lock. */
+void rt_stack_after_fork(void);
 
 #endif

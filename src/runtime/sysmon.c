@@ -47,7 +47,8 @@ void sysmon_wake(void)
 static int64_t thread_cpu_ns(M *m)
 {
     struct timespec ts;
-    if (!m->has_cpuclock || clock_gettime(m->cpuclock, &ts) != 0)
+    if (!atomic_load_explicit(&m->has_cpuclock, memory_order_acquire) ||
+        clock_gettime(m->cpuclock, &ts) != 0)
         return -1;
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }

@@ -90,29 +90,42 @@ gopy_chan *gopy_rt_timer_chan(gopy_timer *tm)
     return tm->c;
 }
 
-/* Invalidate firings in flight and drop an undelivered value. */
-static void timer_invalidate(struct gopy_timer *tm)
+/* Invalidate firings in flight and drop an undelivered value; true if
+ * there was one. */
+static bool timer_invalidate(struct gopy_timer *tm)
 {
     if (tm->c == NULL) {
         atomic_fetch_add(&tm->t.seq, 1);
-        return;
+        return false;
     }
     rt_lock(&tm->c->lock);
     atomic_fetch_add(&tm->t.seq, 1);
+    bool dropped = atomic_load_explicit(&tm->c->qcount, memory_order_relaxed) != 0;
     chan_drain_locked(tm->c);
     rt_unlock(&tm->c->lock);
+    return dropped;
+}
+
+/* Disarm, then drop what a firing left undelivered.  In that order:
+ * timer_del waits for a firing in flight, so the drop sees its value.
+ * As in Go 1.23, a value nobody received means the timer had not fired
+ * as far as the program can tell: the result is true then too. */
+static bool timer_disarm(struct gopy_timer *tm)
+{
+    bool pending = timer_del(&tm->t);
+    if (timer_invalidate(tm))
+        pending = true;
+    return pending;
 }
 
 bool gopy_rt_timer_stop(gopy_timer *tm)
 {
-    timer_invalidate(tm);
-    return timer_del(&tm->t);
+    return timer_disarm(tm);
 }
 
 bool gopy_rt_timer_reset(gopy_timer *tm, int64_t d_ns, int64_t period_ns)
 {
-    timer_invalidate(tm);
-    bool pending = timer_del(&tm->t);
+    bool pending = timer_disarm(tm);
     timer_add(&tm->t, deadline(d_ns), period_ns > 0 ? period_ns : tm->t.period);
     return pending;
 }

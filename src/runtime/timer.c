@@ -143,6 +143,10 @@ int64_t timers_run(P *p, int64_t now)
     while (p->ntimers > 0 && p->timers[0]->when <= now) {
         rt_timer *t = p->timers[0];
         uint64_t seq = atomic_load(&t->seq);
+        /* Running before it leaves the heap: timer_del, reading heap
+         * without the lock, must never see it in neither place (it would
+         * return while fn is yet to run). */
+        atomic_fetch_add(&t->running, 1);
         if (t->period > 0) {
             /* Next tick after now; ticks missed meanwhile are dropped. */
             t->when += t->period * (1 + (now - t->when) / t->period);
@@ -151,7 +155,6 @@ int64_t timers_run(P *p, int64_t now)
             heap_remove(p, 0);
         }
         update_timer0(p);
-        atomic_fetch_add(&t->running, 1);
         void (*fn)(rt_timer *, void *, uint64_t) = t->fn;
         void *arg = t->arg;
         rt_unlock(&p->timers_lock);
@@ -190,25 +193,28 @@ int64_t timers_count(void)
     return total;
 }
 
-void timers_move(P *from, P *to)
+int64_t timers_move(P *from, P *to)
 {
     /* Lock in id order: two retiring Ps may move into each other. */
     P *first = from->id < to->id ? from : to;
     P *second = first == from ? to : from;
     rt_lock(&first->timers_lock);
     rt_lock(&second->timers_lock);
+    bool moved = from->ntimers > 0;
     while (from->ntimers > 0) {
-        rt_timer *t = from->timers[from->ntimers - 1];
-        heap_remove(from, from->ntimers - 1);
+        /* Not heap_remove: t->heap must go from `from` straight to `to`.
+         * A NULL in between would tell timer_del (which reads it without
+         * the lock) that t is not pending while it is, and the timer
+         * would fire after being stopped -- or freed. */
+        rt_timer *t = from->timers[--from->ntimers];
         heap_push(to, t);
     }
     update_timer0(from);
     update_timer0(to);
-    int64_t when = atomic_load(&to->timer0_when);
+    int64_t when = moved ? atomic_load(&to->timer0_when) : 0;
     rt_unlock(&second->timers_lock);
     rt_unlock(&first->timers_lock);
-    if (when != 0)
-        runtime_wake_timer_sleeper(when);
+    return when;
 }
 
 /* ---- sleep --------------------------------------------------------------- */

@@ -1,0 +1,94 @@
+/*
+ * signals.c -- turning a goroutine stack overflow into a clear fatal
+ * error.  A goroutine that runs off its stack touches the guard page
+ * below it; the SIGSEGV handler (on each M's alternate signal stack, since
+ * the goroutine's stack is exhausted) recognises the guard page, names the
+ * goroutine, and lets the signal take its default course.  Faults that are
+ * not guard-page hits go to whatever handler was installed before us
+ * (Python's faulthandler, say).
+ */
+#define _GNU_SOURCE
+#include "runtime.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { ALTSTACK_SIZE = 64 * 1024 };
+
+/* Written once by rt_signals_init (under its caller's init lock), read by
+ * the handler. */
+static struct sigaction prev_segv, prev_bus;
+
+/* Async-signal-safe formatting into buf; returns the length. */
+static size_t fmt_u64(char *buf, uint64_t v, int base)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = "0123456789abcdef"[v % (unsigned)base];
+        v /= (unsigned)base;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    return n;
+}
+
+static void say(const char *s)
+{
+    ssize_t r = write(STDERR_FILENO, s, strlen(s));
+    (void)r;
+}
+
+static void fault_handler(int sig, siginfo_t *info, void *uctx)
+{
+    struct sigaction *prev = sig == SIGBUS ? &prev_bus : &prev_segv;
+    if (rt_stack_is_guard(info->si_addr)) {
+        char num[24];
+        G *g = getg();
+        say("gopy: fatal error: stack overflow in goroutine ");
+        num[fmt_u64(num, g != NULL ? (uint64_t)g->goid : 0, 10)] = '\0';
+        say(num);
+        say(" (it reached the guard page at 0x");
+        num[fmt_u64(num, (uint64_t)(uintptr_t)info->si_addr, 16)] = '\0';
+        say(num);
+        say("); give goroutines bigger stacks with GOPY_STACK_SIZE (C) or "
+            "GOPY_PYTHON_STACK_SIZE (Python)\n");
+    }
+    if (prev->sa_flags & SA_SIGINFO) {
+        if (prev->sa_sigaction != NULL) {
+            prev->sa_sigaction(sig, info, uctx);
+            return;
+        }
+    } else if (prev->sa_handler != SIG_DFL && prev->sa_handler != SIG_IGN) {
+        prev->sa_handler(sig);
+        return;
+    }
+    /* Default action: returning re-runs the faulting access, which now
+     * kills the process with the signal (and a core dump where enabled). */
+    signal(sig, SIG_DFL);
+}
+
+void rt_signals_init(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = fault_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &prev_segv);
+    sigaction(SIGBUS, &sa, &prev_bus);
+}
+
+void rt_signals_thread_init(void)
+{
+    stack_t ss;
+    ss.ss_sp = malloc(ALTSTACK_SIZE);
+    if (ss.ss_sp == NULL)
+        return; /* an overflow then dies without the message */
+    ss.ss_size = ALTSTACK_SIZE;
+    ss.ss_flags = 0;
+    sigaltstack(&ss, NULL);
+}

@@ -1,0 +1,130 @@
+"""Interpreter exit, fork, subinterpreters and stack overflow: each in a
+fresh interpreter."""
+
+import sys
+
+import pytest
+
+from conftest import run_script
+
+EXIT_SHAPES = {
+    "parked on a channel": "gopy.go(lambda: gopy.Chan().recv())",
+    "in gopy.sleep": "gopy.go(gopy.sleep, 3600)",
+    "in time.sleep": "gopy.go(time.sleep, 3600)",
+    "mid-computation": "gopy.go(spin)",
+    "a C goroutine in a blocking call": "gopy.go_c(ctypes.CDLL(None).sleep, 3600)",
+    "a locked goroutine": "gopy.go(locked)",
+    "in select with no cases": "gopy.go(gopy.select)",
+}
+
+
+@pytest.mark.parametrize("shape", sorted(EXIT_SHAPES))
+def test_exit_with_goroutines_neither_hangs_nor_crashes(shape):
+    r = run_script(f"""
+        import ctypes, time, gopy
+
+        def spin():
+            x = 0
+            while True:
+                x += 1
+
+        def locked():
+            gopy.runtime.lock_os_thread()
+            gopy.Chan().recv()
+
+        for _ in range(20):
+            {EXIT_SHAPES[shape]}
+        gopy.sleep(0.1)
+        print("goroutines", gopy.runtime.num_goroutine() >= 1)
+    """, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "goroutines True"
+    assert "Fatal" not in r.stderr and "Traceback" not in r.stderr
+
+
+def test_exit_while_main_thread_started_many_goroutines_of_every_kind():
+    r = run_script("""
+        import time, gopy
+        ch = gopy.Chan()
+        for i in range(300):
+            gopy.go([ch.recv, lambda: gopy.sleep(60), lambda: time.sleep(60)][i % 3])
+        gopy.sleep(0.05)
+        print("bye")
+    """, timeout=60)
+    assert (r.returncode, r.stdout.strip()) == (0, "bye"), r.stderr
+
+
+def test_fork_child_gets_a_fresh_runtime():
+    r = run_script("""
+        import os, gopy, warnings
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        gate = gopy.Chan()
+        for _ in range(10):
+            gopy.go(gate.recv)
+        gopy.sleep(0.05)
+        before = gopy.runtime.num_goroutine()
+        pid = os.fork()
+        if pid == 0:
+            fresh = gopy.runtime.num_goroutine()
+            out = gopy.Chan()
+            gopy.go(lambda: out.send(sum(range(100))))
+            ok = fresh == 0 and out.recv() == 4950
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        gate.close()
+        print(before, os.waitstatus_to_exitcode(status))
+    """, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["10", "0"]
+
+
+def test_import_in_a_subinterpreter_raises_import_error():
+    r = run_script("""
+        import _testcapi
+        code = ("try:\\n    import gopy\\n"
+                "except ImportError as e:\\n"
+                "    print('ImportError:', 'subinterpreter' in str(e))\\n")
+        _testcapi.run_in_subinterp(code)
+    """)
+    if "No module named '_testcapi'" in r.stderr:
+        pytest.skip("this CPython has no _testcapi")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ImportError: True"
+
+
+def test_stack_overflow_is_a_clear_fatal_error_naming_the_goroutine(tmp_path):
+    # Unbounded C recursion in a C goroutine: nothing but the guard page
+    # can stop it, and the process must say which goroutine overflowed.
+    import subprocess
+
+    src = tmp_path / "deep.c"
+    src.write_text("int deep(int n) { volatile char pad[256]; pad[0] = (char)n;"
+                   " return deep(n + 1) + pad[0]; }\n"
+                   "void run(void *arg) { (void)arg; deep(0); }\n")
+    lib = tmp_path / "libdeep.so"
+    subprocess.run(["cc", "-O0", "-shared", "-fPIC", str(src), "-o", str(lib)], check=True)
+    r = run_script(f"""
+        import ctypes, gopy
+        lib = ctypes.CDLL({str(lib)!r})
+        gopy.go_c(lib.run)
+        gopy.sleep(30)
+    """, timeout=60)
+    assert r.returncode != 0
+    assert "gopy: fatal error: stack overflow in goroutine" in r.stderr
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ stop C recursion in goroutines "
+                    "with RecursionError (test_goroutines)")
+def test_python_c_recursion_past_the_stack_is_a_clear_fatal_error():
+    # 3.11 counts Python and C recursion together: C-heavy recursion within
+    # the recursion limit can outgrow a goroutine stack; it must end in the
+    # fatal error, not silent corruption.
+    r = run_script("""
+        import gopy
+        def rec(n):
+            return sorted([1, 2], key=lambda x: rec(n + 1))
+        gopy.go(rec, 0)
+        gopy.sleep(30)
+    """, timeout=60, env={"GOPY_PYTHON_STACK_SIZE": "128k"})
+    assert r.returncode != 0
+    assert "gopy: fatal error: stack overflow in goroutine" in r.stderr
