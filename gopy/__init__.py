@@ -7,6 +7,7 @@ first thread; threading locks across gopy operations).
 """
 
 import os as _os
+import signal as _signal
 import sys as _sys
 import threading as _threading
 import traceback as _traceback
@@ -92,6 +93,18 @@ def get_include():
     # An editable install runs from the source tree.
     return _os.path.join(_os.path.dirname(here), "include")
 
+
+def _dump_and_exit(signum, frame):
+    """GOPY_TRACEBACK: on SIGQUIT, as Go does, print every goroutine's
+    stack and exit with status 2."""
+    _sys.stderr.write(f"SIGQUIT: quit\n\n{runtime.stack()}")
+    _sys.stderr.flush()
+    _os._exit(2)
+
+
+if _os.environ.get("GOPY_TRACEBACK") and hasattr(_signal, "SIGQUIT") \
+        and _threading.current_thread() is _threading.main_thread():
+    _signal.signal(_signal.SIGQUIT, _dump_and_exit)
 
 # Interpreter exit: stop starting Python goroutines before finalisation
 # (as concurrent.futures does), so no worker touches a dying interpreter.

@@ -6,13 +6,14 @@ from ._gopy import (
     lock_os_thread,
     num_cpu,
     num_goroutine,
+    set_stall_warning,
     stats,
     unlock_os_thread,
 )
 from ._gopy import _goroutines
 
 __all__ = ["gomaxprocs", "num_cpu", "num_goroutine", "gosched", "lock_os_thread",
-           "unlock_os_thread", "stack", "stats"]
+           "unlock_os_thread", "stack", "stats", "set_stall_warning"]
 
 
 def stack():

@@ -210,6 +210,16 @@ static PyObject *mod_unlock_os_thread(PyObject *self, PyObject *Py_UNUSED(ignore
     Py_RETURN_NONE;
 }
 
+static PyObject *mod_set_stall_warning(PyObject *self, PyObject *d)
+{
+    (void)self;
+    int64_t ns;
+    if (gopy_duration_ns(d, &ns) < 0)
+        return NULL;
+    gopy_rt_set_stall_warning(ns > 0 ? ns : 0);
+    Py_RETURN_NONE;
+}
+
 static PyObject *mod_goid(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
     (void)self;
@@ -319,6 +329,10 @@ static PyMethodDef module_methods[] = {
      "lock_os_thread() -> None\n\nDedicate the current OS thread to this goroutine."},
     {"unlock_os_thread", mod_unlock_os_thread, METH_NOARGS, "unlock_os_thread() -> None"},
     {"goid", mod_goid, METH_NOARGS, "goid() -> int\n\nThis goroutine's id (0 outside one)."},
+    {"set_stall_warning", mod_set_stall_warning, METH_O,
+     "set_stall_warning(d) -> None\n\nWarn on stderr when a thread stays in one call longer "
+     "than d seconds while goroutines bound to it wait (0: never; default 5 s, or the "
+     "GOPY_STALL_WARNING environment variable)."},
     {"stats", mod_stats, METH_NOARGS, "stats() -> dict"},
     {"_goroutines", mod_goroutines, METH_NOARGS, "live goroutines, for runtime.stack()"},
     {"_shutdown", mod_shutdown, METH_NOARGS, "interpreter exit: start no more Python work"},

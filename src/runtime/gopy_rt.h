@@ -174,6 +174,14 @@ typedef struct {
 void gopy_rt_foreach_goroutine(void (*fn)(const gopy_goroutine_info *, void *),
                                void *arg);
 
+/* One line per live goroutine (id, state, what it waits on, kind) to fd,
+ * with write(2) only: usable in a signal handler. */
+void gopy_rt_dump_goroutines(int fd);
+/* Warn on stderr when a thread stays in one call longer than ns while
+ * goroutines bound to it are runnable (0 turns it off; default 5 s, or
+ * GOPY_STALL_WARNING seconds). */
+void gopy_rt_set_stall_warning(int64_t ns);
+
 typedef struct {
     int64_t goroutines, ms, ms_idle, ps, gomaxprocs, context_switches, steals,
         handoffs, runner_moves, timers, host_queue;

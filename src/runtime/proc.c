@@ -1652,6 +1652,11 @@ void rt_init(void)
             rt_stack_set_size(RT_STACK_C, sz);
         if ((sz = env_size("GOPY_PYTHON_STACK_SIZE")) != 0)
             rt_stack_set_size(RT_STACK_HOST, sz);
+        const char *tb = getenv("GOPY_TRACEBACK");
+        sched.traceback_all = tb != NULL && (strcmp(tb, "all") == 0 || strcmp(tb, "1") == 0);
+        const char *stall = getenv("GOPY_STALL_WARNING");
+        double secs = stall != NULL && *stall != '\0' ? strtod(stall, NULL) : 5.0;
+        atomic_store(&sched.stall_warn_ns, secs > 0 ? (int64_t)(secs * 1e9) : 0);
         rt_lock(&sched.lock);
         (void)procresize(env_procs()); /* no timers yet */
         rt_unlock(&sched.lock);

@@ -236,6 +236,7 @@ struct M {
     int64_t mon_since; /* when sysmon first saw schedtick at mon_tick */
     int64_t mon_cpu;   /* the M's CPU time then, -1 if not sampled */
     bool mon_acted;    /* already compensated / moved for this stretch */
+    bool mon_warned;   /* stall warning printed for this stretch */
 
     G *gfree; /* host-class free Gs cached by this M */
     int32_t gfree_n;
@@ -345,6 +346,10 @@ typedef struct {
     const struct gopy_host_hooks *host_hooks;
     size_t host_area_size; /* bytes above a host G for the binding */
     _Atomic bool host_stopping; /* interpreter exit: start no host work */
+    /* Warn when an M stays in one call this long while goroutines bound to
+     * it wait (0: never); GOPY_STALL_WARNING seconds. */
+    _Atomic int64_t stall_warn_ns;
+    bool traceback_all; /* GOPY_TRACEBACK=all: dump every goroutine on a fatal error */
     _Atomic bool started;
 } schedt;
 
@@ -421,6 +426,13 @@ void waitq_remove(waitq *q, sudog *s);
 /* Pop the first sudog whose G this call claims (skipping ones whose G is
  * already claimed: another select case won, or the waiter gave up). */
 sudog *waitq_claim_first(waitq *q);
+
+/* ---- dump.c -------------------------------------------------------------- */
+
+/* One line per live goroutine (only those bound to one M, if given), with
+ * write(2) only: safe in a signal handler and without the host lock. */
+void rt_dump_goroutines(int fd, M *only_bound_to);
+void rt_dump_goroutine(int fd, G *g, int64_t now);
 
 /* ---- signals.c ---------------------------------------------------------- */
 

@@ -56,6 +56,10 @@ static void fault_handler(int sig, siginfo_t *info, void *uctx)
         say(num);
         say("); give goroutines bigger stacks with GOPY_STACK_SIZE (C) or "
             "GOPY_PYTHON_STACK_SIZE (Python)\n");
+        if (sched.traceback_all) {
+            say("\n");
+            rt_dump_goroutines(STDERR_FILENO, NULL);
+        }
     }
     if (prev->sa_flags & SA_SIGINFO) {
         if (prev->sa_sigaction != NULL) {

@@ -25,7 +25,10 @@
 #include "runtime.h"
 
 #include <signal.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 enum {
     SYSMON_MIN_US = 20,
@@ -62,6 +65,34 @@ static bool p_has_work(P *p)
 
 enum watch { W_NOTHING, W_SUSPECT, W_ACTED };
 
+/* The hazard DESIGN.md warns of: a goroutine holds a threading.Lock across
+ * a park, another goroutine on the same thread blocks on that lock, and
+ * the whole thread (with every goroutine bound to it) stalls.  Say so,
+ * once per stretch, rather than hang silently. */
+static void maybe_warn_stall(M *m, int64_t now)
+{
+    int64_t limit = atomic_load_explicit(&sched.stall_warn_ns, memory_order_relaxed);
+    if (limit <= 0 || m->mon_warned || now - m->mon_since < limit ||
+        atomic_load(&m->hostq_len) == 0)
+        return;
+    m->mon_warned = true;
+    char buf[256];
+    snprintf(buf, sizeof buf,
+             "gopy: warning: thread M%lld has run one goroutine's call for %.1f s while "
+             "%d goroutine(s) bound to that thread wait to run.  A threading.Lock held "
+             "across a gopy operation?  (README: rules).  Goroutines on that thread:\n",
+             (long long)m->id, (double)(now - m->mon_since) / 1e9,
+             (int)atomic_load(&m->hostq_len));
+    ssize_t w = write(STDERR_FILENO, buf, strlen(buf));
+    (void)w;
+    rt_dump_goroutines(STDERR_FILENO, m);
+}
+
+void gopy_rt_set_stall_warning(int64_t ns)
+{
+    atomic_store(&sched.stall_warn_ns, ns);
+}
+
 /* Look at one M: did it find it stuck (suspect), or act? */
 static enum watch watch_m(M *m, int64_t now)
 {
@@ -71,8 +102,10 @@ static enum watch watch_m(M *m, int64_t now)
         m->mon_since = now;
         m->mon_cpu = -1;
         m->mon_acted = false;
+        m->mon_warned = false;
         return W_NOTHING;
     }
+    maybe_warn_stall(m, now);
     if (m->mon_acted)
         return W_NOTHING;
     /* Same G running since mon_since. */

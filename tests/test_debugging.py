@@ -1,0 +1,130 @@
+"""Goroutine dumps and warnings: runtime.stack(), GOPY_TRACEBACK on
+SIGQUIT and on fatal errors, and the stall warning."""
+
+import signal
+import sys
+
+import pytest
+
+import gopy
+from conftest import run_script, wait_until
+
+
+def test_stack_lists_every_goroutine_with_state_and_wait_reason():
+    gate, ready = gopy.Chan(), gopy.Chan(3)
+
+    def in_select():
+        ready.send(1)
+        gopy.select(gopy.Recv(gate), gopy.Recv(None))
+
+    def sleeping():
+        ready.send(1)
+        gopy.sleep(60)
+
+    def receiving():
+        ready.send(1)
+        gate.recv()
+
+    for f in (in_select, sleeping, receiving):
+        gopy.go(f)
+    for _ in range(3):
+        ready.recv()
+    assert wait_until(lambda: all(name in gopy.runtime.stack() for name in
+                                  ("in_select", "sleeping", "receiving")))
+    blocks = {b.splitlines()[-1].rsplit(" in ", 1)[-1]: b.splitlines()[0]
+              for b in gopy.runtime.stack().split("\n\n")
+              if b.strip() and b.splitlines()[-1].rsplit(" in ", 1)[-1] in
+              ("in_select", "sleeping", "receiving")}
+    assert blocks["in_select"].endswith("[waiting: select]:")
+    assert blocks["sleeping"].endswith("[waiting: sleep]:")
+    assert blocks["receiving"].endswith("[waiting: chan receive]:")
+    gate.close()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGQUIT"), reason="no SIGQUIT")
+def test_sigquit_dumps_goroutines_and_exits_2_with_gopy_traceback():
+    r = run_script("""
+        import gopy, os, signal
+        gate = gopy.Chan()
+        def parked_here():
+            gate.recv()
+        for _ in range(3):
+            gopy.go(parked_here)
+        gopy.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGQUIT)
+        gopy.sleep(30)
+    """, env={"GOPY_TRACEBACK": "all"})
+    assert r.returncode == 2
+    assert r.stderr.startswith("SIGQUIT: quit")
+    assert r.stderr.count("[waiting: chan receive]:") == 3
+    assert r.stderr.count("in parked_here") == 3
+
+
+def test_fatal_error_with_gopy_traceback_all_lists_goroutines(tmp_path):
+    import subprocess
+
+    src = tmp_path / "deep.c"
+    src.write_text("int deep(int n) { volatile char pad[256]; pad[0] = (char)n;"
+                   " return deep(n + 1) + pad[0]; }\n"
+                   "void run(void *arg) { (void)arg; deep(0); }\n")
+    lib = tmp_path / "libdeep.so"
+    subprocess.run(["cc", "-O0", "-shared", "-fPIC", str(src), "-o", str(lib)], check=True)
+    r = run_script(f"""
+        import ctypes, gopy
+        gate = gopy.Chan()
+        gopy.go(gate.recv)
+        gopy.sleep(0.05)
+        gopy.go_c(ctypes.CDLL({str(lib)!r}).run)
+        gopy.sleep(30)
+    """, env={"GOPY_TRACEBACK": "all"}, timeout=60)
+    assert r.returncode != 0
+    assert "gopy: fatal error: stack overflow in goroutine" in r.stderr
+    assert "[waiting: chan receive]: Python goroutine on thread M" in r.stderr
+    assert "[running]: C goroutine" in r.stderr
+
+
+def test_stall_warning_when_a_thread_blocks_its_goroutines():
+    # The hazard of holding a threading.Lock across a park: the goroutine
+    # that then blocks on the lock blocks its whole thread, and the
+    # lock's holder, bound to that thread, can never run to release it.
+    r = run_script("""
+        import gopy, threading
+        lock = threading.Lock()
+        out = gopy.Chan(2)
+        def holder():
+            with lock:
+                gopy.sleep(0.1)
+            out.send("holder done")
+        def blocker():
+            gopy.sleep(0.01)
+            got = lock.acquire(timeout=3)
+            if got:
+                lock.release()
+            out.send("blocker got the lock" if got else "blocker timed out")
+        gopy.go(holder)
+        gopy.go(blocker)
+        print(out.recv())
+        print(out.recv())
+    """, env={"GOPY_STALL_WARNING": "0.5"}, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:2] == ["blocker timed out", "holder done"]
+    assert "gopy: warning: thread M" in r.stderr
+    assert "goroutine(s) bound to that thread wait to run" in r.stderr
+    assert "[running]: Python goroutine on thread M" in r.stderr
+    assert "[runnable]: Python goroutine on thread M" in r.stderr
+
+
+def test_no_stall_warning_for_a_lone_blocking_call():
+    r = run_script("""
+        import gopy, time
+        done = gopy.Chan()
+        gopy.go(lambda: (time.sleep(1.0), done.send(1)))
+        done.recv()
+    """, env={"GOPY_STALL_WARNING": "0.3"}, timeout=60)
+    assert (r.returncode, r.stderr) == (0, "")
+
+
+def test_set_stall_warning_validates_its_argument():
+    with pytest.raises(TypeError):
+        gopy.runtime.set_stall_warning("soon")
+    gopy.runtime.set_stall_warning(5.0)
