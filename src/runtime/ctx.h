@@ -14,7 +14,8 @@
 
 #include <stddef.h>
 
-#if defined(__x86_64__) || defined(__aarch64__)
+/* GOPY_FORCE_UCONTEXT builds the fallback on x86-64/aarch64 too, to test it. */
+#if (defined(__x86_64__) || defined(__aarch64__)) && !defined(GOPY_FORCE_UCONTEXT)
 #define RT_CTX_ASM 1
 typedef struct rt_ctx {
     void *sp;
