@@ -159,6 +159,9 @@ PyObject *gopy_tstate_save_frame(PyThreadState *ts, py_tstate_save *s);
 /* Does ts hold the GIL right now?  Racy; any thread, no GIL needed. */
 bool gopy_tstate_holds_gil(PyThreadState *ts);
 bool gopy_is_finalizing(void);
+/* The context a goroutine spawned now runs in: a copy of the current one,
+ * or NULL (no exception) when that would be an empty context. */
+PyObject *gopy_context_for_spawn(void);
 /* Fetch / restore the current exception as one object (NULL if none). */
 PyObject *gopy_err_fetch(void);
 void gopy_err_restore(PyObject *exc);

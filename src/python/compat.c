@@ -291,6 +291,24 @@ bool gopy_tstate_holds_gil(PyThreadState *ts)
 #endif
 }
 
+PyObject *gopy_context_for_spawn(void)
+{
+    /* A goroutine runs in a copy of its spawner's context.  A copy of an
+     * empty context is a fresh empty one, which the interpreter makes by
+     * itself when the goroutine first touches a ContextVar (the thread
+     * state's context is NULL until then): skip the allocation, a GC-
+     * tracked object per goroutine, in the common case. */
+    PyObject *ctx = PyThreadState_Get()->context;
+    if (ctx == NULL)
+        return NULL;
+    Py_ssize_t n = PyObject_Length(ctx);
+    if (n == 0)
+        return NULL;
+    if (n < 0)
+        PyErr_Clear(); /* cannot tell: copy */
+    return PyContext_CopyCurrent();
+}
+
 bool gopy_is_finalizing(void)
 {
 #if PY_VERSION_HEX < 0x030D0000

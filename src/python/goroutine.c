@@ -118,8 +118,8 @@ static void init_call(void *area, void *arg)
 int gopy_spawn(PyObject *fn, PyObject *args, PyObject *kwargs)
 {
     gopy_drain_deferred();
-    spawn_call c = {fn, args, kwargs, PyContext_CopyCurrent()};
-    if (c.context == NULL)
+    spawn_call c = {fn, args, kwargs, gopy_context_for_spawn()};
+    if (c.context == NULL && PyErr_Occurred())
         return -1;
     Py_INCREF(fn);
     Py_INCREF(args);
@@ -131,7 +131,7 @@ int gopy_spawn(PyObject *fn, PyObject *args, PyObject *kwargs)
     Py_DECREF(fn);
     Py_DECREF(args);
     Py_XDECREF(kwargs);
-    Py_DECREF(c.context);
+    Py_XDECREF(c.context);
     if (err == EAGAIN)
         PyErr_SetString(PyExc_RuntimeError, "gopy: cannot start goroutines: the interpreter "
                                              "is shutting down");
