@@ -165,3 +165,15 @@ def run_script(code, timeout=60, env=None):
 def no_leftover_goroutines():
     """For tests that count goroutines: the settled count before the test."""
     return settle_goroutines()
+
+
+def build_overflowing_lib(tmp_path):
+    """A shared library whose run(void *) recurses in C without bound: only
+    a goroutine stack's guard page can stop it (go_c it)."""
+    src = tmp_path / "deep.c"
+    src.write_text("int deep(int n) { volatile char pad[256]; pad[0] = (char)n;"
+                   " return deep(n + 1) + pad[0]; }\n"
+                   "void run(void *arg) { (void)arg; deep(0); }\n")
+    lib = tmp_path / "libdeep.so"
+    subprocess.run(["cc", "-O0", "-shared", "-fPIC", str(src), "-o", str(lib)], check=True)
+    return lib

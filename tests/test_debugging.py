@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import gopy
-from conftest import run_script, wait_until
+from conftest import build_overflowing_lib, run_script, wait_until
 
 
 def test_stack_lists_every_goroutine_with_state_and_wait_reason():
@@ -61,14 +61,7 @@ def test_sigquit_dumps_goroutines_and_exits_2_with_gopy_traceback():
 
 
 def test_fatal_error_with_gopy_traceback_all_lists_goroutines(tmp_path):
-    import subprocess
-
-    src = tmp_path / "deep.c"
-    src.write_text("int deep(int n) { volatile char pad[256]; pad[0] = (char)n;"
-                   " return deep(n + 1) + pad[0]; }\n"
-                   "void run(void *arg) { (void)arg; deep(0); }\n")
-    lib = tmp_path / "libdeep.so"
-    subprocess.run(["cc", "-O0", "-shared", "-fPIC", str(src), "-o", str(lib)], check=True)
+    lib = build_overflowing_lib(tmp_path)
     r = run_script(f"""
         import ctypes, gopy
         gate = gopy.Chan()

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from conftest import run_script
+from conftest import build_overflowing_lib, run_script
 
 EXIT_SHAPES = {
     "parked on a channel": "gopy.go(lambda: gopy.Chan().recv())",
@@ -95,14 +95,7 @@ def test_import_in_a_subinterpreter_raises_import_error():
 def test_stack_overflow_is_a_clear_fatal_error_naming_the_goroutine(tmp_path):
     # Unbounded C recursion in a C goroutine: nothing but the guard page
     # can stop it, and the process must say which goroutine overflowed.
-    import subprocess
-
-    src = tmp_path / "deep.c"
-    src.write_text("int deep(int n) { volatile char pad[256]; pad[0] = (char)n;"
-                   " return deep(n + 1) + pad[0]; }\n"
-                   "void run(void *arg) { (void)arg; deep(0); }\n")
-    lib = tmp_path / "libdeep.so"
-    subprocess.run(["cc", "-O0", "-shared", "-fPIC", str(src), "-o", str(lib)], check=True)
+    lib = build_overflowing_lib(tmp_path)
     r = run_script(f"""
         import ctypes, gopy
         lib = ctypes.CDLL({str(lib)!r})

@@ -37,7 +37,7 @@ static void put_u64(int fd, uint64_t v)
     (void)w;
 }
 
-static const char *status_name(uint32_t st)
+const char *rt_g_status_name(uint32_t st)
 {
     switch (st) {
     case G_RUNNABLE:
@@ -57,7 +57,7 @@ void rt_dump_goroutine(int fd, G *g, int64_t now)
     put(fd, "goroutine ");
     put_u64(fd, (uint64_t)g->goid);
     put(fd, " [");
-    put(fd, status_name(st));
+    put(fd, rt_g_status_name(st));
     if (st == G_WAITING) {
         put(fd, ": ");
         put(fd, gopy_rt_wait_reason_string(g->wait_reason));

@@ -1785,20 +1785,6 @@ bool gopy_rt_set_stack_size(bool host, size_t bytes)
     return rt_stack_set_size(host ? RT_STACK_HOST : RT_STACK_C, bytes);
 }
 
-static const char *g_state_name(G *g)
-{
-    switch (atomic_load(&g->status)) {
-    case G_RUNNABLE:
-        return "runnable";
-    case G_RUNNING:
-        return "running";
-    case G_WAITING:
-        return "waiting";
-    default:
-        return "idle";
-    }
-}
-
 void gopy_rt_foreach_goroutine(void (*fn)(const gopy_goroutine_info *, void *),
                                void *arg)
 {
@@ -1809,7 +1795,7 @@ void gopy_rt_foreach_goroutine(void (*fn)(const gopy_goroutine_info *, void *),
             continue;
         gopy_goroutine_info info = {0};
         info.goid = g->goid;
-        info.state = g_state_name(g);
+        info.state = rt_g_status_name(st);
         info.host = g->kind == G_HOST;
         info.home_m = g->home != NULL ? g->home->id : -1;
         info.gstate = g->host;

@@ -433,6 +433,8 @@ sudog *waitq_claim_first(waitq *q);
  * write(2) only: safe in a signal handler and without the host lock. */
 void rt_dump_goroutines(int fd, M *only_bound_to);
 void rt_dump_goroutine(int fd, G *g, int64_t now);
+/* "runnable", "running", "waiting" or "idle", for dumps. */
+const char *rt_g_status_name(uint32_t status);
 
 /* ---- signals.c ---------------------------------------------------------- */
 
