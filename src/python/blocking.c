@@ -64,9 +64,12 @@ static int interrupt_check(void *arg)
         ic->exc = gopy_err_fetch();
         abandon = 1;
     } else if (asleep) {
+        /* This runs Python code, so signal handlers may run inside it: an
+         * exception out of it (KeyboardInterrupt) ends the wait. */
         int can = others_can_act();
         if (can < 0) {
-            PyErr_WriteUnraisable(NULL); /* cannot tell: keep waiting */
+            ic->exc = gopy_err_fetch();
+            abandon = 1;
         } else if (!can && gopy_rt_all_asleep()) {
             PyErr_SetString(gopy_state.DeadlockError, "all goroutines are asleep - deadlock!");
             ic->exc = gopy_err_fetch();
