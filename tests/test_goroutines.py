@@ -372,7 +372,8 @@ def test_default_excepthook_prints_and_the_process_goes_on():
         def bad():
             raise RuntimeError("escaped")
         gopy.go(bad)
-        gopy.sleep(0.05)
+        while gopy.runtime.num_goroutine():
+            gopy.sleep(0.01)
         gopy.go(lambda: done.send("still running"))
         print(done.recv())
     """)
@@ -389,7 +390,8 @@ def test_failing_excepthook_is_reported_not_fatal():
             raise KeyError("hook broke")
         gopy.excepthook = hook
         gopy.go(lambda: 1 / 0)
-        gopy.sleep(0.05)
+        while gopy.runtime.num_goroutine():   # until the goroutine is gone
+            gopy.sleep(0.01)
         print("alive")
     """)
     assert r.returncode == 0
@@ -402,7 +404,8 @@ def test_system_exit_ends_only_the_goroutine():
     r = run_script("""
         import gopy, sys
         gopy.go(sys.exit, 3)
-        gopy.sleep(0.05)
+        while gopy.runtime.num_goroutine():
+            gopy.sleep(0.01)
         print("alive")
     """)
     assert (r.returncode, r.stdout.strip(), r.stderr) == (0, "alive", "")

@@ -15,7 +15,6 @@
  */
 #include "binding.h"
 
-#include <signal.h>
 
 typedef struct {
     PyThreadState *ts;
@@ -80,6 +79,14 @@ static int interrupt_check(void *arg)
     return abandon;
 }
 
+/* A pending call: raise exc (a reference it takes over) in the main
+ * thread's running code. */
+static int reraise_later(void *exc)
+{
+    gopy_err_restore(exc);
+    return -1;
+}
+
 static int set_blocked(PyObject *ident, bool blocked)
 {
     if (blocked_threads == NULL && (blocked_threads = PySet_New(NULL)) == NULL)
@@ -131,21 +138,13 @@ int gopy_call_blocking_ex(int (*fn)(void *, bool), void *arg, bool can_deadlock)
             gopy_err_restore(ic.exc);
             return -1;
         }
-        /* The operation completed while the handler ran (a waker got there
-         * first): keep its result and raise at the next chance.  For
-         * Ctrl-C that is SIGINT again; any other exception a handler
-         * raised is raised now, the result being dropped by the caller. */
-        if (PyErr_GivenExceptionMatches(ic.exc, PyExc_KeyboardInterrupt)) {
-            Py_DECREF(ic.exc);
-            PyErr_SetInterruptEx(SIGINT);
-            return status;
-        }
-        if (PyErr_GivenExceptionMatches(ic.exc, gopy_state.DeadlockError)) {
-            Py_DECREF(ic.exc); /* it was not one after all */
-            return status;
-        }
-        gopy_err_restore(ic.exc);
-        return -1;
+        /* The operation completed while we looked (a waker got there
+         * first): its result stands.  A deadlock it was not, after all; an
+         * exception a signal handler raised surfaces at the next bytecode,
+         * as the signal itself would have. */
+        if (PyErr_GivenExceptionMatches(ic.exc, gopy_state.DeadlockError) ||
+            Py_AddPendingCall(reraise_later, ic.exc) != 0)
+            Py_DECREF(ic.exc); /* pending-call queue full: the signal is lost */
     }
     return status;
 }
