@@ -1091,6 +1091,9 @@ static bool maybe_retire_p(M *m)
         if (q != p && atomic_load(&q->status) != P_SPARE)
             heir = q;
     }
+    /* Spare before its timers move: timer_add checks under the timers
+     * lock, so nothing can be added to p after the move. */
+    atomic_store(&p->status, P_SPARE);
     int64_t when = heir != NULL ? timers_move(p, heir) : 0;
     /* Keep its free Gs: hand them to the global list. */
     rt_lock(&sched.gfree_lock);
@@ -1103,7 +1106,6 @@ static bool maybe_retire_p(M *m)
     }
     p->gfree_n = 0;
     rt_unlock(&sched.gfree_lock);
-    atomic_store(&p->status, P_SPARE);
     p->link = sched.pspare;
     sched.pspare = p;
     atomic_fetch_sub(&sched.nprocs, 1);
@@ -1621,10 +1623,10 @@ static int64_t procresize(int32_t n)
         G *g;
         while ((g = runqget(p, &inherit)) != NULL)
             globrunqput_batch(g, g, 1);
+        atomic_store(&p->status, P_SPARE); /* before the move: see timer_add */
         int64_t when = heir != NULL ? timers_move(p, heir) : 0;
         if (when != 0 && (moved == 0 || when < moved))
             moved = when;
-        atomic_store(&p->status, P_SPARE);
         p->link = sched.pspare;
         sched.pspare = p;
         atomic_fetch_sub(&sched.nprocs, 1);

@@ -101,8 +101,19 @@ void timer_init(rt_timer *t, void (*fn)(rt_timer *, void *, uint64_t), void *arg
 
 void timer_add(rt_timer *t, int64_t when, int64_t period)
 {
-    P *p = rt_any_p();
-    rt_lock(&p->timers_lock);
+    P *p;
+    for (;;) {
+        p = rt_any_p();
+        rt_lock(&p->timers_lock);
+        /* rt_any_p's P may have been retired since (Ms without a P of
+         * their own and foreign threads pick any P).  A retiring P turns
+         * spare before its timers move under this lock, so seeing it not
+         * spare here means the move, if any, is still to come and will
+         * take t along; a timer pushed on a spare P would never run. */
+        if (atomic_load(&p->status) != P_SPARE)
+            break;
+        rt_unlock(&p->timers_lock);
+    }
     t->when = when;
     t->period = period;
     heap_push(p, t);

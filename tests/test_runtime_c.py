@@ -1,0 +1,110 @@
+"""The C runtime's own test suite (tests/c/), built and run from pytest.
+
+Builds build/libgopyrt.a with `make -C src/runtime`, compiles each
+tests/c/test_*.c against it into a temporary directory, and runs every
+case of every program as its own pytest test (`prog CASE` runs one case
+in a fresh process), so that a failure is named.  The programs check exact
+values; the only time limits are hang bounds.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CDIR = os.path.join(ROOT, "tests", "c")
+LIB = os.path.join(ROOT, "build", "libgopyrt.a")
+CC = os.environ.get("CC", "cc")
+CFLAGS = ["-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror"]
+
+# Per-case hang bound (seconds).  The harness's own alarm (H_TIMEOUT)
+# fires first and prints a goroutine summary; the subprocess timeout and
+# pytest-timeout are the backstops.
+CASE_TIMEOUT = 180
+CASE_RE = re.compile(r"^\s*TEST(?:_NOSTRESS)?\((\w+)\)", re.M)
+
+
+def _programs():
+    return sorted(f[:-2] for f in os.listdir(CDIR)
+                  if f.startswith("test_") and f.endswith(".c"))
+
+
+def _cases(prog):
+    with open(os.path.join(CDIR, prog + ".c")) as f:
+        return CASE_RE.findall(f.read())
+
+
+ALL_CASES = [(p, c) for p in _programs() for c in _cases(p)]
+
+
+@pytest.fixture(scope="session")
+def runtime_lib():
+    if shutil.which(CC) is None or shutil.which("make") is None:
+        pytest.skip("no C compiler or make")
+    r = subprocess.run(["make", "-C", os.path.join(ROOT, "src", "runtime")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, "building the runtime failed:\n" + r.stdout + r.stderr
+    assert os.path.exists(LIB)
+    return LIB
+
+
+@pytest.fixture(scope="session")
+def c_programs(runtime_lib, tmp_path_factory):
+    """Compile on first use; maps program name -> executable path (or the
+    compiler's message when it failed, so that each case reports it)."""
+    outdir = tmp_path_factory.mktemp("c_tests")
+    built = {}
+
+    def get(prog):
+        if prog not in built:
+            exe = str(outdir / prog)
+            cmd = [CC, *CFLAGS, "-I" + os.path.join(ROOT, "include"),
+                   "-I" + os.path.join(ROOT, "src", "runtime"),
+                   os.path.join(CDIR, prog + ".c"), runtime_lib,
+                   "-lpthread", "-lm", "-o", exe]
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            built[prog] = exe if r.returncode == 0 else (
+                "compiling %s failed:\n%s\n%s" % (prog, " ".join(cmd), r.stderr))
+        return built[prog]
+
+    return get
+
+
+def _exe(c_programs, prog):
+    exe = c_programs(prog)
+    if not os.path.exists(exe):
+        pytest.fail(exe, pytrace=False)
+    return exe
+
+
+@pytest.mark.parametrize("prog", _programs())
+def test_case_list_matches_source(c_programs, prog):
+    """The harness's registry agrees with the cases collected here."""
+    exe = _exe(c_programs, prog)
+    r = subprocess.run([exe, "--list"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.split()) == sorted(_cases(prog))
+
+
+@pytest.mark.timeout(CASE_TIMEOUT + 30)
+@pytest.mark.parametrize("prog,case", ALL_CASES,
+                         ids=["%s::%s" % pc for pc in ALL_CASES])
+def test_c(c_programs, prog, case):
+    exe = _exe(c_programs, prog)
+    env = dict(os.environ)
+    env.setdefault("H_TIMEOUT", str(CASE_TIMEOUT - 20))
+    try:
+        r = subprocess.run([exe, case], capture_output=True, text=True,
+                           timeout=CASE_TIMEOUT, env=env)
+    except subprocess.TimeoutExpired as e:
+        out = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        pytest.fail("%s %s hung (killed after %d s)\n%s" % (prog, case, CASE_TIMEOUT, out),
+                    pytrace=False)
+    if r.returncode != 0:
+        how = ("killed by signal %d" % -r.returncode if r.returncode < 0
+               else "exit status %d" % r.returncode)
+        pytest.fail("%s %s failed (%s)\n--- stderr ---\n%s--- stdout ---\n%s"
+                    % (prog, case, how, r.stderr, r.stdout), pytrace=False)
