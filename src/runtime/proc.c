@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 schedt sched;
@@ -1542,6 +1543,7 @@ static void *mstart(void *arg)
     tls_m = m;
     rt_ctx_init_thread(&m->g0ctx);
     rt_signals_thread_init();
+    m->tid = (int32_t)syscall(SYS_gettid);
     if (pthread_getcpuclockid(pthread_self(), &m->cpuclock) == 0)
         atomic_store_explicit(&m->has_cpuclock, true, memory_order_release);
     sysmon_wake();

@@ -231,6 +231,7 @@ struct M {
      * publishes cpuclock. */
     clockid_t cpuclock;
     _Atomic bool has_cpuclock;
+    int32_t tid; /* kernel thread id, published with has_cpuclock */
     /* sysmon's private view (only sysmon touches these) */
     uint64_t mon_tick;
     int64_t mon_since; /* when sysmon first saw schedtick at mon_tick */

@@ -24,6 +24,7 @@
 #define _GNU_SOURCE
 #include "runtime.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -54,6 +55,32 @@ static int64_t thread_cpu_ns(M *m)
         clock_gettime(m->cpuclock, &ts) != 0)
         return -1;
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Is the M's thread asleep in the kernel (state S or D: a blocking call),
+ * as opposed to runnable but not on a CPU?  On a loaded machine a
+ * descheduled thread gains no CPU time either, and lending its P a
+ * second thread would only add to the load.  Unknown: assume blocked. */
+static bool thread_sleeping(M *m)
+{
+    if (!atomic_load_explicit(&m->has_cpuclock, memory_order_acquire))
+        return true;
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)m->tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return true;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return true;
+    buf[n] = '\0';
+    /* "tid (comm) S ...": comm may hold spaces and parens; the state is
+     * after the last ')'. */
+    const char *paren = strrchr(buf, ')');
+    if (paren == NULL || paren[1] != ' ')
+        return true;
+    return paren[2] == 'S' || paren[2] == 'D';
 }
 
 static bool p_has_work(P *p)
@@ -121,7 +148,7 @@ static enum watch watch_m(M *m, int64_t now)
         atomic_load(&sched.npidle) == 0) {
         int64_t cpu = thread_cpu_ns(m);
         bool computing = cpu >= 0 && (cpu - m->mon_cpu) * 2 > stuck;
-        if (!computing) {
+        if (!computing && thread_sleeping(m)) {
             m->mon_acted = true;
             proc_compensate(m);
             return W_ACTED;
