@@ -12,20 +12,29 @@ import sys as _sys
 import threading as _threading
 import traceback as _traceback
 
-from . import _gopy, runtime
+from . import _gopy, atomic, runtime
 from ._gopy import (
     Chan,
     ClosedChannelError,
+    Cond,
     DeadlockError,
+    Map,
+    Mutex,
+    Once,
+    Pool,
     Recv,
     RecvChan,
+    RWMutex,
     Send,
     SendChan,
     Ticker,
     Timer,
+    WaitGroup,
     after,
     after_func,
     go,
+    once_func,
+    once_value,
     select,
     sleep,
     tick,
@@ -36,6 +45,7 @@ __all__ = [
     "go", "go_c", "excepthook", "get_include",
     "sleep", "after", "tick", "Timer", "Ticker", "after_func",
     "ClosedChannelError", "DeadlockError",
+    "Mutex", "RWMutex", "WaitGroup", "Once", "once_func", "once_value", "Cond", "Pool", "Map",
 ]
 __version__ = "0.1.0"
 

@@ -44,6 +44,38 @@ extern "C" {
 typedef struct gopy_chan gopy_chan;
 typedef struct gopy_waitgroup gopy_waitgroup;
 typedef struct gopy_mutex gopy_mutex;
+typedef struct gopy_rwmutex gopy_rwmutex;
+typedef struct gopy_once gopy_once;
+typedef struct gopy_cond gopy_cond;
+typedef struct gopy_pool gopy_pool;
+typedef struct gopy_map gopy_map;
+
+/* Go's sync.Locker: a lock given as its two operations on l. */
+typedef struct {
+    void (*lock)(void *l);
+    void (*unlock)(void *l);
+    void *l;
+} gopy_locker;
+
+/* What a gopy_map needs to know about its keys and values (opaque
+ * pointers).  The map keeps its own references: retain(p, ctx) when it
+ * stores a key or value, release(p, ctx) when one has left the map and no
+ * reader can see it any more (perhaps later, from another thread).
+ * Values the map hands back are retained for the caller, who releases
+ * them.  NULL retain / release: plain pointers, nothing to do.
+ * hash and key_equal must be consistent (equal keys, equal hashes); with
+ * both NULL keys are compared as pointers.  value_equal (for
+ * compare_and_swap / compare_and_delete) NULL compares pointers.  The
+ * callbacks must not block or park, and are called with no map lock
+ * held (they may use the map). */
+typedef struct {
+    uint64_t (*hash)(const void *key, void *ctx);
+    bool (*key_equal)(const void *a, const void *b, void *ctx);
+    bool (*value_equal)(const void *a, const void *b, void *ctx);
+    void (*retain)(void *p, void *ctx);
+    void (*release)(void *p, void *ctx);
+    void *ctx;
+} gopy_map_type;
 
 /* A select case: chan NULL is Go's nil channel (the case never proceeds).
  * For GOPY_SEND, elem points at the value to send; for GOPY_RECV at the
@@ -84,6 +116,45 @@ struct gopy_api {
     bool (*mutex_trylock)(gopy_mutex *m);
     void (*mutex_unlock)(gopy_mutex *m);
     void (*mutex_free)(gopy_mutex *m);
+    /* Added after version 1's first table: check size before use. */
+    gopy_rwmutex *(*rwmutex_make)(void);
+    void (*rwmutex_lock)(gopy_rwmutex *rw);
+    bool (*rwmutex_trylock)(gopy_rwmutex *rw);
+    void (*rwmutex_unlock)(gopy_rwmutex *rw);
+    void (*rwmutex_rlock)(gopy_rwmutex *rw);
+    bool (*rwmutex_tryrlock)(gopy_rwmutex *rw);
+    void (*rwmutex_runlock)(gopy_rwmutex *rw);
+    void (*rwmutex_free)(gopy_rwmutex *rw);
+    gopy_once *(*once_make)(void);
+    void (*once_do)(gopy_once *o, void (*fn)(void *arg), void *arg);
+    void (*once_free)(gopy_once *o);
+    gopy_locker (*mutex_locker)(gopy_mutex *m);
+    gopy_locker (*rwmutex_locker)(gopy_rwmutex *rw);
+    gopy_locker (*rwmutex_rlocker)(gopy_rwmutex *rw);
+    gopy_cond *(*cond_make)(gopy_locker l);
+    void (*cond_wait)(gopy_cond *c);
+    void (*cond_signal)(gopy_cond *c);
+    void (*cond_broadcast)(gopy_cond *c);
+    void (*cond_free)(gopy_cond *c);
+    gopy_pool *(*pool_make)(void *(*new_item)(void *ctx),
+                            void (*release)(void *item, void *ctx), void *ctx);
+    void *(*pool_get)(gopy_pool *p);
+    void (*pool_put)(gopy_pool *p, void *item);
+    void (*pool_free)(gopy_pool *p);
+    void (*pool_cleanup)(void);
+    gopy_map *(*map_make)(const gopy_map_type *type);
+    bool (*map_load)(gopy_map *m, const void *key, void **value);
+    void (*map_store)(gopy_map *m, void *key, void *value);
+    bool (*map_load_or_store)(gopy_map *m, void *key, void *value, void **actual);
+    bool (*map_load_and_delete)(gopy_map *m, const void *key, void **value);
+    void (*map_delete)(gopy_map *m, const void *key);
+    bool (*map_swap)(gopy_map *m, void *key, void *value, void **previous);
+    bool (*map_compare_and_swap)(gopy_map *m, void *key, const void *old, void *new_value);
+    bool (*map_compare_and_delete)(gopy_map *m, const void *key, const void *old);
+    void (*map_range)(gopy_map *m, bool (*fn)(void *key, void *value, void *arg), void *arg);
+    void (*map_clear)(gopy_map *m);
+    size_t (*map_len)(gopy_map *m);
+    void (*map_free)(gopy_map *m);
 };
 
 #define GOPY_CAPSULE_NAME "gopy._gopy._C_API"
@@ -146,6 +217,75 @@ bool gopy_mutex_trylock(gopy_mutex *m);
 void gopy_mutex_unlock(gopy_mutex *m);
 void gopy_mutex_free(gopy_mutex *m);
 
+/* Go's sync.RWMutex: any number of readers or one writer.  A writer
+ * waiting for the lock keeps new readers out (so a recursive rlock can
+ * deadlock).  At most 2^30 readers at once.  Unlocking a lock not held
+ * aborts the process (Go: fatal error). */
+gopy_rwmutex *gopy_rwmutex_make(void);
+void gopy_rwmutex_lock(gopy_rwmutex *rw);
+bool gopy_rwmutex_trylock(gopy_rwmutex *rw);
+void gopy_rwmutex_unlock(gopy_rwmutex *rw);
+void gopy_rwmutex_rlock(gopy_rwmutex *rw);
+bool gopy_rwmutex_tryrlock(gopy_rwmutex *rw);
+void gopy_rwmutex_runlock(gopy_rwmutex *rw);
+void gopy_rwmutex_free(gopy_rwmutex *rw);
+
+/* Lockers for gopy_cond_make: a mutex, an RWMutex's write lock, and its
+ * read lock (Go's RLocker). */
+gopy_locker gopy_mutex_locker(gopy_mutex *m);
+gopy_locker gopy_rwmutex_locker(gopy_rwmutex *rw);
+gopy_locker gopy_rwmutex_rlocker(gopy_rwmutex *rw);
+
+/* Go's sync.Once: the first gopy_once_do runs fn(arg); concurrent callers
+ * wait until it has returned; later calls return at once.  fn calling
+ * gopy_once_do on the same once deadlocks. */
+gopy_once *gopy_once_make(void);
+void gopy_once_do(gopy_once *o, void (*fn)(void *arg), void *arg);
+void gopy_once_free(gopy_once *o);
+
+/* Go's sync.Cond over the locker l.  wait: unlock l, park until
+ * signalled, lock l again (the caller holds l).  signal wakes the
+ * longest-waiting waiter, broadcast all of them; a wait that began
+ * before a signal is never missed by it. */
+gopy_cond *gopy_cond_make(gopy_locker l);
+void gopy_cond_wait(gopy_cond *c);
+void gopy_cond_signal(gopy_cond *c);
+void gopy_cond_broadcast(gopy_cond *c);
+void gopy_cond_free(gopy_cond *c); /* nobody may be waiting */
+
+/* Go's sync.Pool of opaque items, cached per P.  get: a pooled item,
+ * else new_item(ctx) (when given), else NULL.  put(NULL) does nothing.
+ * The pool may drop items at any time, calling release(item, ctx) (when
+ * given): gopy_pool_cleanup (Go does it at each GC) drops what was
+ * already in the victim cache and moves every pool's items there, so an
+ * item survives one cleanup.  Freeing a pool releases its items. */
+gopy_pool *gopy_pool_make(void *(*new_item)(void *ctx), void (*release)(void *item, void *ctx),
+                          void *ctx);
+void *gopy_pool_get(gopy_pool *p);
+void gopy_pool_put(gopy_pool *p, void *item);
+void gopy_pool_free(gopy_pool *p);
+void gopy_pool_cleanup(void);
+
+/* Go's sync.Map, for concurrent use: loads take no lock (see
+ * gopy_map_type for keys, values and their references).  The bool
+ * results say whether the key was present (loaded) or the swap/delete
+ * happened.  range calls fn(key, value, arg) for the entries present
+ * when it started (a snapshot), until fn returns false; fn may use the
+ * map. */
+gopy_map *gopy_map_make(const gopy_map_type *type);
+bool gopy_map_load(gopy_map *m, const void *key, void **value);
+void gopy_map_store(gopy_map *m, void *key, void *value);
+bool gopy_map_load_or_store(gopy_map *m, void *key, void *value, void **actual);
+bool gopy_map_load_and_delete(gopy_map *m, const void *key, void **value);
+void gopy_map_delete(gopy_map *m, const void *key);
+bool gopy_map_swap(gopy_map *m, void *key, void *value, void **previous);
+bool gopy_map_compare_and_swap(gopy_map *m, void *key, const void *old, void *new_value);
+bool gopy_map_compare_and_delete(gopy_map *m, const void *key, const void *old);
+void gopy_map_range(gopy_map *m, bool (*fn)(void *key, void *value, void *arg), void *arg);
+void gopy_map_clear(gopy_map *m);
+size_t gopy_map_len(gopy_map *m); /* entries now (racy under concurrent use) */
+void gopy_map_free(gopy_map *m);
+
 /* The table above, filled with this runtime's functions. */
 const struct gopy_api *gopy_api_table(void);
 
@@ -176,6 +316,43 @@ static const struct gopy_api *gopy_api_ptr;
 #define gopy_mutex_trylock (gopy_api_ptr->mutex_trylock)
 #define gopy_mutex_unlock (gopy_api_ptr->mutex_unlock)
 #define gopy_mutex_free (gopy_api_ptr->mutex_free)
+#define gopy_rwmutex_make (gopy_api_ptr->rwmutex_make)
+#define gopy_rwmutex_lock (gopy_api_ptr->rwmutex_lock)
+#define gopy_rwmutex_trylock (gopy_api_ptr->rwmutex_trylock)
+#define gopy_rwmutex_unlock (gopy_api_ptr->rwmutex_unlock)
+#define gopy_rwmutex_rlock (gopy_api_ptr->rwmutex_rlock)
+#define gopy_rwmutex_tryrlock (gopy_api_ptr->rwmutex_tryrlock)
+#define gopy_rwmutex_runlock (gopy_api_ptr->rwmutex_runlock)
+#define gopy_rwmutex_free (gopy_api_ptr->rwmutex_free)
+#define gopy_once_make (gopy_api_ptr->once_make)
+#define gopy_once_do (gopy_api_ptr->once_do)
+#define gopy_once_free (gopy_api_ptr->once_free)
+#define gopy_mutex_locker (gopy_api_ptr->mutex_locker)
+#define gopy_rwmutex_locker (gopy_api_ptr->rwmutex_locker)
+#define gopy_rwmutex_rlocker (gopy_api_ptr->rwmutex_rlocker)
+#define gopy_cond_make (gopy_api_ptr->cond_make)
+#define gopy_cond_wait (gopy_api_ptr->cond_wait)
+#define gopy_cond_signal (gopy_api_ptr->cond_signal)
+#define gopy_cond_broadcast (gopy_api_ptr->cond_broadcast)
+#define gopy_cond_free (gopy_api_ptr->cond_free)
+#define gopy_pool_make (gopy_api_ptr->pool_make)
+#define gopy_pool_get (gopy_api_ptr->pool_get)
+#define gopy_pool_put (gopy_api_ptr->pool_put)
+#define gopy_pool_free (gopy_api_ptr->pool_free)
+#define gopy_pool_cleanup (gopy_api_ptr->pool_cleanup)
+#define gopy_map_make (gopy_api_ptr->map_make)
+#define gopy_map_load (gopy_api_ptr->map_load)
+#define gopy_map_store (gopy_api_ptr->map_store)
+#define gopy_map_load_or_store (gopy_api_ptr->map_load_or_store)
+#define gopy_map_load_and_delete (gopy_api_ptr->map_load_and_delete)
+#define gopy_map_delete (gopy_api_ptr->map_delete)
+#define gopy_map_swap (gopy_api_ptr->map_swap)
+#define gopy_map_compare_and_swap (gopy_api_ptr->map_compare_and_swap)
+#define gopy_map_compare_and_delete (gopy_api_ptr->map_compare_and_delete)
+#define gopy_map_range (gopy_api_ptr->map_range)
+#define gopy_map_clear (gopy_api_ptr->map_clear)
+#define gopy_map_len (gopy_api_ptr->map_len)
+#define gopy_map_free (gopy_api_ptr->map_free)
 
 /* Import the table from the gopy module.  0, or -1 with a Python exception
  * set.  Needs Python.h included first. */

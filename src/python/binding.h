@@ -133,6 +133,20 @@ void gopy_template_fire(void *template);
 PyObject *gopy_goroutine_frames(void *gstate);
 void gopy_host_stop(void);
 
+/* ---- sync.c, atomic.c: the sync types and gopy.atomic -------------------- */
+
+/* Add Mutex, RWMutex, WaitGroup, Once, once_func, once_value, Cond, Pool
+ * and Map to the module (and hook pools' cleanup to gc.callbacks). */
+int gopy_sync_init(PyObject *m);
+/* Add gopy.atomic's types and functions as the submodule _atomic. */
+int gopy_atomic_init(PyObject *m);
+/* Hand the current exception to gopy.excepthook as escaping the calling
+ * goroutine (goroutine.c; WaitGroup.go reports before its Done). */
+void gopy_report_exception(void);
+
+/* timers.c: seconds (int, float) or a timedelta as ns. */
+int gopy_duration_ns(PyObject *d, int64_t *ns);
+
 /* ---- compat.c: everything that differs between CPython versions --------- */
 
 /* The interpreter state one goroutine owns (frames, data stack, recursion

@@ -56,7 +56,7 @@ typedef struct {
 
 /* Hand the current exception to gopy.excepthook(exc, goroutine_id), looked
  * up at this moment so that assigning gopy.excepthook replaces it. */
-static void report_exception(void)
+void gopy_report_exception(void)
 {
     PyObject *exc = gopy_err_fetch();
     if (exc == NULL)
@@ -91,7 +91,7 @@ static void run_goroutine(void *gstate)
     py_goroutine *g = gstate;
     PyObject *r = PyObject_Call(g->fn, g->args, g->kwargs);
     if (r == NULL)
-        report_exception();
+        gopy_report_exception();
     Py_XDECREF(r);
     Py_CLEAR(g->fn);
     Py_CLEAR(g->args);

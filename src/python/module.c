@@ -375,6 +375,8 @@ static int module_exec(PyObject *m)
         add_type(m, &Send_Type, "Send") < 0 || add_type(m, &Timer_Type, "Timer") < 0 ||
         add_type(m, &Ticker_Type, "Ticker") < 0)
         return -1;
+    if (gopy_sync_init(m) < 0 || gopy_atomic_init(m) < 0)
+        return -1;
     PyObject *capsule =
         PyCapsule_New((void *)gopy_api_table(), GOPY_CAPSULE_NAME, NULL);
     if (capsule == NULL || PyModule_AddObject(m, "_C_API", capsule) < 0) {

@@ -23,6 +23,7 @@
 #define GOPY_ENOTLOCKED 6 /* unlock of an unlocked (RW)Mutex */
 #define GOPY_EREUSE 7     /* WaitGroup reused before Wait returned, or Add
                              called concurrently with Wait */
+#define GOPY_ECALLBACK 8  /* a caller's callback reported an error (Map) */
 
 /* ---- host goroutines ----------------------------------------------------
  *
@@ -109,6 +110,70 @@ int gopy_rt_mutex_unlock(gopy_mutex *m);   /* GOPY_OK or GOPY_ENOTLOCKED */
 int gopy_rt_waitgroup_add(gopy_waitgroup *wg, int64_t delta);
 int gopy_rt_waitgroup_wait(gopy_waitgroup *wg);
 int64_t gopy_rt_waitgroup_count(gopy_waitgroup *wg);
+
+/* RWMutex: lock / rlock return GOPY_OK or an abort reason (nothing held
+ * then); unlock / runlock GOPY_OK or GOPY_ENOTLOCKED (nothing changed). */
+int gopy_rt_rwmutex_lock(gopy_rwmutex *rw);
+int gopy_rt_rwmutex_unlock(gopy_rwmutex *rw);
+int gopy_rt_rwmutex_rlock(gopy_rwmutex *rw);
+int gopy_rt_rwmutex_runlock(gopy_rwmutex *rw);
+
+/* Once, in two steps, so that the caller runs f itself (the binding, with
+ * the GIL).  begin: *run false means done already (or done meanwhile:
+ * it waited); *run true means the caller must run f, then call end with
+ * done true (also when f failed: Go counts a panicking f as done), or
+ * with done false if it did not run f after all (the next caller will).
+ * GOPY_OK, GOPY_EAGAIN (!block and another caller is running f), or an
+ * abort reason. */
+int gopy_rt_once_begin(gopy_once *o, bool block, bool *run);
+void gopy_rt_once_end(gopy_once *o, bool done);
+bool gopy_rt_once_done(gopy_once *o);
+
+/* Cond with the locking left to the caller: make it with a locker whose
+ * lock and unlock are NULL, then wait as gopy_cond_wait does: take a
+ * ticket (holding the lock), unlock, wait for the ticket, lock again.
+ * wait_ticket returns GOPY_OK once the ticket was signalled, GOPY_EAGAIN
+ * (!block, not yet), or an abort reason: the ticket is then given up, and
+ * a signal meant for it passes to the next waiter. */
+uint32_t gopy_rt_cond_ticket(gopy_cond *c);
+int gopy_rt_cond_wait_ticket(gopy_cond *c, uint32_t ticket, bool block);
+/* Give up a ticket without waiting on it (the unlock failed, or the
+ * caller fails after its wait succeeded): a signal that reached it, or
+ * will, passes to the next waiter. */
+void gopy_rt_cond_abandon_ticket(gopy_cond *c, uint32_t ticket);
+
+/* Map with failing callbacks and caller-computed hashes: key_equal and
+ * value_equal return 1, 0, or -1 to abandon the operation, which then
+ * returns GOPY_ECALLBACK having changed nothing.  Otherwise as gopy_map_*
+ * (results in the out-parameters; values handed back are retained). */
+typedef struct {
+    int (*key_equal)(const void *a, const void *b, void *ctx);
+    int (*value_equal)(const void *a, const void *b, void *ctx);
+    void (*retain)(void *p, void *ctx);
+    void (*release)(void *p, void *ctx);
+    void *ctx;
+} gopy_rt_map_type;
+
+gopy_map *gopy_rt_map_make(const gopy_rt_map_type *type);
+int gopy_rt_map_load(gopy_map *m, uint64_t hash, const void *key, void **value, bool *loaded);
+int gopy_rt_map_store(gopy_map *m, uint64_t hash, void *key, void *value);
+int gopy_rt_map_load_or_store(gopy_map *m, uint64_t hash, void *key, void *value, void **actual,
+                              bool *loaded);
+/* value may be NULL (delete) */
+int gopy_rt_map_load_and_delete(gopy_map *m, uint64_t hash, const void *key, void **value,
+                                bool *loaded);
+int gopy_rt_map_swap(gopy_map *m, uint64_t hash, void *key, void *value, void **previous,
+                     bool *loaded);
+int gopy_rt_map_compare_and_swap(gopy_map *m, uint64_t hash, void *key, const void *old,
+                                 void *new_value, bool *swapped);
+int gopy_rt_map_compare_and_delete(gopy_map *m, uint64_t hash, const void *key, const void *old,
+                                   bool *deleted);
+/* fn returns 1 to go on, 0 to stop, -1 to stop with GOPY_ECALLBACK. */
+int gopy_rt_map_range(gopy_map *m, int (*fn)(void *key, void *value, void *arg), void *arg);
+/* Call visit on every key and value in the map, in place: no snapshot,
+ * no retain; visit must not block or use the map (a garbage collector's
+ * traversal).  Stops at the first non-zero result and returns it. */
+int gopy_rt_map_visit(gopy_map *m, int (*visit)(void *p, void *arg), void *arg);
 
 /* ---- timers with channels (Go's time package) --------------------------
  *

@@ -11,9 +11,8 @@
  * waiter and arrivals queue at the tail without trying.  It turns normal
  * again when a waiter gets it having waited < 1 ms or being the last one.
  */
-#include "sema.h"
+#include "sync.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 
 enum {
@@ -23,11 +22,6 @@ enum {
     MUTEX_WAITER_SHIFT = 3,
 };
 static const int64_t STARVATION_NS = 1000000;
-
-struct gopy_mutex {
-    _Atomic int32_t state;
-    rt_sema sema;
-};
 
 /* Spin only on a multicore with other Ps running and nothing queued
  * locally: a short spin then beats a park. */
@@ -46,6 +40,23 @@ static bool can_spin(int iter)
             return false;
     }
     return true;
+}
+
+/* A foreign thread gave up its wait (sema_acquire took nothing) and
+ * leaves the waiter count.  Unless the count is 0: then an Unlock already
+ * took it out -- it counted it as the waiter it woke, setting the woken
+ * flag, and its release, finding nobody to claim, stays in the semaphore.
+ * Taking it out again would wrap the count.  The flag and the release are
+ * left as they are, consistent with each other: the next waiter to queue
+ * takes the release at once and goes on as the woken one, clearing the
+ * flag.  (With other waiters counted, an Unlock's decrement is for the
+ * one it wakes, or for one about to queue that takes the release.) */
+static void mutex_leave_waiters(gopy_mutex *m)
+{
+    int32_t old = atomic_load(&m->state);
+    while ((old >> MUTEX_WAITER_SHIFT) != 0 &&
+           !atomic_compare_exchange_weak(&m->state, &old, old - (1 << MUTEX_WAITER_SHIFT))) {
+    }
 }
 
 static int mutex_lock_slow(gopy_mutex *m)
@@ -75,10 +86,8 @@ static int mutex_lock_slow(gopy_mutex *m)
         if (starving && (old & MUTEX_LOCKED) != 0)
             new |= MUTEX_STARVING;
         if (awoke) {
-            if ((new & MUTEX_WOKEN) == 0) {
-                fputs("gopy: fatal error: sync: inconsistent mutex state\n", stderr);
-                abort();
-            }
+            if ((new & MUTEX_WOKEN) == 0)
+                sync_fatal("sync: inconsistent mutex state");
             new &= ~MUTEX_WOKEN;
         }
         if (!atomic_compare_exchange_weak(&m->state, &old, new))
@@ -90,13 +99,7 @@ static int mutex_lock_slow(gopy_mutex *m)
             wait_start = rt_nanotime();
         int r = sema_acquire(&m->sema, queue_lifo, GOPY_WAIT_MUTEX, m);
         if (r != GOPY_OK) {
-            /* A foreign thread gave up: take back its waiter count (and
-             * the woken flag it may own). */
-            int32_t s = atomic_load(&m->state);
-            int32_t d;
-            do
-                d = s - (1 << MUTEX_WAITER_SHIFT);
-            while (!atomic_compare_exchange_weak(&m->state, &s, d));
+            mutex_leave_waiters(m);
             return r;
         }
         starving = starving || rt_nanotime() - wait_start > STARVATION_NS;
@@ -141,6 +144,9 @@ gopy_mutex *gopy_mutex_make(void)
 
 void gopy_mutex_free(gopy_mutex *m)
 {
+    if (m == NULL)
+        return;
+    sync_await_idle(&m->sema.busy);
     free(m);
 }
 
@@ -160,17 +166,47 @@ bool gopy_mutex_trylock(gopy_mutex *m)
     return atomic_compare_exchange_strong(&m->state, &old, old | MUTEX_LOCKED);
 }
 
+/* Unlock with others about (old: the state seen, not just locked). */
+static int mutex_unlock_contended(gopy_mutex *m, int32_t old)
+{
+    bool busy = false;
+    for (;;) {
+        if ((old & MUTEX_LOCKED) == 0) {
+            if (busy)
+                atomic_fetch_sub(&m->sema.busy, 1);
+            return GOPY_ENOTLOCKED;
+        }
+        int32_t new = old - MUTEX_LOCKED;
+        /* Will we touch m after releasing it?  Only to wake a waiter
+         * (mutex_unlock_slow): in starvation mode, or with waiters and
+         * nobody awake.  Others may then take the lock, let go and free m
+         * meanwhile: count ourselves busy on m's semaphore first
+         * (gopy_mutex_free waits for it).  Otherwise the CAS is our last
+         * touch of m. */
+        bool wakes = (new & MUTEX_STARVING) != 0 ||
+                     ((new >> MUTEX_WAITER_SHIFT) != 0 && (new & MUTEX_WOKEN) == 0);
+        if (wakes && !busy) {
+            atomic_fetch_add(&m->sema.busy, 1);
+            busy = true;
+        }
+        if (atomic_compare_exchange_weak(&m->state, &old, new)) {
+            if (wakes)
+                mutex_unlock_slow(m, new);
+            break;
+        }
+    }
+    if (busy)
+        atomic_fetch_sub(&m->sema.busy, 1);
+    return GOPY_OK;
+}
+
 int gopy_rt_mutex_unlock(gopy_mutex *m)
 {
-    int32_t old = atomic_load(&m->state);
-    do {
-        if ((old & MUTEX_LOCKED) == 0)
-            return GOPY_ENOTLOCKED;
-    } while (!atomic_compare_exchange_weak(&m->state, &old, old - MUTEX_LOCKED));
-    int32_t new = old - MUTEX_LOCKED;
-    if (new != 0)
-        mutex_unlock_slow(m, new);
-    return GOPY_OK;
+    /* Uncontended: the CAS is our last touch of m. */
+    int32_t old = MUTEX_LOCKED;
+    if (atomic_compare_exchange_strong(&m->state, &old, 0))
+        return GOPY_OK;
+    return mutex_unlock_contended(m, old);
 }
 
 void gopy_mutex_lock(gopy_mutex *m)
@@ -181,8 +217,6 @@ void gopy_mutex_lock(gopy_mutex *m)
 
 void gopy_mutex_unlock(gopy_mutex *m)
 {
-    if (gopy_rt_mutex_unlock(m) != GOPY_OK) {
-        fputs("gopy: fatal error: sync: unlock of unlocked mutex\n", stderr);
-        abort();
-    }
+    if (gopy_rt_mutex_unlock(m) != GOPY_OK)
+        sync_fatal("sync: unlock of unlocked mutex");
 }

@@ -2,8 +2,15 @@
  * sema.c -- parking semaphore (see sema.h).  A waiter registers in nwait
  * before its last look at count; a releaser bumps count before looking at
  * nwait; both with seq_cst atomics, so no wakeup is lost.
+ *
+ * Also the helpers every sync type shares (sync.h).
  */
-#include "sema.h"
+#include "sync.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static bool cansemacquire(_Atomic uint32_t *count)
 {
@@ -70,21 +77,85 @@ int sema_acquire(rt_sema *s, bool lifo, uint8_t reason, const void *obj)
 
 void sema_release(rt_sema *s, bool handoff)
 {
+    /* Busy from before the count can let a waiter through until after our
+     * last touch of s: the waiter may return and free s meanwhile, and the
+     * free waits for this (sync_await_idle). */
+    atomic_fetch_add(&s->busy, 1);
     atomic_fetch_add(&s->count, 1);
-    if (atomic_load(&s->nwait) == 0)
-        return;
-    rt_lock(&s->lock);
-    if (atomic_load(&s->nwait) == 0) {
+    sudog *sg = NULL;
+    if (atomic_load(&s->nwait) != 0) {
+        rt_lock(&s->lock);
+        if (atomic_load(&s->nwait) != 0) {
+            sg = waitq_claim_first(&s->q);
+            if (sg != NULL)
+                atomic_fetch_sub(&s->nwait, 1);
+        }
         rt_unlock(&s->lock);
-        return;
     }
-    sudog *sg = waitq_claim_first(&s->q);
-    if (sg != NULL)
-        atomic_fetch_sub(&s->nwait, 1);
-    rt_unlock(&s->lock);
-    if (sg == NULL)
+    /* A claimed waiter stays parked until goready: s stays alive. */
+    if (sg != NULL) {
+        if (handoff && cansemacquire(&s->count))
+            sg->ticket = 1;
+        goready(sg->g);
+    }
+    atomic_fetch_sub(&s->busy, 1);
+}
+
+/* ---- shared by the sync types (sync.h) ---------------------------------- */
+
+_Noreturn void sync_fatal(const char *msg)
+{
+    fprintf(stderr, "gopy: fatal error: %s\n", msg);
+    abort();
+}
+
+void sync_await_idle(_Atomic uint32_t *busy)
+{
+    /* Whoever is busy runs without blocking: wait it out. */
+    while (atomic_load(busy) != 0)
+        rt_osyield();
+}
+
+void sync_life_release(sync_life *life)
+{
+    if (atomic_fetch_sub(&life->refs, 1) != 1)
         return;
-    if (handoff && cansemacquire(&s->count))
-        sg->ticket = 1;
-    goready(sg->g);
+    sync_await_idle(life->busy);
+    free(life->obj);
+}
+
+typedef struct {
+    void (*finish)(void *arg);
+    sync_life *life;
+    _Alignas(max_align_t) unsigned char arg[];
+} detached_call;
+
+static void run_detached(void *p)
+{
+    detached_call *call = p;
+    call->finish(call->arg);
+    sync_life_release(call->life);
+    free(call);
+}
+
+void sync_finish_detached(sync_life *life, void (*finish)(void *arg), const void *arg,
+                          size_t size)
+{
+    detached_call *call = malloc(sizeof *call + size);
+    if (call != NULL) {
+        call->finish = finish;
+        call->life = life;
+        memcpy(call->arg, arg, size);
+        atomic_fetch_add(&life->refs, 1);
+        if (gopy_go(run_detached, call) == 0)
+            return;
+        atomic_fetch_sub(&life->refs, 1); /* the caller still holds one */
+        free(call);
+    }
+    /* No goroutine: finish here, where nothing may interrupt it again. */
+    G *g = getg_or_foreign();
+    int (*check)(void *) = g->interrupt;
+    g->interrupt = NULL;
+    finish((void *)arg);
+    g->interrupt = check;
 }

@@ -11,6 +11,7 @@
 typedef struct {
     _Atomic uint32_t count;
     _Atomic uint32_t nwait; /* waiters queued or about to be */
+    _Atomic uint32_t busy;  /* sema_release calls under way */
     rt_mutex lock;          /* guards q */
     waitq q;
 } rt_sema;
@@ -21,7 +22,11 @@ typedef struct {
  * (nothing taken). */
 int sema_acquire(rt_sema *s, bool lifo, uint8_t reason, const void *obj);
 /* count++ and wake one waiter.  handoff: give the count straight to the
- * woken waiter (Go's starvation mode), so no newcomer can take it. */
+ * woken waiter (Go's starvation mode), so no newcomer can take it.
+ * Unlike Go's (a global table keyed by address, so that a releaser
+ * touches nothing of the object once the count is up), our semaphores
+ * live in the objects: s->busy counts releases under way, and whoever
+ * frees the object first waits for them (sync_await_idle, sync.h). */
 void sema_release(rt_sema *s, bool handoff);
 
 #endif

@@ -8,7 +8,7 @@
  * 0 racing a Wait; a new round of Adds before the previous Waits
  * returned.
  */
-#include "sema.h"
+#include "sync.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +35,10 @@ gopy_waitgroup *gopy_waitgroup_make(void)
 
 void gopy_waitgroup_free(gopy_waitgroup *wg)
 {
+    if (wg == NULL)
+        return;
+    /* The Done that released the last Wait may still be in sema_release. */
+    sync_await_idle(&wg->sema.busy);
     free(wg);
 }
 
