@@ -12,7 +12,7 @@ import sys as _sys
 import threading as _threading
 import traceback as _traceback
 
-from . import _gopy, atomic, runtime
+from . import _gopy, atomic, context, errgroup, runtime
 from ._gopy import (
     Chan,
     ClosedChannelError,

@@ -3,6 +3,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
 from . import atomic as atomic
+from . import context as context
+from . import errgroup as errgroup
 from . import runtime as runtime
 
 _T = TypeVar("_T")

@@ -49,6 +49,12 @@ typedef struct gopy_once gopy_once;
 typedef struct gopy_cond gopy_cond;
 typedef struct gopy_pool gopy_pool;
 typedef struct gopy_map gopy_map;
+typedef struct gopy_context gopy_context;
+typedef struct gopy_after_func gopy_after_func;
+
+/* gopy_context_err values (Go's context.Canceled / DeadlineExceeded). */
+#define GOPY_CTX_CANCELED 1
+#define GOPY_CTX_DEADLINE_EXCEEDED 2
 
 /* Go's sync.Locker: a lock given as its two operations on l. */
 typedef struct {
@@ -155,6 +161,20 @@ struct gopy_api {
     void (*map_clear)(gopy_map *m);
     size_t (*map_len)(gopy_map *m);
     void (*map_free)(gopy_map *m);
+    /* context */
+    gopy_context *(*context_background)(void);
+    gopy_context *(*context_with_cancel)(gopy_context *parent);
+    gopy_context *(*context_with_deadline)(gopy_context *parent, int64_t deadline_unix_ns);
+    gopy_context *(*context_with_timeout)(gopy_context *parent, int64_t timeout_ns);
+    void (*context_cancel)(gopy_context *ctx);
+    gopy_chan *(*context_done)(gopy_context *ctx);
+    int (*context_err)(gopy_context *ctx);
+    bool (*context_deadline)(gopy_context *ctx, int64_t *deadline_unix_ns);
+    void (*context_retain)(gopy_context *ctx);
+    void (*context_release)(gopy_context *ctx);
+    gopy_after_func *(*context_after_func)(gopy_context *ctx, void (*fn)(void *arg), void *arg);
+    bool (*after_func_stop)(gopy_after_func *af);
+    void (*after_func_release)(gopy_after_func *af);
 };
 
 #define GOPY_CAPSULE_NAME "gopy._gopy._C_API"
@@ -286,6 +306,57 @@ void gopy_map_clear(gopy_map *m);
 size_t gopy_map_len(gopy_map *m); /* entries now (racy under concurrent use) */
 void gopy_map_free(gopy_map *m);
 
+/* ---- context (Go's context package) --------------------------------
+ *
+ * A tree of cancellable contexts: cancelling one cancels every context
+ * derived from it.  Handles are reference counted (the creator holds one
+ * reference) and thread-safe.  NULL stands for the background context
+ * wherever a context is expected.  Values and causes are not part of the
+ * C API (Python keeps them in its context objects).  A Python context's
+ * handle is its `handle` property: C goroutines can honour it (retain it
+ * first if it may outlive the Python object).
+ *
+ * As in Go, a derived context stays registered with its parent until it
+ * is cancelled: call gopy_context_cancel when done with it (then release). */
+
+/* The background context: never cancelled, no deadline.  Retain and
+ * release do nothing to it. */
+gopy_context *gopy_context_background(void);
+/* A child cancelled by gopy_context_cancel or with its parent.  NULL with
+ * errno ENOMEM on error. */
+gopy_context *gopy_context_with_cancel(gopy_context *parent);
+/* A child also cancelled (with GOPY_CTX_DEADLINE_EXCEEDED) at the wall-
+ * clock time deadline_unix_ns (ns since the epoch); a parent's earlier
+ * deadline wins; a deadline already past cancels it at once. */
+gopy_context *gopy_context_with_deadline(gopy_context *parent, int64_t deadline_unix_ns);
+/* gopy_context_with_deadline(parent, now + timeout_ns). */
+gopy_context *gopy_context_with_timeout(gopy_context *parent, int64_t timeout_ns);
+/* Cancel ctx and every context derived from it (GOPY_CTX_CANCELED);
+ * later calls do nothing.  Returns once all of them are done (derived
+ * ones first: whoever sees a context done sees its descendants done).
+ * Frees the registration with the parent. */
+void  gopy_context_cancel(gopy_context *ctx);
+/* A channel (elem_size 0) closed when ctx is cancelled, for gopy_select
+ * or gopy_chan_recv; borrowed: valid while ctx is held.  NULL for a
+ * context that can never be cancelled (a nil case in select). */
+gopy_chan *gopy_context_done(gopy_context *ctx);
+/* 0 while not cancelled, then GOPY_CTX_CANCELED or
+ * GOPY_CTX_DEADLINE_EXCEEDED: non-zero exactly when done is closed. */
+int   gopy_context_err(gopy_context *ctx);
+/* true and *deadline_unix_ns if ctx has a deadline (its own or an
+ * ancestor's). */
+bool  gopy_context_deadline(gopy_context *ctx, int64_t *deadline_unix_ns);
+void  gopy_context_retain(gopy_context *ctx);
+void  gopy_context_release(gopy_context *ctx);
+/* Go's context.AfterFunc: run fn(arg) in a new goroutine once ctx is done
+ * (at once if it is already).  NULL with errno on error. */
+gopy_after_func *gopy_context_after_func(gopy_context *ctx, void (*fn)(void *arg), void *arg);
+/* Stop fn from being run: true if this stopped it, false if it already
+ * started (or was stopped before). */
+bool  gopy_after_func_stop(gopy_after_func *af);
+/* Drop the handle (does not stop fn). */
+void  gopy_after_func_release(gopy_after_func *af);
+
 /* The table above, filled with this runtime's functions. */
 const struct gopy_api *gopy_api_table(void);
 
@@ -353,6 +424,20 @@ static const struct gopy_api *gopy_api_ptr;
 #define gopy_map_clear (gopy_api_ptr->map_clear)
 #define gopy_map_len (gopy_api_ptr->map_len)
 #define gopy_map_free (gopy_api_ptr->map_free)
+
+#define gopy_context_background (gopy_api_ptr->context_background)
+#define gopy_context_with_cancel (gopy_api_ptr->context_with_cancel)
+#define gopy_context_with_deadline (gopy_api_ptr->context_with_deadline)
+#define gopy_context_with_timeout (gopy_api_ptr->context_with_timeout)
+#define gopy_context_cancel (gopy_api_ptr->context_cancel)
+#define gopy_context_done (gopy_api_ptr->context_done)
+#define gopy_context_err (gopy_api_ptr->context_err)
+#define gopy_context_deadline (gopy_api_ptr->context_deadline)
+#define gopy_context_retain (gopy_api_ptr->context_retain)
+#define gopy_context_release (gopy_api_ptr->context_release)
+#define gopy_context_after_func (gopy_api_ptr->context_after_func)
+#define gopy_after_func_stop (gopy_api_ptr->after_func_stop)
+#define gopy_after_func_release (gopy_api_ptr->after_func_release)
 
 /* Import the table from the gopy module.  0, or -1 with a Python exception
  * set.  Needs Python.h included first. */

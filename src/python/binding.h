@@ -144,6 +144,22 @@ int gopy_atomic_init(PyObject *m);
  * goroutine (goroutine.c; WaitGroup.go reports before its Done). */
 void gopy_report_exception(void);
 
+/* ---- context.c, errgroup.c: gopy.context and gopy.errgroup -------------- */
+
+/* Register _gopy._context and _gopy._errgroup (module init). */
+int gopy_context_init(PyObject *m);
+int gopy_errgroup_init(PyObject *m);
+/* The handle of a gopy.context.Context (borrowed), or NULL with TypeError
+ * naming `who`. */
+gopy_context *gopy_context_handle_of(PyObject *ctx, const char *who);
+/* A new Context derived from parent (a Context) around handle, whose
+ * reference it takes over (released on failure). */
+PyObject *gopy_context_derived(PyObject *parent, gopy_context *handle, const char *kind);
+/* Cancel a Context's node (GIL held); cause (NULL or None: none) becomes
+ * its cause if this call cancelled it. */
+void gopy_context_cancel_with(PyObject *ctx, PyObject *cause);
+/* A namespace module object added to m as `name` (borrowed), or NULL. */
+PyObject *gopy_namespace(PyObject *m, const char *name, const char *qualname);
 /* timers.c: seconds (int, float) or a timedelta as ns. */
 int gopy_duration_ns(PyObject *d, int64_t *ns);
 

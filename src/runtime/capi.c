@@ -66,6 +66,19 @@ static const struct gopy_api api = {
     .map_clear = gopy_map_clear,
     .map_len = gopy_map_len,
     .map_free = gopy_map_free,
+    .context_background = gopy_context_background,
+    .context_with_cancel = gopy_context_with_cancel,
+    .context_with_deadline = gopy_context_with_deadline,
+    .context_with_timeout = gopy_context_with_timeout,
+    .context_cancel = gopy_context_cancel,
+    .context_done = gopy_context_done,
+    .context_err = gopy_context_err,
+    .context_deadline = gopy_context_deadline,
+    .context_retain = gopy_context_retain,
+    .context_release = gopy_context_release,
+    .context_after_func = gopy_context_after_func,
+    .after_func_stop = gopy_after_func_stop,
+    .after_func_release = gopy_after_func_release,
 };
 
 const struct gopy_api *gopy_api_table(void)

@@ -202,6 +202,60 @@ bool gopy_rt_timer_reset(gopy_timer *t, int64_t d_ns, int64_t period_ns);
 /* Stop and free (a func timer that has fired is freed after its call). */
 void gopy_rt_timer_free(gopy_timer *t);
 
+/* ---- context and errgroup beyond gopy.h ----------------------------------
+ *
+ * The runtime carries no host objects for these: a binding keeps causes
+ * and failures itself (where its garbage collector can see them).
+ */
+
+/* Cancel ctx (GOPY_CTX_CANCELED); true if this call cancelled it, false if
+ * it already was (then nothing changed). */
+bool gopy_rt_context_cancel(gopy_context *ctx);
+/* The context whose cancel cancelled ctx -- ctx itself, or an ancestor
+ * whose cancellation reached it -- or NULL while ctx is not cancelled.
+ * Its cause is ctx's cause.  Borrowed: valid while ctx is held. */
+gopy_context *gopy_rt_context_cause_origin(gopy_context *ctx);
+/* Can ctx ever be cancelled (does it have a done channel)? */
+bool gopy_rt_context_cancellable(gopy_context *ctx);
+/* Go's AfterFunc for a host: once ctx is done (and seen done), fire(arg)
+ * is called from the cancelling thread or goroutine, with no runtime lock
+ * held; it must not block (it starts a goroutine).  release(arg) is
+ * called once arg cannot be fired any more: after fire, after a
+ * successful stop, at once if ctx can never be cancelled, or when the
+ * handle is freed.  The handle is a context node: stop it with
+ * gopy_rt_context_stop_after_func, drop it with gopy_context_release.
+ * NULL (errno) on error; arg is then not released. */
+gopy_context *gopy_rt_context_after_func(gopy_context *ctx, void (*fire)(void *arg),
+                                         void (*release)(void *arg), void *arg);
+bool gopy_rt_context_stop_after_func(gopy_context *af);
+/* Context nodes alive now (not the background), for leak tests. */
+int64_t gopy_rt_context_live(void);
+
+/* The runtime half of Go's errgroup.Group (x/sync): a WaitGroup, a limit
+ * (a channel of tokens, as in Go) and which failure came first. */
+typedef struct gopy_errgroup gopy_errgroup;
+gopy_errgroup *gopy_rt_errgroup_new(void);
+/* Free a group with no active goroutines. */
+void gopy_rt_errgroup_free(gopy_errgroup *g);
+/* Take a slot for a new goroutine (blocking at the limit unless !block).
+ * GOPY_OK with *slot set (pass it to done), GOPY_EAGAIN, an abort reason
+ * (foreign threads) or GOPY_EREUSE (WaitGroup misuse). */
+int gopy_rt_errgroup_acquire(gopy_errgroup *g, bool block, gopy_chan **slot);
+/* A goroutine of the group failed: true if this is the group's first
+ * failure (call before done). */
+bool gopy_rt_errgroup_fail(gopy_errgroup *g);
+/* A goroutine started with acquire ended: free its slot. */
+void gopy_rt_errgroup_done(gopy_errgroup *g, gopy_chan *slot);
+/* Wait for every goroutine.  GOPY_OK, GOPY_EAGAIN (!block and some are
+ * active), an abort reason or GOPY_EREUSE. */
+int gopy_rt_errgroup_wait(gopy_errgroup *g, bool block);
+/* Goroutines holding or waiting for a slot now. */
+int64_t gopy_rt_errgroup_active(gopy_errgroup *g);
+/* At most n goroutines at once; n < 0: no limit.  GOPY_OK; GOPY_EAGAIN
+ * (nothing changed) if n >= 0 while goroutines are active or waiting for
+ * a slot, *active saying how many; -1 with errno ENOMEM. */
+int gopy_rt_errgroup_set_limit(gopy_errgroup *g, int64_t n, int64_t *active);
+
 /* ---- introspection ------------------------------------------------------ */
 
 enum gopy_wait_reason {
