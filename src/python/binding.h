@@ -186,8 +186,6 @@ void gopy_set_stack_size(size_t stack_bytes);
 /* The goroutine's innermost frame as a new reference, or NULL (no
  * exception) if it has none; s is switched out. */
 PyObject *gopy_tstate_save_frame(PyThreadState *ts, py_tstate_save *s);
-/* Does ts hold the GIL right now?  Racy; any thread, no GIL needed. */
-bool gopy_tstate_holds_gil(PyThreadState *ts);
 bool gopy_is_finalizing(void);
 /* The context a goroutine spawned now runs in: a copy of the current one,
  * or NULL (no exception) when that would be an empty context. */

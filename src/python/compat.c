@@ -13,9 +13,6 @@
  * docs/decisions.md for why not one PyThreadState per goroutine).  The
  * lists below follow each version's struct _ts (Include/cpython/pystate.h):
  * check them on every new CPython version.
- *
- * The GIL-holder check reads the GIL's own state from the internal
- * headers (Py_BUILD_CORE), racily, for sysmon.
  */
 /* Internal headers need this before Python.h (Py_BUILD_CORE would make
  * inline helpers use symbols libpython does not export). */
@@ -29,13 +26,8 @@
 #error "gopy does not support free-threaded CPython yet"
 #endif
 
-#if PY_VERSION_HEX < 0x030C0000
-#include "internal/pycore_runtime.h"
-#else
-#include "internal/pycore_interp.h"
-#endif
 #if PY_VERSION_HEX >= 0x030D0000
-#include "internal/pycore_tstate.h"
+#include "internal/pycore_tstate.h" /* _PyThreadStateImpl */
 #endif
 
 struct py_tstate_save {
@@ -270,25 +262,6 @@ PyObject *gopy_tstate_save_frame(PyThreadState *ts, py_tstate_save *s)
     if (gc_was_on)
         PyGC_Enable();
     return (PyObject *)f;
-}
-
-bool gopy_tstate_holds_gil(PyThreadState *ts)
-{
-    if (ts == NULL)
-        return false;
-#if PY_VERSION_HEX < 0x030C0000
-    struct _gil_runtime_state *gil = &_PyRuntime.ceval.gil;
-    return _Py_atomic_load_relaxed(&gil->locked) &&
-           (PyThreadState *)_Py_atomic_load_relaxed(&gil->last_holder) == ts;
-#elif PY_VERSION_HEX < 0x030D0000
-    struct _gil_runtime_state *gil = ts->interp->ceval.gil;
-    return _Py_atomic_load_relaxed(&gil->locked) &&
-           (PyThreadState *)_Py_atomic_load_relaxed(&gil->last_holder) == ts;
-#else
-    struct _gil_runtime_state *gil = ts->interp->ceval.gil;
-    return _Py_atomic_load_int_relaxed(&gil->locked) &&
-           (PyThreadState *)_Py_atomic_load_ptr_relaxed(&gil->last_holder) == ts;
-#endif
 }
 
 PyObject *gopy_context_for_spawn(void)

@@ -308,18 +308,11 @@ static void hook_leave(void **mslot, void *gstate, bool exited)
     pm->loaded = NULL;
 }
 
-static bool hook_held(void *mstate)
-{
-    py_m *pm = mstate;
-    return pm != NULL && gopy_tstate_holds_gil(pm->ts);
-}
-
 static const struct gopy_host_hooks hooks = {
     .acquire = hook_acquire,
     .release = hook_release,
     .enter = hook_enter,
     .leave = hook_leave,
-    .held = hook_held,
 };
 
 int gopy_goroutine_init(void)

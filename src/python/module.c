@@ -235,8 +235,8 @@ static PyObject *mod_stats(PyObject *self, PyObject *Py_UNUSED(ignored))
                          "ms", (long long)s.ms, "ms_idle", (long long)s.ms_idle, "ps",
                          (long long)s.ps, "gomaxprocs", (long long)s.gomaxprocs,
                          "context_switches", (long long)s.context_switches, "steals",
-                         (long long)s.steals, "handoffs", (long long)s.handoffs, "runner_moves",
-                         (long long)s.runner_moves, "timers", (long long)s.timers,
+                         (long long)s.steals, "handoffs", (long long)s.handoffs, "host_recruits",
+                         (long long)s.host_recruits, "timers", (long long)s.timers,
                          "host_queue", (long long)s.host_queue, "stack_guard", s.stack_guard,
                          "stack_size_c", (long long)s.stack_size_c, "stack_size_python",
                          (long long)s.stack_size_host);

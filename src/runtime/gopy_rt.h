@@ -43,9 +43,6 @@ struct gopy_host_hooks {
      * true for its first run, `exited` once it has returned for good. */
     void (*enter)(void **mslot, void *gstate, bool first);
     void (*leave)(void **mslot, void *gstate, bool exited);
-    /* Racy check, from another thread (sysmon): does that M hold the host
-     * lock right now?  NULL means "assume it does". */
-    bool (*held)(void *mstate);
 };
 
 void gopy_rt_set_host_hooks(const struct gopy_host_hooks *hooks);
@@ -303,7 +300,7 @@ void gopy_rt_set_stall_warning(int64_t ns);
 
 typedef struct {
     int64_t goroutines, ms, ms_idle, ps, gomaxprocs, context_switches, steals,
-        handoffs, runner_moves, timers, host_queue;
+        handoffs, host_recruits, timers, host_queue;
     const char *stack_guard;
     int64_t stack_size_c, stack_size_host;
 } gopy_rt_stats;

@@ -127,7 +127,7 @@ static M *mget(void)
 /* Make a new M (thread) that starts with p (may be NULL).  The caller has
  * reserved it in sched.mcount.  Returns NULL if the thread could not be
  * made. */
-static M *newm(P *p, bool spinning, bool host_runner)
+static M *newm(P *p, bool spinning, bool host_standby)
 {
     M *m = calloc(1, sizeof *m);
     if (m == NULL)
@@ -137,8 +137,8 @@ static M *newm(P *p, bool spinning, bool host_runner)
     rt_unlock(&sched.lock);
     m->nextp = p;
     m->spinning = spinning;
-    if (host_runner)
-        atomic_store(&sched.host_runner, m);
+    if (host_standby)
+        atomic_store(&sched.host_standby, m);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -165,9 +165,9 @@ static M *newm(P *p, bool spinning, bool host_runner)
     if (err != 0) {
         /* The M stays on allm as a dead entry (allm is push-only). */
         m->dying = true;
-        if (host_runner) {
+        if (host_standby) {
             M *self = m;
-            atomic_compare_exchange_strong(&sched.host_runner, &self, NULL);
+            atomic_compare_exchange_strong(&sched.host_standby, &self, NULL);
         }
         rt_lock(&sched.lock);
         sched.mcount--;
@@ -647,55 +647,35 @@ static G *hostq_pop(void)
     return g;
 }
 
-/* Make sure some M will start the goroutines in sched.hostq: wake the
- * runner if it sleeps; with no runner, the calling M takes the role if
- * it holds the host lock, else an idle or new M does. */
-static void host_ensure_runner(void)
+/* Unstarted host goroutines wait: make sure an M is on its way to take
+ * the host lock for them (the standby), unless one already is.  An M that
+ * holds the lock starts them itself as its goroutines park; the standby is
+ * for when that M does not come back soon: its goroutine computes, or has
+ * let the lock go in a blocking call.  The host then hands the standby the
+ * lock (at once, or at its switch interval), and it starts them. */
+static void host_ensure_standby(void)
 {
     atomic_thread_fence(memory_order_seq_cst);
-    for (;;) {
-        M *r = atomic_load(&sched.host_runner);
-        if (r != NULL) {
-            m_wake_if_idle(r);
-            return;
-        }
-        M *m = getm();
-        if (m != NULL && m->host_held && m->lockedg == NULL &&
-            !atomic_load_explicit(&m->runner_banned, memory_order_relaxed)) {
-            if (atomic_compare_exchange_strong(&sched.host_runner, &r, m))
-                return;
-            continue;
-        }
-        rt_lock(&sched.lock);
-        if (atomic_load(&sched.host_runner) != NULL) {
-            rt_unlock(&sched.lock);
-            continue;
-        }
-        M *idle = mget();
-        if (idle != NULL) {
-            idle->nextp = NULL;
-            atomic_store(&sched.host_runner, idle);
-            rt_unlock(&sched.lock);
-            rt_note_wakeup(&idle->park);
-            return;
-        }
-        mreserve();
+    if (atomic_load(&sched.hostq_len) == 0 || atomic_load(&sched.host_standby) != NULL ||
+        !host_enabled())
+        return;
+    rt_lock(&sched.lock);
+    if (atomic_load(&sched.host_standby) != NULL) {
         rt_unlock(&sched.lock);
-        newm(NULL, false, true);
         return;
     }
-}
-
-/* Called by sysmon: the runner is stuck; give the role to another M. */
-void host_move_runner(M *from)
-{
-    M *expect = from;
-    atomic_store(&from->runner_banned, true);
-    if (!atomic_compare_exchange_strong(&sched.host_runner, &expect, NULL))
+    atomic_fetch_add(&sched.nhost_recruits, 1);
+    M *idle = mget();
+    if (idle != NULL) {
+        idle->nextp = NULL;
+        atomic_store(&sched.host_standby, idle);
+        rt_unlock(&sched.lock);
+        rt_note_wakeup(&idle->park);
         return;
-    atomic_fetch_add(&sched.nrunner_moves, 1);
-    if (atomic_load(&sched.hostq_len) > 0)
-        host_ensure_runner();
+    }
+    mreserve();
+    rt_unlock(&sched.lock);
+    newm(NULL, false, true);
 }
 
 static bool m_has_bound_work(M *m)
@@ -703,26 +683,34 @@ static bool m_has_bound_work(M *m)
     return atomic_load(&m->hostq_len) > 0;
 }
 
+/* Host work for m: its bound goroutines; unstarted ones if it holds the
+ * host lock (and is not dedicated to a locked goroutine); and, for the
+ * standby, taking the lock at all (it looks at the queue once it has it,
+ * so that it never leaves the role without a look). */
 static bool m_has_host_work(M *m)
 {
     if (!host_enabled())
         return false;
-    return m_has_bound_work(m) ||
-           (atomic_load(&sched.host_runner) == m && atomic_load(&sched.hostq_len) > 0);
+    if (m_has_bound_work(m))
+        return true;
+    if (m->lockedg != NULL)
+        return false;
+    return atomic_load(&sched.host_standby) == m ||
+           (m->host_held && atomic_load(&sched.hostq_len) > 0);
 }
 
 /* Next host G for m (holding the host lock): bound ones, then unstarted
- * ones if m is the runner; every 61st pick looks at the unstarted ones
- * first so that goroutines waking each other cannot starve new ones. */
+ * ones; every 61st pick looks at the unstarted ones first so that
+ * goroutines waking each other cannot starve new ones. */
 static G *host_pick(M *m)
 {
-    bool runner = atomic_load(&sched.host_runner) == m;
+    bool starts = m->lockedg == NULL;
     G *g = NULL;
-    if (runner && ++m->hosttick % 61 == 0)
+    if (starts && ++m->hosttick % 61 == 0)
         g = hostq_pop();
     if (g == NULL)
         g = boundq_pop(m);
-    if (g == NULL && runner)
+    if (g == NULL && starts)
         g = hostq_pop();
     return g;
 }
@@ -888,7 +876,7 @@ int newproc(void (*fn)(void *), void *arg, enum g_kind kind,
     atomic_fetch_add(&sched.ngoroutines, 1);
     if (kind == G_HOST) {
         hostq_push(g);
-        host_ensure_runner();
+        host_ensure_standby();
         return 0;
     }
     if (m != NULL && m->p != NULL)
@@ -1008,12 +996,7 @@ void gopy_rt_lock_os_thread(void)
     if (g->locked++ > 0)
         return;
     g->lockedm = m;
-    m->lockedg = g;
-    /* A dedicated M starts no new goroutines. */
-    M *self = m;
-    if (atomic_compare_exchange_strong(&sched.host_runner, &self, NULL) &&
-        atomic_load(&sched.hostq_len) > 0)
-        host_ensure_runner();
+    m->lockedg = g; /* from now on m starts no new goroutines */
 }
 
 void gopy_rt_unlock_os_thread(void)
@@ -1378,13 +1361,15 @@ static G *host_find(M *m)
                 resetspinning(m);
             handoffp(releasep(m));
         }
-        atomic_store(&m->host_acquiring, true);
         bool ok = sched.host_hooks->acquire(&m->host);
-        atomic_store(&m->host_acquiring, false);
+        /* A standby's job is done once it has the lock (or was refused
+         * it): the next one is needed if goroutines still wait. */
+        M *self = m;
+        if (atomic_compare_exchange_strong(&sched.host_standby, &self, NULL))
+            host_ensure_standby();
         if (!ok)
             return NULL;
         m->host_held = true;
-        atomic_store_explicit(&m->mon_host, m->host, memory_order_relaxed);
     }
     G *g = host_enabled() ? host_pick(m) : NULL;
     if (g == NULL) {
@@ -1493,8 +1478,6 @@ static void execute(M *m, G *g)
         /* Back on g0: g has switched away and asks for m->gop. */
         atomic_store_explicit(&m->in_g, false, memory_order_relaxed);
         end_compensation(m);
-        if (atomic_load_explicit(&m->runner_banned, memory_order_relaxed))
-            atomic_store(&m->runner_banned, false);
         uint8_t op = m->gop;
         m->gop = GOP_NONE;
         m->curg = NULL;
@@ -1830,7 +1813,7 @@ void gopy_rt_get_stats(gopy_rt_stats *s)
     s->context_switches = sw;
     s->steals = atomic_load(&sched.nsteal);
     s->handoffs = atomic_load(&sched.nhandoff);
-    s->runner_moves = atomic_load(&sched.nrunner_moves);
+    s->host_recruits = atomic_load(&sched.nhost_recruits);
     s->timers = timers_count();
     s->host_queue = atomic_load(&sched.hostq_len);
     s->stack_guard = rt_stack_guard_mode();

@@ -20,15 +20,20 @@
  *
  *   C mode     it holds a P and runs C goroutines, exactly as in Go;
  *   host mode  it holds the host lock and no P, and runs host goroutines:
- *              those bound to it (m->hostq) and, if it is the *host
- *              runner*, not-yet-started ones (sched.hostq).
+ *              those bound to it (m->hostq) and not-yet-started ones
+ *              (sched.hostq).
  *
  * An M never holds a P and the host lock at once, so it can never wait for
- * one while holding the other (no deadlock between the two).  At most one
- * M is the host runner; sysmon moves the role to another M when the
- * runner is stuck in a call that released the host lock (so that, say, 64
- * goroutines hashing with the GIL released run on 64 threads), or has held
- * it for a whole time slice while new goroutines wait.
+ * one while holding the other (no deadlock between the two).  An M keeps
+ * the host lock while it has host goroutines to run, so goroutines that
+ * talk to each other stay on one thread and switch without a lock
+ * handover.  While unstarted goroutines wait, one more M (the *standby*)
+ * is blocked acquiring the host lock: the host hands it the lock the
+ * moment the busy M's goroutine lets it go (a blocking or long C call), or
+ * at its switch interval for a goroutine that computes, and the standby
+ * then starts goroutines and recruits the next standby.  So 64 goroutines
+ * hashing with the GIL released run on 64 threads, and ping-pong partners
+ * started together share one.
  *
  * Foreign threads (the main thread, any thread the runtime did not make)
  * are not goroutines; when they block in the runtime they get a pseudo-G
@@ -208,21 +213,16 @@ struct M {
     G *hostq_head, *hostq_tail;
     _Atomic int32_t hostq_len;
     bool host_held;    /* holds the host lock (only this M writes) */
-    _Atomic bool host_acquiring; /* blocked acquiring it in the scheduler */
     void *host;        /* the binding's per-M state (its thread state) */
     uint32_t hosttick; /* host schedules, for fairness with sched.hostq */
-    /* sysmon took the runner role from this M while its G ran: it may not
-     * take it back before that G switches out. */
-    _Atomic bool runner_banned;
     G *lockedg;        /* lock_os_thread: the G this M is dedicated to */
 
     /* What sysmon may read of this M (the fields above are the M's own):
      * schedtick is bumped on every switch to a G; in_g is true while a G
-     * runs; mon_p and mon_host mirror p and host. */
+     * runs; mon_p mirrors p. */
     _Atomic uint64_t schedtick;
     _Atomic bool in_g;
     _Atomic(P *) mon_p;
-    _Atomic(void *) mon_host;
     /* Set by sysmon when it added a P for this M's stuck G; cleared (and
      * the P given back) when the M next schedules. */
     _Atomic bool compensated;
@@ -312,11 +312,13 @@ typedef struct {
     G *runq_head, *runq_tail;
     _Atomic int32_t runqsize;
 
-    /* Host goroutines not yet started, and the M allowed to start them. */
+    /* Host goroutines not yet started (any M holding the host lock may
+     * start them), and the standby: the M on its way to take the host
+     * lock for them while they wait, if any (at most one). */
     rt_mutex hostq_lock;
     G *hostq_head, *hostq_tail;
     _Atomic int32_t hostq_len;
-    _Atomic(M *) host_runner;
+    _Atomic(M *) host_standby;
 
     /* free Gs beyond the per-P / per-M caches, by stack class */
     rt_mutex gfree_lock;
@@ -342,7 +344,7 @@ typedef struct {
     _Atomic int64_t nswitch;
     _Atomic int64_t nsteal;
     _Atomic int64_t nhandoff;
-    _Atomic int64_t nrunner_moves;
+    _Atomic int64_t nhost_recruits; /* standbys recruited */
 
     const struct gopy_host_hooks *host_hooks;
     size_t host_area_size; /* bytes above a host G for the binding */
@@ -448,8 +450,6 @@ void rt_signals_thread_init(void);
 
 void sysmon_start(void);
 void sysmon_wake(void);
-/* proc.c, for sysmon: hand the host runner role on from a stuck M. */
-void host_move_runner(M *from);
 /* proc.c, for sysmon: add a P for a stuck M's work (see sysmon.c). */
 void proc_compensate(M *stuck);
 

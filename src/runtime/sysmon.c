@@ -5,17 +5,14 @@
  * The runtime cannot see a goroutine enter a blocking call (time.sleep, a
  * socket read, a C library): there is no entersyscall.  So sysmon watches
  * each M's schedtick.  An M whose G has run for a whole tick without
- * coming back to the scheduler is "stuck"; then:
- *
- *  - C mode, its P has work queued, and the M is not using the CPU (it
- *    blocks rather than computes): add a P and start an M on it (Go's
- *    syscall handoff; see proc_compensate).  A computing G is left alone:
- *    more threads than GOMAXPROCS would only time-slice the cores.
- *  - the host runner, with goroutines waiting to start: if it does not
- *    hold the host lock (its G released it for a blocking or long C
- *    call), move the role to another M at once; if it does hold it,
- *    move the role after a whole time slice (10 ms), so CPU-bound host
- *    goroutines share the interpreter as threads would.
+ * coming back to the scheduler is "stuck".  In C mode, if its P has work
+ * queued and its thread is asleep in the kernel (it blocks rather than
+ * computes, or waits for a CPU), sysmon adds a P and starts an M on it
+ * (Go's syscall handoff; see proc_compensate).  A computing G is left
+ * alone: more threads than GOMAXPROCS would only time-slice the cores.
+ * (Host goroutines need no watching: the standby M blocked on the host
+ * lock takes over the moment a busy M lets the lock go; proc.c.)  It
+ * also warns about Ms that stall the goroutines bound to them.
  *
  * It also starts an M when timers are overdue and nobody runs them.  It
  * polls every 20 us while things happen, backs off to 10 ms when nothing
@@ -34,12 +31,8 @@
 enum {
     SYSMON_MIN_US = 20,
     SYSMON_MAX_US = 10 * 1000,
-    /* While host goroutines wait to start, a runner stuck in a short C
-     * call (a 0.5 ms hash) must be noticed within a fraction of it. */
-    SYSMON_HOST_BACKLOG_US = 100,
     IDLE_BACKOFF_US = 1000, /* quiet this long before backing off */
 };
-static const int64_t HOST_SLICE_NS = 10 * 1000 * 1000;
 
 void sysmon_wake(void)
 {
@@ -154,18 +147,6 @@ static enum watch watch_m(M *m, int64_t now)
             return W_ACTED;
         }
     }
-    if (atomic_load(&sched.host_runner) == m && atomic_load(&sched.hostq_len) > 0 &&
-        !atomic_load(&m->host_acquiring)) {
-        void *host = atomic_load_explicit(&m->mon_host, memory_order_relaxed);
-        const struct gopy_host_hooks *h = sched.host_hooks;
-        bool held = h == NULL || h->held == NULL || h->held(host);
-        if (!held || stuck >= HOST_SLICE_NS) {
-            m->mon_acted = true;
-            host_move_runner(m);
-            return W_ACTED;
-        }
-        return W_SUSPECT; /* keep watching closely: it may let go soon */
-    }
     return W_NOTHING;
 }
 
@@ -209,10 +190,8 @@ static void *sysmon(void *arg)
             quiet_since = now;
         if (now - quiet_since > (int64_t)IDLE_BACKOFF_US * 1000) {
             delay_us *= 2;
-            int64_t cap = atomic_load(&sched.hostq_len) > 0 ? SYSMON_HOST_BACKLOG_US
-                                                              : SYSMON_MAX_US;
-            if (delay_us > cap)
-                delay_us = cap;
+            if (delay_us > SYSMON_MAX_US)
+                delay_us = SYSMON_MAX_US;
         } else {
             delay_us = SYSMON_MIN_US;
         }
