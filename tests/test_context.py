@@ -995,8 +995,17 @@ def test_context_made_in_c(clib):
     clib.ctx_cancel(ctx.handle)
     assert is_done(child) and isinstance(child.err(), context.Canceled)
     assert clib.ctx_err(child.handle) == 1
-    with pytest.raises(ValueError):
-        context.Context.from_handle(0)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 3, True, 2**70])
+def test_from_handle_refuses_what_cannot_be_an_address(bad):
+    with pytest.raises(ValueError, match="invalid context handle"):
+        context.Context.from_handle(bad)
+
+
+def test_from_handle_wants_an_int():
+    with pytest.raises(TypeError, match="context handle must be an int, not str"):
+        context.Context.from_handle("0x10")
 
 
 def test_capsule_table_has_context_api(clib):

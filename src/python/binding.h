@@ -102,6 +102,11 @@ ChanObject *gopy_chan_of(PyObject *obj, bool *can_send, bool *can_recv);
 ChanObject *gopy_chan_wrap(gopy_chan *c, enum elem_kind kind, PyObject *ctype);
 PyObject *gopy_recv_view(ChanObject *ch);
 
+/* The address in a handle (an int naming a runtime object made in C), or
+ * NULL with TypeError / ValueError for what cannot be one (negative, null,
+ * misaligned).  what: "channel", "context"... for the message. */
+void *gopy_handle_address(PyObject *handle, const char *what);
+
 /* Element conversion: a buffer of elemsize bytes <-> a Python object. */
 /* Fill buf from value for a send (ELEM_OBJECT: stores a new reference). */
 int gopy_elem_from_py(ChanObject *ch, PyObject *value, void *buf);

@@ -199,6 +199,31 @@ static PyObject *chan_next(ChanObject *ch)
     return v;
 }
 
+/* ---- handles ------------------------------------------------------------------- */
+
+void *gopy_handle_address(PyObject *handle, const char *what)
+{
+    if (!PyLong_Check(handle)) {
+        PyErr_Format(PyExc_TypeError, "%s handle must be an int, not %.100s", what,
+                     Py_TYPE(handle)->tp_name);
+        return NULL;
+    }
+    /* Not every bad address can be caught; negative, null and misaligned
+     * ones can. */
+    unsigned long long addr = PyLong_AsUnsignedLongLong(handle);
+    if (addr == (unsigned long long)-1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+            return NULL;
+        PyErr_Clear();
+        addr = 0;
+    }
+    if (addr == 0 || addr > UINTPTR_MAX || addr % sizeof(void *) != 0) {
+        PyErr_Format(PyExc_ValueError, "invalid %s handle", what);
+        return NULL;
+    }
+    return (void *)(uintptr_t)addr;
+}
+
 /* ---- construction ------------------------------------------------------------------ */
 
 /* The size of a ctypes type (0 with an exception set if it is not one)
@@ -339,25 +364,9 @@ static PyObject *Chan_from_handle(PyTypeObject *type, PyObject *args, PyObject *
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO:from_handle", kwlist, &handle, &ctype))
         return NULL;
     (void)type;
-    if (!PyLong_Check(handle)) {
-        PyErr_Format(PyExc_TypeError, "channel handle must be an int, not %.100s",
-                     Py_TYPE(handle)->tp_name);
+    void *p = gopy_handle_address(handle, "channel");
+    if (p == NULL)
         return NULL;
-    }
-    /* Not every bad address can be caught; negative, null and misaligned
-     * ones can. */
-    unsigned long long addr = PyLong_AsUnsignedLongLong(handle);
-    if (addr == (unsigned long long)-1 && PyErr_Occurred()) {
-        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
-            return NULL;
-        PyErr_Clear();
-        addr = 0;
-    }
-    if (addr == 0 || addr > UINTPTR_MAX || addr % sizeof(void *) != 0) {
-        PyErr_SetString(PyExc_ValueError, "invalid channel handle");
-        return NULL;
-    }
-    void *p = (void *)(uintptr_t)addr;
     if (gopy_rt_chan_holds_refs(p)) {
         PyErr_SetString(PyExc_ValueError, "that channel carries Python objects, not C values");
         return NULL;

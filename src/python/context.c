@@ -262,12 +262,9 @@ static PyObject *Context_repr(ContextObject *c)
 static PyObject *Context_from_handle(PyObject *type, PyObject *arg)
 {
     (void)type;
-    gopy_context *h = PyLong_AsVoidPtr(arg);
-    if (h == NULL) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "null context handle");
+    gopy_context *h = gopy_handle_address(arg, "context");
+    if (h == NULL)
         return NULL;
-    }
     gopy_context_retain(h);
     ContextObject *c = context_new(NULL, h, "from_handle");
     int64_t d;
