@@ -234,6 +234,30 @@ def test_ctypes_callback_blocks_on_channels():
     assert all(v % 10 in (0, 1, 2) and 10 <= v <= 32 for v in got)
 
 
+def test_ctypes_callbacks_started_from_a_goroutine_block_and_yield():
+    # The callbacks' M runs them locked to it, Python goroutines' Ms hold
+    # the host lock: a callback parked in a send must be resumed without
+    # it (this hung, or aborted, once).  In a child: a hang must not stall
+    # the suite.
+    r = run_script("""
+        import ctypes, gopy
+        ping, done = gopy.Chan(), gopy.Chan()
+        @ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+        def cb(arg):
+            ping.send(1)
+            gopy.runtime.gosched()
+        def starter():
+            n = 0
+            for _ in range(200):
+                gopy.go_c(cb)
+                n += ping.recv()
+            done.send(n)
+        gopy.go(starter)
+        print(done.recv())
+    """, timeout=120)
+    assert (r.returncode, r.stdout.strip()) == (0, "200"), r.stderr[-2000:]
+
+
 def test_many_ctypes_callbacks():
     out = gopy.Chan(100)
 

@@ -1392,6 +1392,12 @@ static G *locked_find(M *m)
                     return NULL;
                 }
                 m->host_held = true;
+            } else if (g->kind != G_HOST && m->host_held) {
+                /* The locked G is a C goroutine (Python code called back
+                 * from C blocked in the runtime, say): it resumes without
+                 * the host lock, and retakes it itself. */
+                sched.host_hooks->release(&m->host);
+                m->host_held = false;
             }
             return g;
         }
