@@ -67,6 +67,35 @@ def test_no_false_positive(case):
     assert r.stdout.strip() == "ok"
 
 
+def test_no_false_positive_from_a_thread_that_was_just_woken():
+    # The main thread is woken again and again by a goroutine that then
+    # computes a little and ends, so main often waits for the GIL with every
+    # M idle.  The other thread, waiting all along on a channel only main
+    # will close, must not take main (woken, not yet back) for parked.
+    r = run_script("""
+        import gopy, threading
+        done, results = gopy.Chan(), []
+        def wait():
+            try:
+                results.append(done.recv())
+            except gopy.DeadlockError as e:
+                results.append(e)
+        t = threading.Thread(target=wait)
+        t.start()
+        ch = gopy.Chan()
+        def send_then_compute():
+            ch.send(1)
+            sum(range(20000))
+        for _ in range(10000):
+            gopy.go(send_then_compute)
+            ch.recv()
+        done.close()
+        t.join()
+        print(results)
+    """, timeout=120)
+    assert (r.returncode, r.stdout.strip()) == (0, "[None]"), r.stderr
+
+
 def test_deadlocked_main_thread_can_go_on_afterwards():
     r = run_script("""
         import gopy

@@ -27,21 +27,44 @@ typedef struct {
  * check for deadlock; a signal to the main thread wakes it at once. */
 static const int64_t POLL_NS = 50 * 1000 * 1000;
 
-/* Idents of foreign threads blocked right now in an operation only
- * something else can end (GIL). */
-static PyObject *blocked_threads;
+/* The threads parked in the runtime now, as a frozenset of idents. */
+static PyObject *parked_threads(void)
+{
+    uintptr_t small[64], *idents = small;
+    size_t n = gopy_rt_parked_threads(small, 64);
+    if (n > 64) {
+        size_t cap = n + 16; /* more may have come meanwhile */
+        idents = PyMem_Malloc(cap * sizeof *idents);
+        if (idents == NULL)
+            return PyErr_NoMemory();
+        n = gopy_rt_parked_threads(idents, cap);
+        if (n > cap)
+            n = cap;
+    }
+    PyObject *set = PyFrozenSet_New(NULL);
+    for (size_t i = 0; set != NULL && i < n; i++) {
+        PyObject *ident = PyLong_FromUnsignedLongLong(idents[i]);
+        if (ident == NULL || PySet_Add(set, ident) < 0)
+            Py_CLEAR(set);
+        Py_XDECREF(ident);
+    }
+    if (idents != small)
+        PyMem_Free(idents);
+    return set;
+}
 
 /* Could any thread other than this one still act?  Asks gopy's Python
- * side, which knows the threads: ours (blocked in gopy, or the runtime's
- * own) do not count.  -1 on error. */
+ * side, which knows the threads: those parked in gopy and the runtime's
+ * own do not count.  -1 on error. */
 static int others_can_act(void)
 {
     PyObject *pkg = PyImport_ImportModule("gopy");
-    if (pkg == NULL)
-        return -1;
-    PyObject *r = PyObject_CallMethod(pkg, "_others_can_act", "OO", blocked_threads,
-                                      gopy_runtime_thread_idents());
-    Py_DECREF(pkg);
+    PyObject *parked = pkg != NULL ? parked_threads() : NULL;
+    PyObject *r = parked != NULL ? PyObject_CallMethod(pkg, "_others_can_act", "OO", parked,
+                                                       gopy_runtime_thread_idents())
+                                 : NULL;
+    Py_XDECREF(pkg);
+    Py_XDECREF(parked);
     if (r == NULL)
         return -1;
     int can = PyObject_IsTrue(r);
@@ -87,13 +110,6 @@ static int reraise_later(void *exc)
     return -1;
 }
 
-static int set_blocked(PyObject *ident, bool blocked)
-{
-    if (blocked_threads == NULL && (blocked_threads = PySet_New(NULL)) == NULL)
-        return -1;
-    return blocked ? PySet_Add(blocked_threads, ident) : PySet_Discard(blocked_threads, ident);
-}
-
 int gopy_call_blocking_ex(int (*fn)(void *, bool), void *arg, bool can_deadlock)
 {
     if (gopy_rt_in_host_goroutine())
@@ -106,14 +122,6 @@ int gopy_call_blocking_ex(int (*fn)(void *, bool), void *arg, bool can_deadlock)
     interrupt_ctx ic = {0};
     ic.can_deadlock = can_deadlock && !c_goroutine;
     ic.main_thread = !c_goroutine && PyThread_get_thread_ident() == gopy_state.main_thread;
-    PyObject *ident = NULL;
-    if (ic.can_deadlock) {
-        ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
-        if (ident == NULL || set_blocked(ident, true) < 0) {
-            Py_XDECREF(ident);
-            return -1;
-        }
-    }
     if (c_goroutine)
         gopy_rt_lock_os_thread();
     ic.ts = PyEval_SaveThread();
@@ -126,13 +134,6 @@ int gopy_call_blocking_ex(int (*fn)(void *, bool), void *arg, bool can_deadlock)
     PyEval_RestoreThread(ic.ts);
     if (c_goroutine)
         gopy_rt_unlock_os_thread();
-    if (ident != NULL) {
-        PyObject *exc = gopy_err_fetch();
-        if (set_blocked(ident, false) < 0)
-            PyErr_Clear();
-        gopy_err_restore(exc);
-        Py_DECREF(ident);
-    }
     if (ic.exc != NULL) {
         if (status == GOPY_EINTR) {
             gopy_err_restore(ic.exc);

@@ -318,6 +318,11 @@ size_t gopy_rt_stack_size(bool host);
  * A foreign thread blocked in the runtime is deadlocked if this holds and
  * no other thread outside the runtime can act: the caller's to judge. */
 bool gopy_rt_all_asleep(void);
+/* The threads (pthread_self values) parked in the runtime right now and
+ * not yet woken: up to cap of them in idents; returns how many there are.
+ * A thread whose wait has completed is not among them even before it has
+ * returned: it can act again. */
+size_t gopy_rt_parked_threads(uintptr_t *idents, size_t cap);
 
 /* The child side of fork(): forget every goroutine, M and P. */
 void gopy_rt_after_fork_child(void);

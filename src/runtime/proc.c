@@ -37,8 +37,22 @@ G *getg(void)
     return m != NULL ? m->curg : NULL;
 }
 
+static void foreign_unlink(G *g)
+{
+    if (g->foreign_prev != NULL)
+        g->foreign_prev->foreign_next = g->foreign_next;
+    else
+        sched.foreign = g->foreign_next;
+    if (g->foreign_next != NULL)
+        g->foreign_next->foreign_prev = g->foreign_prev;
+}
+
+/* The thread ends: its pseudo-G goes. */
 static void foreign_g_free(void *p)
 {
+    rt_lock(&sched.foreign_lock);
+    foreign_unlink(p);
+    rt_unlock(&sched.foreign_lock);
     free(p);
 }
 
@@ -57,7 +71,14 @@ G *getg_or_foreign(void)
             abort();
         }
         g->kind = G_FOREIGN;
+        g->thread_ident = (uintptr_t)pthread_self();
         atomic_store_explicit(&g->status, G_RUNNING, memory_order_relaxed);
+        rt_lock(&sched.foreign_lock);
+        g->foreign_next = sched.foreign;
+        if (sched.foreign != NULL)
+            sched.foreign->foreign_prev = g;
+        sched.foreign = g;
+        rt_unlock(&sched.foreign_lock);
         tls_foreign_g = g;
         /* Freed when the thread exits (the key is made in rt_init). */
         pthread_setspecific(foreign_key, g);
@@ -1880,6 +1901,24 @@ bool gopy_rt_all_asleep(void)
                atomic_load(&sched.mcount);
 }
 
+size_t gopy_rt_parked_threads(uintptr_t *idents, size_t cap)
+{
+    size_t n = 0;
+    rt_lock(&sched.foreign_lock);
+    for (G *g = sched.foreign; g != NULL; g = g->foreign_next) {
+        /* Parked and not yet claimed: a woken thread on its way back can
+         * act again. */
+        if (atomic_load(&g->status) == G_WAITING &&
+            atomic_load(&g->wait_claim) == CLAIM_OPEN) {
+            if (n < cap)
+                idents[n] = g->thread_ident;
+            n++;
+        }
+    }
+    rt_unlock(&sched.foreign_lock);
+    return n;
+}
+
 void gopy_rt_after_fork_child(void)
 {
     /* Every other thread is gone.  Forget them all (their memory leaks:
@@ -1894,5 +1933,9 @@ void gopy_rt_after_fork_child(void)
     init_lock = init;
     rt_stack_after_fork();
     tls_m = NULL;
+    /* This thread's pseudo-G is linked into the forgotten list: leak it
+     * too, so that its destructor does not unlink it at thread exit. */
+    if (tls_foreign_g != NULL)
+        pthread_setspecific(foreign_key, NULL);
     tls_foreign_g = NULL;
 }

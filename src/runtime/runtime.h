@@ -161,6 +161,11 @@ struct G {
     int64_t interrupt_poll_ns;
 
     G *alllink; /* sched.allg list */
+
+    /* foreign pseudo-Gs: the thread (pthread_self) and the list of them
+     * (sched.foreign, under sched.foreign_lock) */
+    uintptr_t thread_ident;
+    G *foreign_prev, *foreign_next;
 };
 
 /* A waiting G's entry in a wait queue.  Lives on the waiter's stack (or a
@@ -327,6 +332,9 @@ typedef struct {
 
     /* all Gs ever made (for dumps and counts); push-only */
     _Atomic(G *) allg;
+    /* foreign threads' pseudo-Gs, while their threads live */
+    rt_mutex foreign_lock;
+    G *foreign;
 
     /* The M sleeping until the next timer, and when it wakes (L; read
      * without the lock first by timer_add). */
