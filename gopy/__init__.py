@@ -6,6 +6,7 @@ README.md for the rules a user must know (goroutines are bound to their
 first thread; threading locks across gopy operations).
 """
 
+import atexit as _atexit
 import os as _os
 import signal as _signal
 import sys as _sys
@@ -116,9 +117,11 @@ if _os.environ.get("GOPY_TRACEBACK") and hasattr(_signal, "SIGQUIT") \
         and _threading.current_thread() is _threading.main_thread():
     _signal.signal(_signal.SIGQUIT, _dump_and_exit)
 
-# Interpreter exit: stop starting Python goroutines before finalisation
-# (as concurrent.futures does), so no worker touches a dying interpreter.
-_threading._register_atexit(_gopy._shutdown)
+# Interpreter exit: stop running Python goroutines before finalisation, so
+# no worker touches a dying interpreter.  An atexit hook, not threading's
+# (which concurrent.futures uses): those run before the non-daemon threads
+# are joined, and such a thread may still be waiting on goroutines.
+_atexit.register(_gopy._shutdown)
 # A fork child gets a fresh runtime with no goroutines.
 _os.register_at_fork(after_in_child=_gopy._after_fork_child)
 

@@ -15,6 +15,8 @@ EXIT_SHAPES = {
     "a C goroutine in a blocking call": "gopy.go_c(ctypes.CDLL(None).sleep, 3600)",
     "a locked goroutine": "gopy.go(locked)",
     "in select with no cases": "gopy.go(gopy.select)",
+    "a ctypes callback computing in Python": "gopy.go_c(py_callback)",
+    "a ctypes callback using a channel": "gopy.go_c(chan_callback)",
 }
 
 
@@ -31,6 +33,18 @@ def test_exit_with_goroutines_neither_hangs_nor_crashes(shape):
         def locked():
             gopy.runtime.lock_os_thread()
             gopy.Chan().recv()
+
+        @ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+        def py_callback(arg):
+            while True:
+                sum(range(100))
+
+        shared = gopy.Chan(5)
+
+        @ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+        def chan_callback(arg):
+            while True:
+                gopy.select(gopy.Send(shared, 1), gopy.Recv(shared))
 
         for _ in range(20):
             {EXIT_SHAPES[shape]}
@@ -52,6 +66,40 @@ def test_exit_while_main_thread_started_many_goroutines_of_every_kind():
         print("bye")
     """, timeout=60)
     assert (r.returncode, r.stdout.strip()) == (0, "bye"), r.stderr
+
+
+def test_threads_still_running_at_exit_can_use_goroutines():
+    # Non-daemon threads are joined after the main thread's code ends; until
+    # they are, goroutines must start and run for them (this was refused
+    # with "the interpreter is shutting down", or hung).
+    r = run_script("""
+        import threading, time, gopy
+        def worker(n):
+            time.sleep(0.2)  # the main thread's code has ended by now
+            ch = gopy.Chan()
+            def compute():
+                gopy.sleep(0.05)
+                ch.send(n * n)
+            gopy.go(compute)
+            print(ch.recv(), flush=True)
+        for n in (3, 4):
+            threading.Thread(target=worker, args=(n,)).start()
+            time.sleep(0.1)
+        print("main done", flush=True)
+    """, timeout=60)
+    assert (r.returncode, r.stdout.splitlines()) == (0, ["main done", "9", "16"]), r.stderr
+
+
+def test_atexit_handlers_registered_after_import_can_use_goroutines():
+    r = run_script("""
+        import atexit, gopy
+        def at_exit():
+            ch = gopy.Chan()
+            gopy.go(lambda: ch.send("ran at exit"))
+            print(ch.recv())
+        atexit.register(at_exit)
+    """, timeout=60)
+    assert (r.returncode, r.stdout.strip()) == (0, "ran at exit"), r.stderr
 
 
 def test_fork_child_gets_a_fresh_runtime():
