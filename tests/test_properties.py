@@ -380,9 +380,17 @@ def run_concurrent(caps, programs, thread_actor):
         else:
             gopy.go(body, a)
 
+    main_events = []
+
+    def close_and_record(c, ch):
+        try:
+            ch.close()
+            main_events.append(("closed", c))
+        except ClosedChannelError:
+            main_events.append(("close_closed", c))
+
     # Wait for the actors; if none finishes for a while, the rest are
     # blocked on plain sends/receives: close every channel to release them.
-    main_events = []
     finished = 0
     released = False
     rounds = 0
@@ -396,11 +404,7 @@ def run_concurrent(caps, programs, thread_actor):
             finished += 1
         elif not released:
             for c, ch in enumerate(chans):
-                try:
-                    ch.close()
-                    main_events.append(("closed", c))
-                except ClosedChannelError:
-                    main_events.append(("close_closed", c))
+                close_and_record(c, ch)
             released = True
     for t in threads:
         t.join(30)
@@ -409,11 +413,7 @@ def run_concurrent(caps, programs, thread_actor):
     # Every program has ended: close what is still open and drain.
     drained = []
     for c, ch in enumerate(chans):
-        try:
-            ch.close()
-            main_events.append(("closed", c))
-        except ClosedChannelError:
-            main_events.append(("close_closed", c))
+        close_and_record(c, ch)
         n = len(ch)
         got = []
         while True:
