@@ -284,18 +284,35 @@ void gopy_chan_retain(gopy_chan *c)
     atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
 }
 
+/* Call visit on each buffered value, oldest first (c->lock held, or no
+ * other holder left); stops at the first non-zero result and returns it. */
+static int visit_buffered(struct gopy_chan *c, int (*visit)(void *elem, void *arg), void *arg)
+{
+    size_t n = atomic_load_explicit(&c->qcount, memory_order_relaxed);
+    int r = 0;
+    for (size_t i = 0, x = c->recvx; i < n && r == 0; i++) {
+        r = visit(slot(c, x), arg);
+        if (++x == c->dataqsiz)
+            x = 0;
+    }
+    return r;
+}
+
+static int release_one(void *elem, void *arg)
+{
+    struct gopy_chan *c = arg;
+    c->release(elem, c->release_ctx);
+    return 0;
+}
+
 void gopy_chan_release(gopy_chan *c)
 {
     if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
         return;
-    if (c->release != NULL) {
-        size_t n = atomic_load(&c->qcount);
-        for (size_t i = 0, x = c->recvx; i < n; i++) {
-            c->release(slot(c, x), c->release_ctx);
-            if (++x == c->dataqsiz)
-                x = 0;
-        }
-    }
+    /* The last reference: nobody else can reach c, so no lock, and the
+     * release callback may run any code. */
+    if (c->release != NULL)
+        visit_buffered(c, release_one, c);
     free(c->buf);
     free(c);
 }
@@ -315,6 +332,22 @@ size_t gopy_rt_chan_elem_size(gopy_chan *c)
 bool gopy_rt_chan_holds_refs(gopy_chan *c)
 {
     return c->release != NULL;
+}
+
+bool gopy_rt_chan_shared(gopy_chan *c)
+{
+    return atomic_load_explicit(&c->refs, memory_order_acquire) > 1;
+}
+
+int gopy_rt_chan_visit(gopy_chan *c, int (*visit)(void *elem, void *arg), void *arg)
+{
+    /* Only the buffer: a value a parked sender offers is still in its
+     * sender's hands (on its stack, in its sudog) until a receiver takes
+     * it; it is the sender's, not the channel's. */
+    rt_lock(&c->lock);
+    int r = visit_buffered(c, visit, arg);
+    rt_unlock(&c->lock);
+    return r;
 }
 
 int gopy_rt_chan_send(gopy_chan *c, const void *elem, bool block)

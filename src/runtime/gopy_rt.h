@@ -98,6 +98,16 @@ size_t gopy_rt_chan_elem_size(gopy_chan *c);
 /* Does it hold host references (a release callback was set)?  Such a
  * channel's elements are not raw C values. */
 bool gopy_rt_chan_holds_refs(gopy_chan *c);
+/* Does anyone but the caller hold a reference to c (C code that retained
+ * its handle, say)?  "No" stays right until the caller retains c again
+ * or hands its pointer to code that does. */
+bool gopy_rt_chan_shared(gopy_chan *c);
+/* Call visit on each value buffered in c, oldest first, in place, with
+ * c's lock held: visit must not block, use c, or run code that might (a
+ * garbage collector's traversal).  Values that parked senders offer are
+ * not visited: they are still their senders'.  Stops at the first
+ * non-zero result and returns it. */
+int gopy_rt_chan_visit(gopy_chan *c, int (*visit)(void *elem, void *arg), void *arg);
 
 /* ---- sync with status (the gopy_mutex_* / gopy_waitgroup_* functions
  * abort the process on misuse, as Go panics; these return the error) ---- */

@@ -864,3 +864,58 @@ TEST(refcount_and_release_hook)
     gopy_chan_release(go_ahead);
     gopy_chan_release(done);
 }
+
+/* ---- visiting the buffer, sharing (the binding's garbage collection) ----- */
+
+typedef struct {
+    int64_t seen[8];
+    int n, stop_at;
+} visits;
+
+static int record_visit(void *elem, void *arg)
+{
+    visits *v = arg;
+    CHECK_LT(v->n, 8);
+    memcpy(&v->seen[v->n], elem, sizeof(int64_t));
+    return ++v->n == v->stop_at ? 42 : 0;
+}
+
+TEST(visit_buffer_and_shared)
+{
+    gopy_chan *c = h_chan(sizeof(int64_t), 3);
+    visits v = {.stop_at = -1};
+    CHECK_EQ(gopy_rt_chan_visit(c, record_visit, &v), 0);
+    CHECK_EQ(v.n, 0);
+    for (int64_t i = 1; i <= 3; i++)
+        h_send(c, i);
+    CHECK_EQ(h_recv(c), 1);
+    h_send(c, 4); /* wraps around the ring */
+    CHECK_EQ(gopy_rt_chan_visit(c, record_visit, &v), 0);
+    CHECK_EQ(v.n, 3); /* oldest first, nothing taken */
+    CHECK_EQ(v.seen[0], 2);
+    CHECK_EQ(v.seen[1], 3);
+    CHECK_EQ(v.seen[2], 4);
+    CHECK_EQ(gopy_chan_len(c), 3);
+    v = (visits){.stop_at = 2};
+    CHECK_EQ(gopy_rt_chan_visit(c, record_visit, &v), 42); /* stops at non-zero */
+    CHECK_EQ(v.n, 2);
+
+    /* A parked sender's value is its own, not the buffer's. */
+    gopy_chan *u = h_chan(sizeof(int64_t), 0);
+    atomic_store(&rv_sent, 0);
+    h_go(rv_sender, u);
+    h_await_waiting(GOPY_WAIT_CHAN_SEND, u, 1);
+    v = (visits){.stop_at = -1};
+    CHECK_EQ(gopy_rt_chan_visit(u, record_visit, &v), 0);
+    CHECK_EQ(v.n, 0);
+    CHECK_EQ(h_recv(u), 7);
+    h_await_flag(&rv_sent);
+
+    CHECK(!gopy_rt_chan_shared(c));
+    gopy_chan_retain(c);
+    CHECK(gopy_rt_chan_shared(c));
+    gopy_chan_release(c);
+    CHECK(!gopy_rt_chan_shared(c));
+    gopy_chan_release(c);
+    gopy_chan_release(u);
+}
