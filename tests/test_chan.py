@@ -596,7 +596,7 @@ def test_sender_woken_by_close_does_not_leak():
 
 def test_channel_itself_is_freed():
     ch = gopy.Chan(2)
-    ch.send(ch)  # a cycle through the channel is not visible to gc: just check no crash
+    ch.send(ch)
     assert ch.recv() is ch
     ref = weakref.ref(ch)
     del ch
@@ -614,6 +614,169 @@ def test_many_channels_do_not_leak_objects():
         del ch
     gc.collect()
     assert sys.getrefcount(o) == before
+
+
+# ---- garbage collection: cycles through channels -----------------------------------------
+
+
+class Finalized:
+    """Records its number in `log` when finalized (__del__)."""
+
+    def __init__(self, n, log, ref=None):
+        self.n, self.log, self.ref = n, log, ref
+
+    def __del__(self):
+        self.log.append(self.n)
+
+
+def test_cycle_through_buffered_value_is_collected():
+    log = []
+    ch = gopy.Chan(2)
+    ch.send([ch, Finalized(1, log)])  # buffer -> list -> channel
+    ch.send(Finalized(2, log, ch))    # buffer -> object -> channel
+    ref = weakref.ref(ch)
+    del ch
+    collect()
+    assert ref() is None
+    assert sorted(log) == [1, 2]
+
+
+def test_cycle_through_buffered_tuple_is_collected():
+    # A tuple has no tp_clear: the channel must break the cycle itself.
+    log = []
+    ch = gopy.Chan(1)
+    ch.send((ch, Finalized(1, log)))
+    ref = weakref.ref(ch)
+    del ch
+    collect()
+    assert ref() is None and log == [1]
+
+
+def test_cycle_through_closed_channel_is_collected():
+    log = []
+    ch = gopy.Chan(3)
+    for i in range(3):
+        ch.send(Finalized(i, log, ch))
+    ch.close()
+    ref = weakref.ref(ch)
+    del ch
+    collect()
+    assert ref() is None and sorted(log) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("view", ["send_only", "recv_only"])
+def test_view_in_a_cycle_is_collected(view):
+    log = []
+    ch = gopy.Chan(1)
+    v = getattr(ch, view)()
+    ch.send([v, Finalized(1, log)])  # buffer -> list -> view -> channel
+    ref = weakref.ref(ch)
+    del ch, v
+    collect()
+    assert ref() is None and log == [1]
+
+
+def test_cycle_through_ctype_is_collected():
+    class Point(ctypes.Structure):
+        _fields_ = [("x", ctypes.c_int64)]
+
+    ch = gopy.Chan(1, ctype=Point)
+    Point.chan = ch  # type -> dict -> channel -> ctype
+    ch.send(Point(3))
+    ref, tref = weakref.ref(ch), weakref.ref(Point)
+    del ch, Point
+    collect()
+    assert ref() is None and tref() is None
+
+
+def test_collector_sees_buffered_values_in_order():
+    ch = gopy.Chan(3)
+    a, b, c = Obj(1), Obj(2), Obj(3)
+    ch.send(a)
+    ch.send(b)
+    assert gc.get_referents(ch) == [a, b]
+    assert ch.recv() is a
+    ch.send(c)
+    ch.send(a)  # wraps around the ring
+    assert gc.get_referents(ch) == [b, c, a]
+    assert gc.get_referents(ch.send_only()) == [ch]
+    assert gc.get_referents(gopy.Chan(1, ctype=ctypes.c_int64)) == [ctypes.c_int64]
+    assert gc.get_referents(gopy.Chan()) == []
+
+
+def test_reachable_channel_keeps_its_values_through_collections():
+    # A parked sender's value is the sender's, not the channel's; a
+    # buffered one is the channel's: neither is touched while the channel
+    # is reachable.
+    log = []
+    ch = gopy.Chan(1)
+    ch.send([ch, Finalized(1, log)])
+    gopy.go(ch.send, [ch, Finalized(2, log)])
+    assert wait_until(lambda: parked_on(ch, "chan send") == 1)
+    collect()
+    first, second = ch.recv(), ch.recv()
+    assert first[0] is ch and first[1].n == 1
+    assert second[0] is ch and second[1].n == 2
+    assert log == []
+
+
+def test_collections_while_goroutines_and_threads_use_a_channel():
+    # Values refer back to the channel (cycles while buffered) and log
+    # their finalization: a collection running while receivers -- threads
+    # without the GIL too, some in select -- take values out must neither
+    # lose a value nor finalize one still in use.
+    log = []
+    ch = gopy.Chan(4)
+    n_prod, per = 6, 300
+    done = gopy.Chan(n_prod)
+    got = []
+
+    def producer(k):
+        for i in range(per):
+            ch.send(Finalized(k * per + i, log, ch))
+        done.send(k)
+
+    def consumer():
+        mine = list(ch)
+        got.append(mine)
+
+    def selecting_consumer():
+        mine = []
+        r = ch.recv_only()
+        while True:
+            _, v, ok = gopy.select(gopy.Recv(r))
+            if not ok:
+                break
+            mine.append(v)
+        got.append(mine)
+
+    threads = [threading.Thread(target=f) for f in (consumer, consumer, selecting_consumer)]
+    threads += [threading.Thread(target=producer, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    finished = gopy.Chan(2)
+    for f in (consumer, selecting_consumer):
+        gopy.go(lambda f=f: (f(), finished.send(None)))
+    for k in range(2, n_prod):
+        gopy.go(producer, k)
+    produced = 0
+    while produced < n_prod:
+        gc.collect()
+        if gopy.select(gopy.Recv(done), default=True)[0] == 0:
+            produced += 1
+    ch.close()
+    for t in threads:
+        t.join(30)
+        assert not t.is_alive()
+    recv_value(finished)
+    recv_value(finished)
+    assert sorted(v.n for mine in got for v in mine) == list(range(n_prod * per))
+    assert log == []  # nothing finalized while in use
+    ref = weakref.ref(ch)
+    del got, ch
+    collect()
+    assert ref() is None
+    assert sorted(log) == list(range(n_prod * per))
 
 
 # ---- subclassing, repr -------------------------------------------------------------------

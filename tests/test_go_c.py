@@ -191,6 +191,28 @@ def test_object_channel_released_last_by_c_goroutine(lib):
     assert wait_until(lambda: (gopy.sleep(0.001), collect(), all(r() is None for r in refs))[2])
 
 
+def test_object_channel_held_by_c_keeps_its_cycle(lib):
+    # While C holds the runtime channel it could still receive what is
+    # buffered: a cycle through the buffer is left whole by the collector
+    # (not cleared) until C lets go.
+    import weakref
+    from conftest import collect
+    ch = gopy.Chan(1)
+    box = Obj()
+    box.chan, box.payload = ch, Obj()
+    ch.send(box)  # buffer -> box -> channel
+    ref, cref = weakref.ref(box), weakref.ref(ch)
+    api, handle = ctypes.c_void_p(api_table()), ctypes.c_void_p(ch.handle)
+    lib.retain_chan(api, handle)
+    del ch, box
+    collect()
+    assert ref() is not None and ref().chan is cref() and isinstance(ref().payload, Obj)
+    assert len(cref()) == 1
+    lib.release_chan(api, handle)
+    collect()
+    assert ref() is None and cref() is None
+
+
 # ---- ctypes callbacks as C goroutines ----------------------------------------------
 
 CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p)

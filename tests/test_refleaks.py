@@ -381,13 +381,24 @@ def test_channels_from_threads():
         stop.close()
 
 
-@pytest.mark.xfail(strict=True, reason="Chan does not take part in garbage collection: a value "
-                   "in a channel's buffer that refers back to the channel is a cycle the "
-                   "collector cannot see (bug reported in issue 7)")
 def test_channel_holding_a_cycle_is_collected():
     def work():
         c = gopy.Chan(1)
         c.send([c, Obj()])  # the channel's buffer refers to the channel
+
+    check(work)
+
+
+def test_cycles_through_tuples_views_and_ctypes_are_collected():
+    def work():
+        c = gopy.Chan(2)
+        c.send((c, Obj()))  # a tuple cannot break the cycle: the channel must
+        c.send([c.send_only(), c.recv_only()])
+
+        class Point(ctypes.Structure):
+            _fields_ = [("x", ctypes.c_int64)]
+
+        Point.chan = gopy.Chan(1, ctype=Point)  # type -> channel -> ctype
 
     check(work)
 

@@ -85,6 +85,10 @@ typedef struct {
     bool ctype_simple;   /* c_int64 & co: values convert to Python values */
     gopy_timer *timer;   /* channel of after()/tick(): freed with us */
     PyObject *weakreflist;
+    /* Receives from Python in progress (recv, iteration, select), changed
+     * only with the GIL held: while one is, a thread without the GIL may
+     * take values out of the buffer (see Chan_traverse). */
+    Py_ssize_t receiving;
 } ChanObject;
 
 /* SendChan / RecvChan: a direction-restricted view of a Chan. */

@@ -157,7 +157,9 @@ static PyObject *chan_recv(ChanObject *ch, bool *ok)
         return PyErr_NoMemory();
     chan_op op = {ch->c, buf, false};
     PyObject *result = NULL;
+    ch->receiving++; /* see ChanObject.receiving */
     int status = gopy_call_blocking(op_recv, &op);
+    ch->receiving--;
     if (status == GOPY_OK) {
         *ok = op.ok;
         result = gopy_elem_to_py(ch, buf, op.ok);
@@ -264,17 +266,13 @@ static size_t ctype_info(PyObject *ctype, bool *simple)
 
 ChanObject *gopy_chan_wrap(gopy_chan *c, enum elem_kind kind, PyObject *ctype)
 {
-    ChanObject *ch = PyObject_New(ChanObject, &Chan_Type);
+    ChanObject *ch = (ChanObject *)Chan_Type.tp_alloc(&Chan_Type, 0);
     if (ch == NULL) {
         gopy_chan_release(c);
         return NULL;
     }
     ch->c = c;
     ch->kind = kind;
-    ch->ctype = NULL;
-    ch->ctype_simple = false;
-    ch->timer = NULL;
-    ch->weakreflist = NULL;
     if (ctype != NULL) {
         size_t n = ctype_info(ctype, &ch->ctype_simple);
         if (n == 0) {
@@ -347,6 +345,7 @@ static PyObject *Chan_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 
 static void Chan_dealloc(ChanObject *ch)
 {
+    PyObject_GC_UnTrack(ch);
     if (ch->weakreflist != NULL)
         PyObject_ClearWeakRefs((PyObject *)ch);
     if (ch->timer != NULL)
@@ -355,6 +354,87 @@ static void Chan_dealloc(ChanObject *ch)
         gopy_chan_release(ch->c);
     Py_XDECREF(ch->ctype);
     Py_TYPE(ch)->tp_free((PyObject *)ch);
+}
+
+/* ---- garbage collection ----------------------------------------------------------------
+ *
+ * An object channel's buffered values are references, and one may refer
+ * back to the channel (c.send([c])): the collector must see them.  But
+ * they are the runtime channel's, and the Chan is not always its only
+ * holder, nor the GIL the only thing keeping the buffer still:
+ *  - C code may hold the channel through its handle (gopy_chan_retain).
+ *    It could still receive the values, so they are not ours to report
+ *    or drop: treated as referenced from outside, the collector keeps
+ *    them (and the Chan, if they refer to it) alive.  Once C has
+ *    released the channel, a later collection frees the cycle.  (A
+ *    retain in the middle of a collection -- of a handle borrowed from a
+ *    live Chan -- would change the answer within it, as a receive below
+ *    would; C has no use for an object channel's values, and from_handle
+ *    refuses such channels, so this is left at that.)
+ *  - A thread receiving without the GIL (a blocking receive from a
+ *    thread, or from Python code a C goroutine called) may take a value
+ *    out of the buffer while a collection runs.  The collector counts a
+ *    value's references once and then looks for who reaches it: one that
+ *    left the buffer in between would look unreachable, and be finalized
+ *    (its __del__ run, its weak references cleared) while the receiver
+ *    holds it.  So while a Python receive is in progress (receiving, only
+ *    changed with the GIL, so steady through a collection) the buffer is
+ *    not reported.  Nothing is lost: that receiver holds the Chan, which
+ *    is therefore reachable, and so is what it buffers.
+ *  A value arriving in the buffer without the GIL (a blocking send) is
+ *  harmless: the collector counted it as referenced from outside.
+ */
+
+/* Are the values buffered in ch's channel ours to report and to drop? */
+static bool owns_buffer(ChanObject *ch)
+{
+    return ch->kind == ELEM_OBJECT && ch->receiving == 0 && !gopy_rt_chan_shared(ch->c);
+}
+
+typedef struct {
+    visitproc visit;
+    void *arg;
+} elem_visit;
+
+static int visit_elem(void *elem, void *arg)
+{
+    elem_visit *v = arg;
+    return v->visit(*(PyObject **)elem, v->arg);
+}
+
+/* ctype is visited, not cleared: elements convert through it for as long
+ * as the Chan lives, and a cycle through it is broken at the type
+ * (type_clear).  The visits to buffered values run under the channel's
+ * lock, which a visitproc cannot upset: it runs no Python code. */
+static int Chan_traverse(ChanObject *ch, visitproc visit, void *arg)
+{
+    Py_VISIT(ch->ctype);
+    if (!owns_buffer(ch))
+        return 0;
+    elem_visit v = {visit, arg};
+    return gopy_rt_chan_visit(ch->c, visit_elem, &v);
+}
+
+/* The collector clears a Chan only when nothing outside the garbage
+ * reaches it: no frame or goroutine (one receiving or sending holds it),
+ * no reachable object.  So once owns_buffer holds, nobody but this
+ * garbage can receive the values any more, and dropping them -- received
+ * as any receiver would, which keeps the channel whole -- is safe.  Each
+ * is dropped after the receive has released the channel's lock: a decref
+ * can run any Python code, which may use this channel.  Values sent
+ * meanwhile stay, for Chan_dealloc to release. */
+static int Chan_clear(ChanObject *ch)
+{
+    if (!owns_buffer(ch))
+        return 0;
+    for (size_t n = gopy_chan_len(ch->c); n > 0; n--) {
+        PyObject *v;
+        bool ok;
+        if (gopy_rt_chan_recv(ch->c, &v, &ok, false) != GOPY_OK || !ok)
+            break;
+        Py_DECREF(v);
+    }
+    return 0;
 }
 
 static PyObject *Chan_from_handle(PyTypeObject *type, PyObject *args, PyObject *kwds)
@@ -400,7 +480,7 @@ static PyObject *Chan_close(ChanObject *ch, PyObject *Py_UNUSED(ignored))
 
 static PyObject *make_view(PyTypeObject *type, ChanObject *ch)
 {
-    ChanViewObject *v = PyObject_New(ChanViewObject, type);
+    ChanViewObject *v = (ChanViewObject *)type->tp_alloc(type, 0);
     if (v == NULL)
         return NULL;
     v->chan = (ChanObject *)Py_NewRef(ch);
@@ -539,10 +619,12 @@ PyTypeObject Chan_Type = {
     .tp_repr = (reprfunc)Chan_repr,
     .tp_as_sequence = &Chan_as_sequence,
     .tp_hash = chan_hash,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "Chan(cap=0, *, ctype=None)\n\nA Go channel.  cap 0 is unbuffered.  With a ctypes "
               "type as ctype the channel carries raw C values and can be shared with C "
               "goroutines (see handle).",
+    .tp_traverse = (traverseproc)Chan_traverse,
+    .tp_clear = (inquiry)Chan_clear,
     .tp_richcompare = chan_richcompare,
     .tp_weaklistoffset = offsetof(ChanObject, weakreflist),
     .tp_iter = Chan_iter,
@@ -574,8 +656,18 @@ static PyObject *view_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 
 static void view_dealloc(ChanViewObject *v)
 {
+    PyObject_GC_UnTrack(v);
     Py_DECREF(v->chan);
-    PyObject_Free(v);
+    Py_TYPE(v)->tp_free((PyObject *)v);
+}
+
+/* A view in a cycle (c.send([c.send_only()])) is found through its Chan.
+ * No tp_clear: every cycle through a view passes through its Chan, which
+ * breaks it, and a view without its Chan could do nothing. */
+static int view_traverse(ChanViewObject *v, visitproc visit, void *arg)
+{
+    Py_VISIT(v->chan);
+    return 0;
 }
 
 static PyObject *view_send(ChanViewObject *v, PyObject *value)
@@ -658,8 +750,9 @@ PyTypeObject SendChan_Type = {
     .tp_repr = (reprfunc)SendChan_repr,
     .tp_as_sequence = &view_as_sequence,
     .tp_hash = chan_hash,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "The send-only view of a Chan: send, close, len, cap.",
+    .tp_traverse = (traverseproc)view_traverse,
     .tp_richcompare = chan_richcompare,
     .tp_methods = SendChan_methods,
     .tp_getset = view_getset,
@@ -673,8 +766,9 @@ PyTypeObject RecvChan_Type = {
     .tp_repr = (reprfunc)RecvChan_repr,
     .tp_as_sequence = &view_as_sequence,
     .tp_hash = chan_hash,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "The receive-only view of a Chan: recv, recv_ok, iteration, len, cap.",
+    .tp_traverse = (traverseproc)view_traverse,
     .tp_richcompare = chan_richcompare,
     .tp_iter = PyObject_SelfIter,
     .tp_iternext = (iternextfunc)view_iternext,

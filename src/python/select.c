@@ -163,6 +163,15 @@ static int op_select(void *arg, bool block)
     return r;
 }
 
+/* Count the receive cases as receives in progress on their channels
+ * (ChanObject.receiving), or no longer. */
+static void receiving(const gopy_case *cases, ChanObject **chans, int n, int delta)
+{
+    for (int i = 0; i < n; i++)
+        if (cases[i].dir == GOPY_RECV && chans[i] != NULL)
+            chans[i]->receiving += delta;
+}
+
 static size_t round8(size_t n)
 {
     return (n + 7) & ~(size_t)7;
@@ -236,7 +245,9 @@ PyObject *gopy_select_impl(PyObject *const *args, Py_ssize_t nargs, bool block)
     }
 
     select_op op = {cases, n, block, -1};
+    receiving(cases, chans, n, 1);
     int status = gopy_call_blocking(op_select, &op);
+    receiving(cases, chans, n, -1);
     if (status != GOPY_OK) {
         if (status > 0)
             gopy_status_error(status);

@@ -102,3 +102,9 @@ void retain_chan(const struct gopy_api *api, gopy_chan *c)
 {
     api->chan_retain(c);
 }
+
+/* Drop a reference retain_chan took. */
+void release_chan(const struct gopy_api *api, gopy_chan *c)
+{
+    api->chan_release(c);
+}
