@@ -13,7 +13,7 @@ import pytest
 
 import gopy
 from conftest import (collect, nothing_ready, parked_on, recv_value, run_in_goroutine,
-                      wait_until)
+                      run_script, wait_until)
 
 
 class Obj:
@@ -702,6 +702,32 @@ def test_collector_sees_buffered_values_in_order():
     assert gc.get_referents(ch.send_only()) == [ch]
     assert gc.get_referents(gopy.Chan(1, ctype=ctypes.c_int64)) == [ctypes.c_int64]
     assert gc.get_referents(gopy.Chan()) == []
+
+
+def test_dropping_a_long_chain_of_channels_does_not_overflow_the_stack():
+    # Each channel buffers the next (or a view of it): freeing the head
+    # frees them all, one inside the other.  On the main thread and on a
+    # goroutine's smaller stack.  In a child: an overflow is a crash.
+    r = run_script("""
+        import gopy
+        def chain(n, views):
+            head = c = gopy.Chan(1)
+            for _ in range(n):
+                nxt = gopy.Chan(1)
+                c.send(nxt.recv_only() if views else nxt)
+                c = nxt
+            return head
+        h = chain(300_000, views=False)
+        del h
+        done = gopy.Chan()
+        def in_goroutine():
+            h = chain(100_000, views=True)
+            del h
+            done.send("goroutine")
+        gopy.go(in_goroutine)
+        print("main", done.recv())
+    """, timeout=120)
+    assert (r.returncode, r.stdout.strip()) == (0, "main goroutine"), r.stderr[-2000:]
 
 
 def test_reachable_channel_keeps_its_values_through_collections():

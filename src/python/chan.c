@@ -346,6 +346,10 @@ static PyObject *Chan_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 static void Chan_dealloc(ChanObject *ch)
 {
     PyObject_GC_UnTrack(ch);
+    /* Releasing the buffer may free a channel buffered in it, and so on:
+     * the trashcan bounds that recursion (a long chain of channels would
+     * otherwise overflow the C stack). */
+    Py_TRASHCAN_BEGIN(ch, Chan_dealloc)
     if (ch->weakreflist != NULL)
         PyObject_ClearWeakRefs((PyObject *)ch);
     if (ch->timer != NULL)
@@ -354,6 +358,7 @@ static void Chan_dealloc(ChanObject *ch)
         gopy_chan_release(ch->c);
     Py_XDECREF(ch->ctype);
     Py_TYPE(ch)->tp_free((PyObject *)ch);
+    Py_TRASHCAN_END
 }
 
 /* ---- garbage collection ----------------------------------------------------------------
