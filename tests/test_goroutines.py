@@ -125,6 +125,67 @@ def test_many_goroutines_under_gomaxprocs(procs):
     assert r.stdout.split() == [procs, "True"]
 
 
+# Unstarted goroutines past which a spawner lets them start (HOST_START_BATCH
+# in src/runtime/proc.c).
+START_BATCH = 1024
+
+
+def spawn_counting(n):
+    """Spawn n goroutines that each append their index to a list; return
+    the list and how long it was after each spawn."""
+    ran, seen = [], []
+    for i in range(n):
+        gopy.go(ran.append, i)
+        seen.append(len(ran))
+    return ran, seen
+
+
+def test_a_goroutine_spawning_many_lets_them_start_in_batches():
+    # Once START_BATCH wait, its M starts them before resuming it: never
+    # more are pending (an M that took the GIL meanwhile may hold a few
+    # half-run).
+    def spawner():
+        _, seen = spawn_counting(4 * START_BATCH)
+        return seen
+
+    seen = run_in_goroutine(spawner)
+    pending = [i + 1 - n for i, n in enumerate(seen)]
+    assert START_BATCH - 8 <= max(pending) <= START_BATCH + 8
+    assert seen[-1] >= 3 * START_BATCH - 8
+    settle_goroutines()
+
+
+def test_a_locked_goroutine_spawning_many_does_not_yield_to_them():
+    # Its M is dedicated to it: the backlog waits for other Ms.
+    def spawner():
+        gopy.runtime.lock_os_thread()
+        ran, _ = spawn_counting(2 * START_BATCH)
+        return ran
+
+    ran = run_in_goroutine(spawner)
+    assert wait_until(lambda: len(ran) == 2 * START_BATCH)
+    assert sorted(ran) == list(range(2 * START_BATCH))
+
+
+@pytest.mark.parametrize("where", ["main thread", "other thread"])
+def test_a_thread_spawning_many_lets_them_start(where):
+    # The thread lets the GIL go to the M sent to start them (it waits 2 ms
+    # at most, but tries again at every spawn past the mark): far fewer
+    # than all are ever pending.
+    n = 8 * START_BATCH
+    result = []
+    if where == "main thread":
+        result.append(spawn_counting(n))
+    else:
+        t = threading.Thread(target=lambda: result.append(spawn_counting(n)))
+        t.start()
+        t.join(60)
+    ran, seen = result[0]
+    assert max(i + 1 - k for i, k in enumerate(seen)) <= 2 * START_BATCH
+    assert wait_until(lambda: len(ran) == n)
+    assert sorted(ran) == list(range(n))
+
+
 # ---- Python goroutines and C goroutines sharing channels (the capsule API) ---------
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ typedef struct {
     PyObject *module;         /* gopy._gopy (borrowed: lives forever) */
     unsigned long main_thread; /* PyThread_get_thread_ident of the main thread */
     _Atomic bool stopping;    /* interpreter exit began: no more host work */
+    _Atomic uint64_t gil_takes; /* times an M has taken the GIL (hook_acquire) */
 } gopy_state_t;
 
 extern gopy_state_t gopy_state;

@@ -14,8 +14,10 @@
 #include "binding.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* A goroutine's record lives in the host area at the top of its stack
  * (gopy_rt_set_host_area_size): the record with its saved interpreter
@@ -115,6 +117,33 @@ static void init_call(void *area, void *arg)
     gopy_tstate_save_init(G_SAVE(g), c->context, root_chunk(g), ROOT_CHUNK_SIZE);
 }
 
+static int64_t monotonic_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* The caller has queued many goroutines that have not started (see
+ * gopy_rt_host_backlog): let them start while they are in the caches.  A
+ * goroutine yields to them; a thread lets the GIL go until an M (the one
+ * the runtime sent for them) has taken it, or 2 ms have passed. */
+static void start_backlog(void)
+{
+    if (gopy_rt_in_host_goroutine()) {
+        gopy_rt_host_start_backlog();
+        return;
+    }
+    uint64_t takes = atomic_load_explicit(&gopy_state.gil_takes, memory_order_relaxed);
+    PyThreadState *ts = PyEval_SaveThread();
+    int64_t give_up = monotonic_ns() + 2000000;
+    do
+        sched_yield();
+    while (atomic_load_explicit(&gopy_state.gil_takes, memory_order_relaxed) == takes &&
+           monotonic_ns() < give_up);
+    PyEval_RestoreThread(ts);
+}
+
 int gopy_spawn(PyObject *fn, PyObject *args, PyObject *kwargs)
 {
     gopy_drain_deferred();
@@ -124,8 +153,11 @@ int gopy_spawn(PyObject *fn, PyObject *args, PyObject *kwargs)
     Py_INCREF(fn);
     Py_INCREF(args);
     Py_XINCREF(kwargs);
-    if (gopy_rt_go_host(run_goroutine, init_call, &c) == 0)
+    if (gopy_rt_go_host(run_goroutine, init_call, &c) == 0) {
+        if (gopy_rt_host_backlog())
+            start_backlog();
         return 0;
+    }
     /* Not started (init_call did not run): the references are still ours. */
     int err = errno;
     Py_DECREF(fn);
@@ -261,6 +293,7 @@ static bool hook_acquire(void **mslot)
         PyEval_SaveThread();
         return false;
     }
+    atomic_fetch_add_explicit(&gopy_state.gil_takes, 1, memory_order_relaxed);
     gopy_drain_deferred();
     return true;
 }

@@ -722,13 +722,19 @@ static bool m_has_host_work(M *m)
 
 /* Next host G for m (holding the host lock): bound ones, then unstarted
  * ones; every 61st pick looks at the unstarted ones first so that
- * goroutines waking each other cannot starve new ones. */
+ * goroutines waking each other cannot starve new ones, and so do the
+ * picks a backlog asked for (gopy_rt_host_start_backlog). */
 static G *host_pick(M *m)
 {
     bool starts = m->lockedg == NULL;
     G *g = NULL;
-    if (starts && ++m->hosttick % 61 == 0)
+    if (starts && m->host_starts > 0) {
+        m->host_starts--;
+        if ((g = hostq_pop()) == NULL)
+            m->host_starts = 0;
+    } else if (starts && ++m->hosttick % 61 == 0) {
         g = hostq_pop();
+    }
     if (g == NULL)
         g = boundq_pop(m);
     if (g == NULL && starts)
@@ -1765,6 +1771,29 @@ void gopy_rt_host_stop(void)
 void gopy_yield(void)
 {
     gosched();
+}
+
+/* Unstarted host goroutines past which their spawner should let them
+ * start.  Until it does they pile up, each with its stack top, G and
+ * interpreter state written but not run: past a few thousand they no
+ * longer fit in the caches, and starting each costs misses.  Fewer, and
+ * the hand-over costs more than it saves (docs/decisions.md §8). */
+enum { HOST_START_BATCH = 1024 };
+
+bool gopy_rt_host_backlog(void)
+{
+    return atomic_load_explicit(&sched.hostq_len, memory_order_relaxed) >= HOST_START_BATCH;
+}
+
+void gopy_rt_host_start_backlog(void)
+{
+    G *g = getg();
+    if (g == NULL || g->kind != G_HOST || g->lockedm != NULL)
+        return;
+    /* This M starts them, its caches warm from their spawning, before it
+     * resumes g (bound to it, g waits in its queue meanwhile). */
+    getm()->host_starts = atomic_load(&sched.hostq_len);
+    switch_to_g0(g, GOP_YIELD);
 }
 
 int64_t gopy_rt_goid(void)

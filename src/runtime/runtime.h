@@ -220,6 +220,8 @@ struct M {
     bool host_held;    /* holds the host lock (only this M writes) */
     void *host;        /* the binding's per-M state (its thread state) */
     uint32_t hosttick; /* host schedules, for fairness with sched.hostq */
+    int32_t host_starts; /* unstarted host Gs to start before bound ones
+                            (gopy_rt_host_start_backlog) */
     G *lockedg;        /* lock_os_thread: the G this M is dedicated to */
 
     /* What sysmon may read of this M (the fields above are the M's own):
