@@ -69,11 +69,12 @@ void gopy_rt_unlock_os_thread(void);
 /* 0 outside goroutines, else the goroutine's id (> 0). */
 int64_t gopy_rt_goid(void);
 bool gopy_rt_in_host_goroutine(void);
-/* Has the caller (holding the host lock) queued so many host goroutines
- * not yet started that it should let them start now?  From a host
- * goroutine, gopy_rt_host_start_backlog does that: it yields, and its M
- * starts them before resuming it.  A thread that is not a goroutine
- * must let the host lock go to the M on its way to start them. */
+/* Have so many host goroutines queued up unstarted that the caller
+ * (holding the host lock) should let them start now, and can?  A host
+ * goroutine can unless it is locked to its thread: then
+ * gopy_rt_host_start_backlog yields, and its M starts them before
+ * resuming it.  Another thread can if an M is on its way to take the host
+ * lock for them: it should let the lock go until that M has it. */
 bool gopy_rt_host_backlog(void);
 void gopy_rt_host_start_backlog(void);
 

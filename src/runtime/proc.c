@@ -1809,14 +1809,20 @@ enum { HOST_START_BATCH = 1024 };
 
 bool gopy_rt_host_backlog(void)
 {
-    return atomic_load_explicit(&sched.hostq_len, memory_order_relaxed) >= HOST_START_BATCH;
+    if (atomic_load_explicit(&sched.hostq_len, memory_order_relaxed) < HOST_START_BATCH)
+        return false;
+    G *g = getg();
+    if (g != NULL && g->kind == G_HOST)
+        return g->lockedm == NULL; /* its M may start them */
+    /* A thread can only hand the host lock to an M on its way for it. */
+    return atomic_load(&sched.host_standby) != NULL;
 }
 
 void gopy_rt_host_start_backlog(void)
 {
     G *g = getg();
     if (g == NULL || g->kind != G_HOST || g->lockedm != NULL)
-        return;
+        return; /* gopy_rt_host_backlog said no */
     /* This M starts them, its caches warm from their spawning, before it
      * resumes g (bound to it, g waits in its queue meanwhile). */
     getm()->host_starts = atomic_load(&sched.hostq_len);
