@@ -35,7 +35,8 @@ shift $((OPTIND - 1))
 # The racy set: select fairness and wake-ups, close waking everyone,
 # channels between goroutines and threads, deadlock detection's "no false
 # positive" cases, goroutine programs, lock_os_thread, sync, context and
-# errgroup wake-ups, the concurrent property test.  ~15 s per iteration.
+# errgroup wake-ups, the concurrent property test, spawn backlogs, garbage
+# collection beside channel traffic, interpreter exit.  ~20 s per iteration.
 default_tests=(
     tests/test_select.py
     tests/test_threads_interop.py
@@ -59,6 +60,13 @@ default_tests=(
     "tests/test_runtime.py::test_goroutines_work_after_gomaxprocs_changes"
     "tests/test_properties.py::test_concurrent_programs_keep_go_semantics"
     "tests/test_properties.py::test_sequential_program_in_goroutine"
+    "tests/test_deadlock.py::test_no_false_positive_from_a_thread_that_was_just_woken"
+    "tests/test_go_c.py::test_ctypes_callbacks_started_from_a_goroutine_block_and_yield"
+    "tests/test_chan.py::test_collections_while_goroutines_and_threads_use_a_channel"
+    "tests/test_goroutines.py::test_a_goroutine_spawning_many_lets_them_start_in_batches"
+    "tests/test_goroutines.py::test_a_locked_goroutine_spawning_many_does_not_yield_to_them"
+    "tests/test_goroutines.py::test_a_thread_spawning_many_lets_them_start"
+    tests/test_lifecycle.py
 )
 optional_tests=(
     tests/test_sync.py

@@ -167,6 +167,23 @@ def no_leftover_goroutines():
     return settle_goroutines()
 
 
+def build_data_lib(tmp_path_factory, source):
+    """Build tests/data/<source> against gopy.h into a shared library (as a
+    third-party C library would be) and load it with ctypes; skip the
+    module's tests where no C compiler exists."""
+    import ctypes
+    import shutil
+
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if cc is None:
+        pytest.skip("no C compiler")
+    out = tmp_path_factory.mktemp("lib") / ("lib" + os.path.splitext(source)[0] + ".so")
+    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-I", gopy.get_include(),
+                    os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", source),
+                    "-o", str(out)], check=True)
+    return ctypes.CDLL(str(out))
+
+
 def build_overflowing_lib(tmp_path):
     """A shared library whose run(void *) recurses in C without bound: only
     a goroutine stack's guard page can stop it (go_c it)."""

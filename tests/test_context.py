@@ -11,7 +11,6 @@ import datetime
 import itertools
 import os
 import random
-import shutil
 import subprocess
 import threading
 import time
@@ -21,8 +20,8 @@ import pytest
 import gopy
 from gopy import Recv, Send, select
 from gopy import context
-from conftest import (collect, nothing_ready, recv_value, run_in_goroutine, run_in_thread,
-                      settle_goroutines, wait_until)
+from conftest import (build_data_lib, collect, nothing_ready, recv_value, run_in_goroutine,
+                      run_in_thread, settle_goroutines, wait_until)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SLACK = 0.005  # clock granularity
@@ -928,13 +927,7 @@ def test_many_goroutines_woken_by_one_cancel():
 @pytest.fixture(scope="module")
 def clib(tmp_path_factory):
     import ctypes
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if cc is None:
-        pytest.skip("no C compiler")
-    out = tmp_path_factory.mktemp("ctxc") / "libctxtest.so"
-    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-I", gopy.get_include(),
-                    os.path.join(HERE, "data", "context_lib.c"), "-o", str(out)], check=True)
-    lib = ctypes.CDLL(str(out))
+    lib = build_data_lib(tmp_path_factory, "context_lib.c")
     get = ctypes.pythonapi.PyCapsule_GetPointer
     get.restype = ctypes.c_void_p
     get.argtypes = [ctypes.py_object, ctypes.c_char_p]

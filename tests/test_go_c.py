@@ -3,27 +3,17 @@ channels shared between Python and C goroutines (API.md, "Goroutines")."""
 
 import ctypes
 import os
-import shutil
-import subprocess
 import threading
 
 import pytest
 
 import gopy
-from conftest import recv_value, run_script, wait_until
-
-HERE = os.path.dirname(os.path.abspath(__file__))
+from conftest import build_data_lib, collect, recv_value, run_script, wait_until
 
 
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory):
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if cc is None:
-        pytest.skip("no C compiler")
-    out = tmp_path_factory.mktemp("goc") / "libgoctest.so"
-    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-I", gopy.get_include(),
-                    os.path.join(HERE, "data", "goc_lib.c"), "-o", str(out)], check=True)
-    lib = ctypes.CDLL(str(out))
+    lib = build_data_lib(tmp_path_factory, "goc_lib.c")
     lib.get_null_calls.restype = ctypes.c_int64
     return lib
 
@@ -172,7 +162,6 @@ def test_object_channel_released_last_by_c_goroutine(lib):
     # C goroutine without the GIL: the objects are freed later, by the next
     # gopy call that holds the GIL (deferred decrefs), not leaked.
     import weakref
-    from conftest import collect
     ch = gopy.Chan(3)
     objs = [Obj(), Obj()]
     refs = [weakref.ref(o) for o in objs]
@@ -196,7 +185,6 @@ def test_object_channel_held_by_c_keeps_its_cycle(lib):
     # buffered: a cycle through the buffer is left whole by the collector
     # (not cleared) until C lets go.
     import weakref
-    from conftest import collect
     ch = gopy.Chan(1)
     box = Obj()
     box.chan, box.payload = ch, Obj()

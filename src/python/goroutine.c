@@ -130,10 +130,8 @@ static int64_t monotonic_ns(void)
  * the runtime sent for them) has taken it, or 2 ms have passed. */
 static void start_backlog(void)
 {
-    if (gopy_rt_in_host_goroutine()) {
-        gopy_rt_host_start_backlog();
+    if (gopy_rt_host_start_backlog())
         return;
-    }
     uint64_t takes = atomic_load_explicit(&gopy_state.gil_takes, memory_order_relaxed);
     PyThreadState *ts = PyEval_SaveThread();
     int64_t give_up = monotonic_ns() + 2000000;

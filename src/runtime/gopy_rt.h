@@ -71,12 +71,13 @@ int64_t gopy_rt_goid(void);
 bool gopy_rt_in_host_goroutine(void);
 /* Have so many host goroutines queued up unstarted that the caller
  * (holding the host lock) should let them start now, and can?  A host
- * goroutine can unless it is locked to its thread: then
- * gopy_rt_host_start_backlog yields, and its M starts them before
- * resuming it.  Another thread can if an M is on its way to take the host
- * lock for them: it should let the lock go until that M has it. */
+ * goroutine can unless it is locked to its thread.  Another thread can if
+ * an M is on its way to take the host lock for them: it should let the
+ * lock go until that M has it. */
 bool gopy_rt_host_backlog(void);
-void gopy_rt_host_start_backlog(void);
+/* From a host goroutine: yield, and have its M start the unstarted ones
+ * before resuming it; true.  From anywhere else: false, nothing done. */
+bool gopy_rt_host_start_backlog(void);
 
 /* Interruptible waits (foreign threads only, e.g. the main thread so that
  * Ctrl-C works).  While set, a blocked operation of this thread wakes at

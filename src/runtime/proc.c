@@ -1818,15 +1818,18 @@ bool gopy_rt_host_backlog(void)
     return atomic_load(&sched.host_standby) != NULL;
 }
 
-void gopy_rt_host_start_backlog(void)
+bool gopy_rt_host_start_backlog(void)
 {
     G *g = getg();
-    if (g == NULL || g->kind != G_HOST || g->lockedm != NULL)
-        return; /* gopy_rt_host_backlog said no */
+    if (g == NULL || g->kind != G_HOST)
+        return false;
+    if (g->lockedm != NULL)
+        return true; /* gopy_rt_host_backlog said no: nothing to do */
     /* This M starts them, its caches warm from their spawning, before it
      * resumes g (bound to it, g waits in its queue meanwhile). */
     getm()->host_starts = atomic_load(&sched.hostq_len);
     switch_to_g0(g, GOP_YIELD);
+    return true;
 }
 
 int64_t gopy_rt_goid(void)
