@@ -45,6 +45,7 @@ static void *root_chunk(py_goroutine *g)
 struct py_call_template {
     _Atomic long refs; /* the Timer, plus one per firing not yet started */
     PyObject *fn, *args, *context;
+    const void *group; /* spawn_group(fn), taken with the GIL */
 };
 
 /* Per-M state (the runtime's mslot). */
@@ -142,6 +143,18 @@ static void start_backlog(void)
     PyEval_RestoreThread(ts);
 }
 
+/* What placement groups fn's goroutines by (gopy_rt_go_host): the code
+ * a function or method runs, else the callable itself.  Borrowed; only
+ * its address is used. */
+static const void *spawn_group(PyObject *fn)
+{
+    if (PyMethod_Check(fn))
+        fn = PyMethod_GET_FUNCTION(fn);
+    if (PyFunction_Check(fn))
+        return PyFunction_GET_CODE(fn);
+    return fn;
+}
+
 int gopy_spawn(PyObject *fn, PyObject *args, PyObject *kwargs)
 {
     gopy_drain_deferred();
@@ -151,7 +164,7 @@ int gopy_spawn(PyObject *fn, PyObject *args, PyObject *kwargs)
     Py_INCREF(fn);
     Py_INCREF(args);
     Py_XINCREF(kwargs);
-    if (gopy_rt_go_host(run_goroutine, init_call, &c) == 0) {
+    if (gopy_rt_go_host(run_goroutine, init_call, &c, spawn_group(fn)) == 0) {
         if (gopy_rt_host_backlog())
             start_backlog();
         return 0;
@@ -187,6 +200,7 @@ py_call_template *gopy_template_new(PyObject *fn, PyObject *args)
     atomic_init(&t->refs, 1);
     t->fn = Py_NewRef(fn);
     t->args = Py_NewRef(args);
+    t->group = spawn_group(fn);
     return t;
 }
 
@@ -216,7 +230,8 @@ static void init_template_call(void *area, void *arg)
  * exiting) this firing is lost, as a goroutine Go could not start. */
 void gopy_template_fire(void *template)
 {
-    (void)gopy_rt_go_host(run_goroutine, init_template_call, template);
+    py_call_template *t = template;
+    (void)gopy_rt_go_host(run_goroutine, init_template_call, t, t->group);
 }
 
 /* First run of an after_func goroutine (GIL held): take the call. */

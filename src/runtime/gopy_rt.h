@@ -53,9 +53,13 @@ void gopy_rt_set_host_hooks(const struct gopy_host_hooks *hooks);
 bool gopy_rt_set_host_area_size(size_t size);
 /* Start a host goroutine running fn(gstate).  init(gstate, arg) fills
  * the area first, on the calling thread (which may not hold the host
- * lock: a timer's fire function).  0, or -1 with errno. */
+ * lock: a timer's fire function).  group names the code it runs (any
+ * stable address, never dereferenced; NULL: none): live goroutines of one
+ * group are spread over GOMAXPROCS Ms, so that a pool of them can block
+ * or compute without the host lock in parallel (placement.c).  0, or -1
+ * with errno. */
 int gopy_rt_go_host(void (*fn)(void *gstate), void (*init)(void *gstate, void *arg),
-                    void *arg);
+                    void *arg, const void *group);
 /* Interpreter exit: start no host work from now on.  Host goroutines
  * parked stay parked; Ms refuse the host lock. */
 void gopy_rt_host_stop(void);

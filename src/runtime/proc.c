@@ -100,7 +100,7 @@ bool rt_is_goroutine(void)
     return getg() != NULL;
 }
 
-static void fatal(const char *msg)
+_Noreturn void rt_fatal(const char *msg)
 {
     fprintf(stderr, "gopy: fatal error: %s\n", msg);
     abort();
@@ -204,8 +204,23 @@ static M *newm(P *p, bool spinning, bool host_standby)
 static void mreserve(void)
 {
     if (sched.mcount >= sched.maxmcount)
-        fatal("thread limit exhausted (more than 10000 threads blocked)");
+        rt_fatal("thread limit exhausted (more than 10000 threads blocked)");
     sched.mcount++;
+}
+
+M *proc_host_m(void)
+{
+    rt_lock(&sched.lock);
+    /* An idle M stays on the idle list: whoever queues work for it wakes
+     * it (boundq_push), or it finds the work when it next schedules. */
+    M *m = sched.midle;
+    if (m != NULL || sched.mcount >= sched.maxmcount) {
+        rt_unlock(&sched.lock);
+        return m;
+    }
+    sched.mcount++;
+    rt_unlock(&sched.lock);
+    return newm(NULL, false, false);
 }
 
 /* ---- Ps ----------------------------------------------------------------- */
@@ -214,7 +229,7 @@ static P *p_make(int32_t id)
 {
     P *p = calloc(1, sizeof *p);
     if (p == NULL)
-        fatal("out of memory making a P");
+        rt_fatal("out of memory making a P");
     p->id = id;
     atomic_store(&p->status, P_SPARE);
     return p;
@@ -343,7 +358,7 @@ static bool runqputslow(P *p, G *g, uint32_t h, uint32_t t)
     G *batch[HALF + 1];
     uint32_t n = (t - h) / 2;
     if (n != HALF)
-        fatal("runqputslow: queue is not full");
+        rt_fatal("runqputslow: queue is not full");
     for (uint32_t i = 0; i < n; i++)
         batch[i] = atomic_load_explicit(&p->runq[(h + i) % RUNQ_SIZE],
                                         memory_order_relaxed);
@@ -495,7 +510,7 @@ static G *runqsteal(P *p, P *victim, bool steal_runnext)
         return g;
     uint32_t h = atomic_load_explicit(&p->runqhead, memory_order_acquire);
     if (t - h + n >= RUNQ_SIZE)
-        fatal("runqsteal: runq overflow");
+        rt_fatal("runqsteal: runq overflow");
     atomic_store_explicit(&p->runqtail, t + n, memory_order_release);
     return g;
 }
@@ -747,6 +762,21 @@ static bool m_has_host_work(M *m)
            (m->host_held && atomic_load(&sched.hostq_len) > 0);
 }
 
+/* An unstarted host G for m to start, or NULL.  Those placement homes
+ * elsewhere go to their home's queue on the way. */
+static G *hostq_take(M *m)
+{
+    G *g;
+    while ((g = hostq_pop()) != NULL) {
+        M *home = placement_home(m, g);
+        if (home == m)
+            return g;
+        g->home = home;
+        boundq_push(home, g);
+    }
+    return NULL;
+}
+
 /* Next host G for m (holding the host lock): bound ones, then unstarted
  * ones; every 61st pick looks at the unstarted ones first so that
  * goroutines waking each other cannot starve new ones, and so do the
@@ -757,15 +787,15 @@ static G *host_pick(M *m)
     G *g = NULL;
     if (starts && m->host_starts > 0) {
         m->host_starts--;
-        if ((g = hostq_pop()) == NULL)
+        if ((g = hostq_take(m)) == NULL)
             m->host_starts = 0;
     } else if (starts && ++m->hosttick % 61 == 0) {
-        g = hostq_pop();
+        g = hostq_take(m);
     }
     if (g == NULL)
         g = boundq_pop(m);
     if (g == NULL && starts)
-        g = hostq_pop();
+        g = hostq_take(m);
     return g;
 }
 
@@ -890,7 +920,7 @@ static void *g_host_area(G *g)
 }
 
 int newproc(void (*fn)(void *), void *arg, enum g_kind kind,
-            void (*init)(void *area, void *arg))
+            void (*init)(void *area, void *arg), const void *group)
 {
     rt_init();
     if (kind == G_HOST && atomic_load(&sched.host_stopping)) {
@@ -914,6 +944,9 @@ int newproc(void (*fn)(void *), void *arg, enum g_kind kind,
     g->kind = (uint8_t)kind;
     g->home = NULL;
     g->host = NULL;
+    g->group = group;
+    g->host_started = false;
+    g->group_counted = false;
     if (kind == G_HOST) {
         g->host = g->arg = g_host_area(g);
         init(g->host, arg);
@@ -952,7 +985,7 @@ static void switch_to_g0(G *g, uint8_t op)
 static void goexit(void)
 {
     switch_to_g0(getg(), GOP_EXIT);
-    fatal("goexit: a dead goroutine was resumed");
+    rt_fatal("goexit: a dead goroutine was resumed");
 }
 
 static int park_foreign(G *g, bool (*unlock)(G *, void *), void *arg)
@@ -1520,8 +1553,10 @@ static void execute(M *m, G *g)
         g->m = m;
         g_set_status(g, G_RUNNING);
         if (g->kind == G_HOST) {
-            if (g->home == NULL) {
+            if (!g->host_started) {
                 g->home = m;
+                g->host_started = true;
+                placement_count(m, g);
                 first = true;
             }
             sched.host_hooks->enter(&m->host, g->host, first);
@@ -1570,12 +1605,14 @@ static void execute(M *m, G *g)
                 g->lockedm = NULL;
                 g->locked = 0;
             }
+            if (g->kind == G_HOST)
+                placement_uncount(m, g);
             g_set_status(g, G_DEAD);
             atomic_fetch_sub(&sched.ngoroutines, 1);
             gfput(m, g);
             return;
         default:
-            fatal("execute: goroutine switched away with no request");
+            rt_fatal("execute: goroutine switched away with no request");
         }
     }
 }
@@ -1757,17 +1794,17 @@ int gopy_go(void (*fn)(void *arg), void *arg)
         errno = EINVAL;
         return -1;
     }
-    return newproc(fn, arg, G_C, NULL);
+    return newproc(fn, arg, G_C, NULL, NULL);
 }
 
 int gopy_rt_go_host(void (*fn)(void *gstate), void (*init)(void *gstate, void *arg),
-                    void *arg)
+                    void *arg, const void *group)
 {
     if (sched.host_hooks == NULL || init == NULL) {
         errno = EINVAL;
         return -1;
     }
-    return newproc(fn, arg, G_HOST, init);
+    return newproc(fn, arg, G_HOST, init, group);
 }
 
 size_t gopy_rt_stack_size(bool host)

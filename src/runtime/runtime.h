@@ -71,6 +71,10 @@ typedef struct P P;
 typedef struct sudog sudog;
 typedef struct rt_timer rt_timer;
 
+/* Groups an M tracks for placement (placement.c); a group beyond them is
+ * not spread from that M. */
+enum { M_GROUPS = 16 };
+
 /* ---- G ------------------------------------------------------------------ */
 
 enum g_status {
@@ -135,8 +139,12 @@ struct G {
     G *schedlink; /* run queue / free list link */
 
     /* host goroutines */
-    M *home;    /* bound on first run; written by that M before it runs */
+    M *home;    /* bound on first run, or chosen before it (placement.c);
+                   written before the G is queued on it */
     void *host; /* the binding's per-goroutine state (== arg) */
+    const void *group;  /* same code, same group (placement.c); NULL: none */
+    bool host_started;  /* has run once (home's hooks know its state) */
+    bool group_counted; /* counted in home->groups (placement.c) */
 
     /* lock_os_thread: nesting count; the G runs only on lockedm */
     int32_t locked;
@@ -249,6 +257,15 @@ struct M {
     G *gfree; /* host-class free Gs cached by this M */
     int32_t gfree_n;
 
+    /* placement.c: live host Gs bound here, per group (this M only), and
+     * whether the M holds a slot of sched.spread_ring (under sched.lock). */
+    struct m_group {
+        const void *key;
+        int32_t live;
+        G *recent[2]; /* the last two started here, while they live */
+    } groups[M_GROUPS];
+    bool in_ring;
+
     uint32_t fastrand_state;
 };
 
@@ -326,6 +343,11 @@ typedef struct {
     G *hostq_head, *hostq_tail;
     _Atomic int32_t hostq_len;
     _Atomic(M *) host_standby;
+    /* placement.c: the Ms that pools of host goroutines are spread over,
+     * one per GOMAXPROCS slot, each chosen on first use (under lock; read
+     * without it), and the round-robin cursor over them. */
+    _Atomic(M *) spread_ring[MAX_PROCS];
+    _Atomic uint32_t spread_next;
 
     /* free Gs beyond the per-P / per-M caches, by stack class */
     rt_mutex gfree_lock;
@@ -386,7 +408,7 @@ void goready(G *g);
 /* Start a new G running fn(arg).  0 or -1 (errno).  Host Gs run
  * fn(area) after init(area, arg) (see gopy_rt_go_host). */
 int newproc(void (*fn)(void *), void *arg, enum g_kind kind,
-            void (*init)(void *area, void *arg));
+            void (*init)(void *area, void *arg), const void *group);
 void gosched(void);
 /* Reset the claim before enqueueing sudogs for a new wait. */
 static inline void g_prepare_wait(G *g)
@@ -402,6 +424,8 @@ static inline bool g_claim(G *g)
         memory_order_relaxed);
 }
 void wakep(void);
+/* Report a corrupted runtime state and abort (Go's throw). */
+_Noreturn void rt_fatal(const char *msg);
 void runtime_wake_timer_sleeper(int64_t when);
 bool rt_is_goroutine(void);
 P *rt_any_p(void);
@@ -455,6 +479,19 @@ const char *rt_g_status_name(uint32_t status);
  * (once), and give the calling M an alternate signal stack to run it on. */
 void rt_signals_init(void);
 void rt_signals_thread_init(void);
+
+/* ---- placement.c -------------------------------------------------------- */
+
+/* g runs for the first time on its home m: count it in m's group table. */
+void placement_count(M *m, G *g);
+/* g, counted on m (its home), exits there. */
+void placement_uncount(M *m, G *g);
+/* m, holding the host lock, is about to start the unstarted host G g:
+ * the M that should be its home (m itself, or an M of the spread ring). */
+M *placement_home(M *m, G *g);
+/* proc.c, for placement: an M to give host work to (an idle one, or a new
+ * one); NULL if none could be made.  sched.lock not held. */
+M *proc_host_m(void);
 
 /* ---- sysmon.c ----------------------------------------------------------- */
 

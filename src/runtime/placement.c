@@ -1,0 +1,154 @@
+/*
+ * placement.c -- which M a host goroutine calls home.
+ *
+ * A host goroutine is bound for good to the M it first runs on (runtime.h).
+ * While its M is inside a call that lets the host lock go (a hash, a
+ * compression, a blocking call nobody hooked), every goroutine bound to
+ * that M waits, even with cores idle.  Go moves such goroutines; we cannot
+ * (DESIGN.md), so we choose homes up front.  Two shapes pull apart:
+ *
+ *   - goroutines that talk to each other (ping-pong, producer/consumer)
+ *     should share an M: a hand-off between two Ms is a host-lock handover,
+ *     ~20 us against ~0.3 us on one M;
+ *   - a pool of goroutines running the same code (workers on one jobs
+ *     channel) should be spread, so that their calls run in parallel.
+ *
+ * The binding names each host goroutine's *group*: an identity for "the
+ * same code" (the Python function's code object).  What tells a pool from
+ * partners is where its members wait: a pool's started members all park on
+ * one object (the jobs channel), partners on different ones (ping and
+ * pong; each link of a daisy chain).  The rule, applied when an M holding
+ * the host lock is about to start an unstarted goroutine:
+ *
+ *   if the last two goroutines of its group started on this M still live
+ *   and are both parked on the same object, and GOMAXPROCS >= 2, start it
+ *   on the next M of the spread ring (round robin over GOMAXPROCS slots,
+ *   each an M chosen on first use); otherwise start it here, as before.
+ *
+ * So partners running different functions stay together, a pool's members
+ * land on GOMAXPROCS Ms in turn, and goroutines that finish in their first
+ * run (spawn-and-join) never count as live when the next one starts.  The
+ * figures behind it are in docs/decisions.md ("Placement").
+ *
+ * Ownership: an M's group table (M.groups) is read and written only by
+ * that M, on its scheduler stack: a goroutine is counted by its home when
+ * it first runs there and uncounted by the same M when it exits.  The ring
+ * (sched.spread_ring) is filled under sched.lock and read without it.
+ */
+#include "runtime.h"
+
+static uint32_t group_hash(const void *group)
+{
+    uintptr_t x = (uintptr_t)group;
+    x ^= x >> 17;
+    x *= 0x9E3779B1u;
+    return (uint32_t)(x >> 7);
+}
+
+/* The slot of group in m's table: the entry holding it, else an empty one
+ * (key NULL) where it would go, else NULL (table full). */
+static struct m_group *group_slot(M *m, const void *group)
+{
+    uint32_t h = group_hash(group);
+    struct m_group *empty = NULL;
+    for (uint32_t i = 0; i < M_GROUPS; i++) {
+        struct m_group *e = &m->groups[(h + i) % M_GROUPS];
+        if (e->key == group)
+            return e;
+        if (e->key == NULL && empty == NULL)
+            empty = e;
+    }
+    return empty;
+}
+
+void placement_count(M *m, G *g)
+{
+    g->group_counted = false;
+    if (g->group == NULL)
+        return;
+    struct m_group *e = group_slot(m, g->group);
+    if (e == NULL)
+        return; /* table full: this group is not tracked here */
+    e->key = g->group;
+    e->live++;
+    e->recent[1] = e->recent[0];
+    e->recent[0] = g;
+    g->group_counted = true;
+}
+
+void placement_uncount(M *m, G *g)
+{
+    if (!g->group_counted)
+        return;
+    g->group_counted = false;
+    struct m_group *e = group_slot(m, g->group);
+    if (e == NULL || e->key != g->group || e->live <= 0)
+        rt_fatal("placement: a goroutine's group is missing from its home's table");
+    for (int i = 0; i < 2; i++)
+        if (e->recent[i] == g)
+            e->recent[i] = NULL;
+    if (--e->live == 0)
+        e->key = NULL;
+}
+
+/* Do the last two goroutines of group started on m, both still alive, wait
+ * on one object?  They are bound to m and m is on its scheduler stack, so
+ * neither is running: what they wait on stays put while we look (a waker
+ * may change a status, never wait_obj). */
+static bool pool_parked_here(M *m, const void *group)
+{
+    struct m_group *e = group_slot(m, group);
+    if (e == NULL || e->key != group || e->recent[0] == NULL || e->recent[1] == NULL)
+        return false;
+    G *a = e->recent[0], *b = e->recent[1];
+    return atomic_load(&a->status) == G_WAITING && atomic_load(&b->status) == G_WAITING &&
+           a->wait_obj != NULL && a->wait_obj == b->wait_obj &&
+           a->wait_reason == b->wait_reason;
+}
+
+/* The M in ring slot i, choosing one if the slot is empty: m itself if it
+ * holds no slot yet, else an idle or new M.  NULL if no M could be had.
+ * Two Ms filling one slot at once: one wins, the other's M stays idle. */
+static M *ring_slot(M *m, uint32_t i)
+{
+    M *s = atomic_load_explicit(&sched.spread_ring[i], memory_order_acquire);
+    if (s != NULL)
+        return s;
+    rt_lock(&sched.lock);
+    bool claim_self = !m->in_ring;
+    if (claim_self)
+        m->in_ring = true;
+    rt_unlock(&sched.lock);
+    M *chosen = claim_self ? m : proc_host_m();
+    if (chosen == NULL)
+        return NULL;
+    rt_lock(&sched.lock);
+    s = atomic_load_explicit(&sched.spread_ring[i], memory_order_relaxed);
+    if (s == NULL) {
+        s = chosen;
+        s->in_ring = true;
+        atomic_store_explicit(&sched.spread_ring[i], s, memory_order_release);
+    } else if (claim_self) {
+        m->in_ring = false;
+    }
+    rt_unlock(&sched.lock);
+    return s;
+}
+
+M *placement_home(M *m, G *g)
+{
+    if (g->group == NULL || m->lockedg != NULL || !pool_parked_here(m, g->group))
+        return m;
+    int32_t slots = atomic_load(&sched.gomaxprocs);
+    if (slots < 2)
+        return m;
+    if (slots > MAX_PROCS)
+        slots = MAX_PROCS;
+    uint32_t i = atomic_fetch_add_explicit(&sched.spread_next, 1, memory_order_relaxed) %
+                 (uint32_t)slots;
+    M *home = ring_slot(m, i);
+    /* An M dedicated to a locked goroutine starts nothing new. */
+    if (home == NULL || home->lockedg != NULL || home->dying)
+        return m;
+    return home;
+}
