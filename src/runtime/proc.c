@@ -134,12 +134,11 @@ static void mremove(M *m)
     sched.nmidle--;
     atomic_store(&m->idle, M_RUNNING);
     atomic_fetch_add(&sched.idle_epoch, 1);
-    /* Blocked in the netpoller, it sleeps on epoll, not on its note alone:
-     * break that wait too (m itself clears the role first). */
-    if (sched.netpoll_sleeper == m) {
-        sched.netpoll_sleeper = NULL;
+    /* Blocked in the netpoller, it sleeps in epoll_wait, not on its note:
+     * break that wait too (m gives up the role itself, first when it
+     * leaves on its own). */
+    if (sched.netpoll_sleeper == m)
         netpoll_break();
-    }
 }
 
 /* An idle M, or NULL; sched.lock held. */
@@ -1179,7 +1178,7 @@ static bool stopm_leave(M *m)
     if (sched.timer_sleeper == m)
         sched.timer_sleeper = NULL;
     if (sched.netpoll_sleeper == m)
-        sched.netpoll_sleeper = NULL; /* before mremove: no break for us */
+        sched.netpoll_sleeper = NULL; /* before mremove: no break for m */
     if (atomic_load(&m->idle) != M_IDLE)
         return false;
     mremove(m);
