@@ -134,9 +134,9 @@ static void mremove(M *m)
     sched.nmidle--;
     atomic_store(&m->idle, M_RUNNING);
     atomic_fetch_add(&sched.idle_epoch, 1);
-    /* Blocked in the netpoller, it sleeps in epoll_wait, not on its note:
-     * break that wait too (m gives up the role itself, first when it
-     * leaves on its own). */
+    /* Blocked in the netpoller, m sleeps in epoll_wait, not on its note:
+     * break that wait too.  The role stays m's until m is out of the wait
+     * (see sched.netpoll_sleeper). */
     if (sched.netpoll_sleeper == m)
         netpoll_break();
 }
