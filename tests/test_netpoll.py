@@ -109,6 +109,7 @@ def test_order_with_gomaxprocs_1():
 
 def test_deadline_returns_false():
     a, b = pair()
+    timers = gopy.runtime.stats()["timers"]   # other tests' may still be pending
     d = 0.05
     t0 = time.monotonic()
     assert run_in_goroutine(_gopy.netpoll_wait, a, READ, t0 + d) is False
@@ -116,7 +117,7 @@ def test_deadline_returns_false():
     t0 = time.monotonic()
     assert _gopy.netpoll_wait(a, READ, deadline=t0 + d) is False  # main thread
     assert time.monotonic() - t0 >= d
-    assert gopy.runtime.stats()["timers"] == 0
+    assert gopy.runtime.stats()["timers"] <= timers     # the deadlines' are gone
     a.close()
     b.close()
 
