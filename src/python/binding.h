@@ -173,6 +173,11 @@ PyObject *gopy_namespace(PyObject *m, const char *name, const char *qualname);
 /* timers.c: seconds (int, float) or a timedelta as ns. */
 int gopy_duration_ns(PyObject *d, int64_t *ns);
 
+/* ---- netpoll.c: the netpoller ------------------------------------------- */
+
+/* Add netpoll_wait, netpoll_close, POLL_READ and POLL_WRITE to the module. */
+int gopy_netpoll_init(PyObject *m);
+
 /* ---- compat.c: everything that differs between CPython versions --------- */
 
 /* The interpreter state one goroutine owns (frames, data stack, recursion
