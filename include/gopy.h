@@ -184,6 +184,7 @@ struct gopy_api {
     /* netpoller */
     int (*netpoll_wait)(int fd, int mode, int64_t deadline_ns);
     int (*netpoll_close)(int fd);
+    int (*offload)(void (*fn)(void *arg), void *arg);
 };
 
 #define GOPY_CAPSULE_NAME "gopy._gopy._C_API"
@@ -385,6 +386,16 @@ int gopy_netpoll_wait(int fd, int mode, int64_t deadline_ns);
  * fd's waiters wait on until their deadline, or until a new wait on that
  * number finds it closed (a number reused by a new file works). */
 int gopy_netpoll_close(int fd);
+/* ---- calls gopy cannot see into ------------------------------------------ */
+
+/* In a goroutine: run fn(arg) on a helper thread and park the goroutine
+ * until it returns, so that its thread runs other goroutines meanwhile
+ * (for a C library call that blocks, or a long computation).  Elsewhere
+ * (an ordinary thread): call fn(arg) directly.  0, or -1 with errno only
+ * if fn was not run at all (EINVAL: fn is NULL).  The helpers are a pool
+ * of threads made on demand, at most 64 at once (the environment's
+ * GOPY_OFFLOAD_THREADS), further calls waiting their turn in order. */
+int gopy_offload(void (*fn)(void *arg), void *arg);
 
 /* The table above, filled with this runtime's functions. */
 const struct gopy_api *gopy_api_table(void);
@@ -469,6 +480,7 @@ static const struct gopy_api *gopy_api_ptr;
 #define gopy_after_func_release (gopy_api_ptr->after_func_release)
 #define gopy_netpoll_wait (gopy_api_ptr->netpoll_wait)
 #define gopy_netpoll_close (gopy_api_ptr->netpoll_close)
+#define gopy_offload (gopy_api_ptr->offload)
 
 /* Import the table from the gopy module.  0, or -1 with a Python exception
  * set.  Needs Python.h included first. */

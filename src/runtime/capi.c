@@ -81,6 +81,7 @@ static const struct gopy_api api = {
     .after_func_release = gopy_after_func_release,
     .netpoll_wait = gopy_netpoll_wait,
     .netpoll_close = gopy_netpoll_close,
+    .offload = gopy_offload,
 };
 
 const struct gopy_api *gopy_api_table(void)
