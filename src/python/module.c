@@ -239,7 +239,7 @@ static PyObject *mod_stats(PyObject *self, PyObject *Py_UNUSED(ignored))
     gopy_rt_stats s;
     gopy_rt_get_stats(&s);
     return Py_BuildValue(
-        "{sLsLsLsLsLsLsLsLsLsLsLsssLsLsLsLsLsLsL}", "goroutines", (long long)s.goroutines, "ms",
+        "{sLsLsLsLsLsLsLsLsLsLsLsssLsLsLsLsLsL}", "goroutines", (long long)s.goroutines, "ms",
         (long long)s.ms, "ms_idle", (long long)s.ms_idle, "ps", (long long)s.ps, "gomaxprocs",
         (long long)s.gomaxprocs, "context_switches", (long long)s.context_switches, "steals",
         (long long)s.steals, "handoffs", (long long)s.handoffs, "host_recruits",

@@ -80,7 +80,7 @@ static inline void elem_copy(struct gopy_chan *c, void *dst, const void *src)
 bool chan_send_locked(struct gopy_chan *c, const void *ep, G **wake)
 {
     *wake = NULL;
-    sudog *sg = waitq_claim_first(&c->recvq);
+    sudog *sg = placement_claim_receiver(&c->recvq);
     if (sg != NULL) {
         /* A receiver waits: the buffer is empty; hand over directly. */
         elem_copy(c, sg->elem, ep);

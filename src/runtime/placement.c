@@ -152,3 +152,45 @@ M *placement_home(M *m, G *g)
         return m;
     return home;
 }
+
+/* ---- which waiting receiver gets a value ---------------------------------
+ *
+ * A pool's members wait on one channel in the order they parked, and two
+ * neighbours in that order may share a home.  Handing two jobs in a row to
+ * them would run the second only after the first, on one M, while another
+ * member sits on an idle M.  So a value goes to the first of the oldest few
+ * receivers whose home can run it now; failing that, to the oldest (FIFO).
+ * Go's spec leaves the choice open; the runtime prefers fairness except
+ * where it would serialise work.
+ */
+enum { RECEIVER_SCAN = 4 };
+
+/* Could g run at once if readied by the calling thread?  C goroutines run
+ * on any M; a host goroutine needs its home with nothing queued, and not
+ * busy running someone else (unless that is us, about to let it go). */
+static bool home_free(G *g)
+{
+    M *home = g->lockedm != NULL ? g->lockedm : g->home;
+    if (g->kind != G_HOST || home == NULL)
+        return true;
+    if (atomic_load_explicit(&home->hostq_len, memory_order_relaxed) != 0)
+        return false;
+    return home == getm() || !atomic_load_explicit(&home->in_g, memory_order_relaxed);
+}
+
+sudog *placement_claim_receiver(waitq *q)
+{
+    for (;;) {
+        sudog *s = q->first;
+        for (int i = 0; s != NULL && i < RECEIVER_SCAN; i++, s = s->next) {
+            if (home_free(s->g))
+                break;
+        }
+        if (s == NULL || s == q->first) /* none free, or the oldest is: FIFO */
+            return waitq_claim_first(q);
+        waitq_remove(q, s);
+        if (g_claim(s->g))
+            return s;
+        /* Lost to another select case, or given up: look again. */
+    }
+}

@@ -1,0 +1,145 @@
+"""Placement of Python goroutines (src/runtime/placement.c): a pool whose
+members parked on one channel is spread over GOMAXPROCS threads, and a value
+goes to a receiver whose thread can run it now; partners stay together.
+
+The checks are about which thread runs what, never about speed: a job that
+blocks its thread in a threading.Barrier of two can only pass if two pool
+members hold two different threads at once.
+"""
+
+import threading
+import time
+
+import pytest
+
+import gopy
+
+from conftest import recv_value
+
+
+@pytest.fixture
+def procs2():
+    old = gopy.runtime.gomaxprocs(2)
+    yield
+    gopy.runtime.gomaxprocs(old)
+
+
+def start_parked_pool(n, jobs, out):
+    """n workers of one function, started and parked on jobs before any job."""
+    ready = gopy.WaitGroup()
+    ready.add(n)
+
+    def worker():
+        ready.done()
+        for job in jobs:
+            out.send((threading.get_ident(), job()))
+
+    for _ in range(n):
+        gopy.go(worker)
+    ready.wait()
+    time.sleep(0.05)  # from ready.done() to parking in the receive
+
+
+def test_parked_pool_runs_blocking_jobs_on_two_threads_at_once(procs2):
+    jobs, out = gopy.Chan(), gopy.Chan(8)
+    start_parked_pool(8, jobs, out)
+    barrier = threading.Barrier(2, timeout=30)
+    # Each job blocks its thread (GIL released) until the other arrives:
+    # two members sharing a thread, or one thread running both in turn,
+    # would break the barrier after 30 s.
+    jobs.send(barrier.wait)
+    jobs.send(barrier.wait)
+    got = [recv_value(out, timeout=60) for _ in range(2)]
+    assert sorted(index for _, index in got) == [0, 1]
+    assert len({ident for ident, _ in got}) == 2
+    jobs.close()
+
+
+def test_every_pool_member_gets_work_and_each_job_runs_once(procs2):
+    jobs, out = gopy.Chan(), gopy.Chan(64)
+    start_parked_pool(8, jobs, out)
+    for i in range(64):
+        jobs.send(lambda i=i: i)
+    got = [recv_value(out) for _ in range(64)]
+    jobs.close()
+    assert sorted(v for _, v in got) == list(range(64))
+    assert len({ident for ident, _ in got}) == 2  # spread over GOMAXPROCS threads
+
+
+def test_pool_stays_on_one_thread_under_gomaxprocs_1():
+    old = gopy.runtime.gomaxprocs(1)
+    try:
+        jobs, out = gopy.Chan(), gopy.Chan(16)
+        done = gopy.Chan()
+
+        def start():
+            start_parked_pool(8, jobs, out)
+            done.send(None)
+
+        gopy.go(start)   # started from a goroutine: the pool is born on its thread
+        recv_value(done)
+        for i in range(16):
+            jobs.send(lambda i=i: i)
+        got = [recv_value(out) for _ in range(16)]
+        jobs.close()
+        assert sorted(v for _, v in got) == list(range(16))
+        assert len({ident for ident, _ in got}) == 1
+    finally:
+        gopy.runtime.gomaxprocs(old)
+
+
+def test_same_function_ping_pong_partners_share_a_thread(procs2):
+    a, b, idents = gopy.Chan(), gopy.Chan(), gopy.Chan(2)
+    rounds = 200
+
+    def player(inp, out, serve):
+        me = threading.get_ident()
+        v = 0
+        for _ in range(rounds):
+            if serve:
+                out.send(v + 1)
+                v = inp.recv()
+            else:
+                out.send(inp.recv() + 1)
+        idents.send((me, threading.get_ident()))
+
+    def start():
+        gopy.go(player, a, b, False)
+        gopy.go(player, b, a, True)
+
+    gopy.go(start)
+    got = [recv_value(idents) for _ in range(2)]
+    assert all(before == after for before, after in got)
+    # Partners wait on different channels: never a pool, so they were
+    # started by one thread, one after the other.
+    assert got[0][0] == got[1][0]
+
+
+def test_fifo_receivers_when_all_share_a_thread():
+    """With every receiver on one thread nothing is gained by skipping: the
+    oldest waiting receiver gets each value, as before."""
+    old = gopy.runtime.gomaxprocs(1)
+    try:
+        ch, order, done = gopy.Chan(), gopy.Chan(5), gopy.Chan()
+
+        def receiver(k, parked):
+            parked.send(None)
+            order.send((k, ch.recv()))
+
+        def start():
+            for k in range(5):
+                parked = gopy.Chan(1)
+                gopy.go(receiver, k, parked)
+                parked.recv()
+                gopy.runtime.gosched()  # let it park in ch.recv before the next one
+            done.send(None)
+
+        gopy.go(start)
+        recv_value(done)
+        time.sleep(0.05)
+        for v in range(5):
+            ch.send(v)
+        got = sorted(recv_value(order) for _ in range(5))
+        assert got == [(k, k) for k in range(5)]
+    finally:
+        gopy.runtime.gomaxprocs(old)
