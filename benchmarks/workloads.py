@@ -41,6 +41,12 @@ def check(ok: bool, what: str) -> None:
         raise WrongResult(what)
 
 
+def thread_count() -> int:
+    """OS threads in this process now (Linux: /proc)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
+
+
 def rss_bytes() -> int:
     """Resident set size of this process now (Linux /proc), else the peak RSS."""
     try:
@@ -572,18 +578,20 @@ class EchoSpec:
 class ManyConnections(Workload):
     """W13. n concurrent TCP echo clients on loopback against an asyncio echo server
     (another process, the same for every peer): all connect, then each does 10 round
-    trips of 32 bytes. Total seconds, and the peak RSS of the client process (a fresh
-    process per measurement, so the peak is this run's).
+    trips of 32 bytes. Total seconds, the peak RSS of the client process (a fresh
+    process per measurement, so the peak is this run's), and the OS threads the client
+    process has at the end (idle ones included: the goal is GOMAXPROCS threads in all).
 
     Each side holds n sockets: n is scaled down when the hard limit on open files or
     the ephemeral port range is too small (``size`` says so in ``limits_note``)."""
     summary = ("n TCP echo clients, all connected at once, 10 round trips each, "
-               "against an asyncio server process: total s; client peak RSS MiB")
+               "against an asyncio server process: total s; client peak RSS MiB; its threads at the end")
     id, func, sizes = "W13", "w13", (10_000, 1_000)
     metrics = (Metric("W13", "echo conns", SEC,
                       Target(peer="asyncio", factor=1.2, beat=("gevent", "runloom"))),
                Metric("W13m", "RSS", MIB,
-                      Target(peer="asyncio", factor=1.2, beat=("gevent", "runloom"))))
+                      Target(peer="asyncio", factor=1.2, beat=("gevent", "runloom"))),
+               Metric("W13t", "threads", COUNT))
     fresh_process = True
     warm_up = False
 
@@ -610,7 +618,7 @@ class ManyConnections(Workload):
         wrong = sum(received[i] != spec.expected(i) for i in range(n))
         check(wrong == 0, f"W13: {wrong} of {n} clients got back other bytes than they sent")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
-        return {"W13": elapsed, "W13m": peak}
+        return {"W13": elapsed, "W13m": peak, "W13t": thread_count()}
 
 
 WORKLOADS = [SpawnJoin(), PingPong(), Stream(), Select4(), Fanout(), FanoutZlib(),
