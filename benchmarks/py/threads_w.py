@@ -11,6 +11,7 @@ from benchmarks.workloads import POOL_SETTLE, SLEEP, clock, rss_bytes
 PEER = "threads"
 NO_EQUIVALENT = {
     "W4": "no select over queue.Queue objects",
+    "W13": "one OS thread per connection: 10,000 threads, not GOMAXPROCS",
 }
 NOTES = {
     "W2": "queue.Queue(1): the stdlib has no unbuffered queue",
@@ -20,10 +21,6 @@ NOTES = {
     "W10": "worker threads on a queue.Queue(1)",
     "W11": "worker threads on a queue.Queue(1)",
     "W12": "worker threads on a queue.Queue(1)",
-}
-NO_EQUIVALENT = {
-    **NO_EQUIVALENT,
-    "W13": "one OS thread per connection: 10,000 threads, not GOMAXPROCS",
 }
 # Thread start+join costs ~100 µs, and each thread reserves a full stack.
 CAPS = {
