@@ -333,8 +333,7 @@ def run(workloads=None, quick: bool = False, reps: Optional[int] = None,
     peers = [p for p in PEERS if not peers or p in peers]  # gopy first, then a fixed order
 
     report = Report(peers=peers, meta=_meta(quick, reps))
-    workers: dict = {}   # (peer, patched) -> its worker process, but for fresh-process
-    #                      workloads
+    workers: dict = {}   # (peer, patched) -> its worker (fresh-process workloads: none)
     info: dict = {}      # peer -> _PeerInfo
     started = {p: PeerProcess(p) for p in peers}   # start together: imports overlap
     try:
@@ -357,7 +356,7 @@ def run(workloads=None, quick: bool = False, reps: Optional[int] = None,
                     for w in selected)
         bar = Progress(steps, progress)
         for workload in selected:
-            note = getattr(workload, "limits_note", lambda quick: None)(quick)
+            note = workload.limits_note(quick)
             if note:
                 report.notes.append(note)
             report.extend(_run_workload(workload, peers, info, workers, report.skipped,

@@ -173,6 +173,10 @@ class Workload:
     def size(self, quick: bool) -> int:
         return self.sizes[1] if quick else self.sizes[0]
 
+    def limits_note(self, quick: bool) -> Optional[str]:
+        """Why ``size`` is below ``sizes`` on this machine, if it is."""
+        return None
+
     def measure_module(self, module, n: int) -> dict:
         """Measure with the bodies of a peer module (``func`` and those in ``also``)."""
         return self.measure(getattr(module, self.func), n)
