@@ -4,8 +4,11 @@ Each peer runs in a worker process of its own (``python -c ... worker_main(peer)
 driven over a line-based JSON protocol. This keeps gevent, trio, pygolang and gopy out of
 each other's way, lets a hang or crash in one peer (gopy is young) become a table cell
 instead of the end of the run, and still interleaves the repetitions of all peers so
-that drift on a noisy machine hits every peer alike. W8 (memory) gets a fresh worker
-per measurement so its RSS deltas start clean.
+that drift on a noisy machine hits every peer alike. W8 and W13 (memory) get a fresh
+worker per measurement so their RSS figures start clean. The workloads a peer lists in
+``PATCHED`` (gevent, runloom: W11-W13, where the stdlib must cooperate) run in a second
+worker of that peer, started with GOPY_BENCH_PATCH=1 so that the module monkey-patches
+the stdlib at import; the first worker stays unpatched.
 
 Use from code::
 
@@ -35,7 +38,7 @@ from typing import Optional
 if __package__ in (None, ""):  # `python benchmarks/harness.py`: make `benchmarks` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.py import PEERS
+from benchmarks.py import PATCH_ENV, PEERS
 from benchmarks.workloads import BY_ID, METRIC_OWNER, WrongResult, select_workloads
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,6 +53,7 @@ PEER_HELP = {
     "gevent": "gevent",
     "trio": "trio",
     "pygolang": "pygolang, thread runtime",
+    "runloom": "runloom, one hub on a GIL build",
 }
 
 
@@ -152,15 +156,18 @@ def worker_main(peer: str) -> None:
         reply({"ready": False, "reason": f"{type(exc).__name__}: {exc}"})
         os._exit(0)
     reply({"ready": True, "version": version,
-           "has": [w.id for w in BY_ID.values() if hasattr(module, w.func)],
+           "has": [w.id for w in BY_ID.values()
+                   if all(hasattr(module, f) for f in (w.func, *w.also))
+                   and w.id not in module.NO_EQUIVALENT],
            "no_equivalent": module.NO_EQUIVALENT, "notes": module.NOTES,
-           "caps": {k: list(v) for k, v in module.CAPS.items()}})
+           "caps": {k: list(v) for k, v in module.CAPS.items()},
+           "patched": sorted(getattr(module, "PATCHED", ()))})
 
     for line in sys.stdin:
         request = json.loads(line)
         workload = BY_ID[request["workload"]]
         try:
-            metrics = workload.measure(getattr(module, workload.func), request["n"])
+            metrics = workload.measure_module(module, request["n"])
             reply({"ok": True, "metrics": metrics})
         except BaseException as exc:
             reply({"ok": False, "wrong": isinstance(exc, WrongResult),
@@ -178,15 +185,20 @@ class WorkerFailed(Exception):
 
 
 class PeerProcess:
-    """A worker process for one peer, and the harness's end of the protocol."""
+    """A worker process for one peer, and the harness's end of the protocol.
+    ``patched``: the peer module monkey-patches the stdlib at import (PATCH_ENV)."""
 
-    def __init__(self, peer: str):
+    def __init__(self, peer: str, patched: bool = False):
         self.peer = peer
         self.stderr = tempfile.TemporaryFile()
+        env = dict(os.environ)
+        env.pop(PATCH_ENV, None)
+        if patched:
+            env[PATCH_ENV] = "1"
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _WORKER_BOOT.format(root=REPO_ROOT), peer],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-            text=True, bufsize=1)
+            text=True, bufsize=1, env=env)
         self.lines: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         self.hello: Optional[dict] = None
@@ -284,6 +296,7 @@ class _PeerInfo:
     no_equivalent: dict
     notes: dict
     caps: dict
+    patched: set      # workload ids run in the peer's monkey-patched worker
 
 
 def _ready(worker: PeerProcess) -> PeerProcess:
@@ -320,7 +333,7 @@ def run(workloads=None, quick: bool = False, reps: Optional[int] = None,
     peers = [p for p in PEERS if not peers or p in peers]  # gopy first, then a fixed order
 
     report = Report(peers=peers, meta=_meta(quick, reps))
-    workers: dict = {}   # peer -> its worker process, for all but fresh-process workloads
+    workers: dict = {}   # (peer, patched) -> its worker (fresh-process workloads: none)
     info: dict = {}      # peer -> _PeerInfo
     started = {p: PeerProcess(p) for p in peers}   # start together: imports overlap
     try:
@@ -333,15 +346,19 @@ def run(workloads=None, quick: bool = False, reps: Optional[int] = None,
                 report.skipped[peer] = hello["reason"]
                 worker.close()
                 continue
-            workers[peer] = worker
+            workers[(peer, False)] = worker
             report.versions[peer] = hello["version"]
             info[peer] = _PeerInfo(set(hello["has"]), hello["no_equivalent"],
-                                   hello["notes"], {k: tuple(v) for k, v in hello["caps"].items()})
+                                   hello["notes"], {k: tuple(v) for k, v in hello["caps"].items()},
+                                   set(hello["patched"]))
 
         steps = sum((reps + w.warm_up) * sum(w.id in info[p].has for p in info)
                     for w in selected)
         bar = Progress(steps, progress)
         for workload in selected:
+            note = workload.limits_note(quick)
+            if note:
+                report.notes.append(note)
             report.extend(_run_workload(workload, peers, info, workers, report.skipped,
                                         quick, reps, timeout, bar))
         bar.finish()
@@ -373,15 +390,16 @@ def _run_workload(workload, peers, info, workers, skipped, quick, reps, timeout,
 
     def measure(peer, n, label):
         bar.show(f"{workload.id} {peer:<8} {label}", heading=f"{workload.id} ({label})")
+        patched = workload.id in info[peer].patched
         if workload.fresh_process:
-            worker = _ready(PeerProcess(peer))
+            worker = _ready(PeerProcess(peer, patched))
             try:
                 return worker.measure(workload.id, n, timeout)
             finally:
                 worker.close()
-        worker = workers.get(peer)
-        if worker is None or worker.proc.poll() is not None:
-            worker = workers[peer] = _ready(PeerProcess(peer))  # replaced after a failure
+        worker = workers.get((peer, patched))
+        if worker is None or worker.proc.poll() is not None:  # first use, or after a failure
+            worker = workers[(peer, patched)] = _ready(PeerProcess(peer, patched))
         return worker.measure(workload.id, n, timeout)
 
     failed = set()
@@ -414,8 +432,9 @@ def _run_workload(workload, peers, info, workers, skipped, quick, reps, timeout,
             attempt(peer, cells[peer][workload.metrics[0].id].n, f"rep {rep + 1}/{reps}",
                     keep=True)
     for peer in failed:  # a worker that failed is replaced before its next workload
-        if peer in workers:
-            workers.pop(peer).close(kill=True)
+        for key in [(peer, False), (peer, True)]:
+            if key in workers:
+                workers.pop(key).close(kill=True)
 
     results = []
     for metric in workload.metrics:
@@ -554,7 +573,7 @@ def _native_result(row: dict) -> Result:
 
 _CELL_TEXT = {"n/a": "—", "skipped": "skip", "error": "error", "wrong": "WRONG",
               "timeout": "timeout"}
-_LABEL_W, _FIG_W, _RATIO_W, _TARGET_W = 16, 8, 6, 8
+_LABEL_W, _FIG_W, _RATIO_W = 16, 8, 6
 
 
 def _fmt(x: Optional[float]) -> str:
@@ -616,8 +635,9 @@ def format_table(results, width: int = 100) -> str:
         unit_of = {"µs": " µs", "ms": " ms", "s": " s", "KiB": " KiB", "×": " ×"}
 
         def line(label, figures, ratio, target, met):
+            # The target last: a long one ("≤1.2×asyncio,≤gevent") pushes no column.
             return (f"{label:<{_LABEL_W}}" + "".join(f"{f:>{_FIG_W}} " for f in figures)
-                    + f"{ratio:>{_RATIO_W}} {target:>{_TARGET_W}} {met:>3}").rstrip()
+                    + f"{ratio:>{_RATIO_W}} {met:>3} {target}").rstrip()
 
         out.append("")
         out.append(line("workload", peers, "ratio", "target", "met"))
@@ -628,8 +648,8 @@ def format_table(results, width: int = 100) -> str:
             out.append(line(label, [_cell_text(r, p) for p in peers], ratio, r.target or "",
                             _met_text(r)))
         out.append(textwrap.fill(
-            "ratio: the best peer's figure ÷ gopy's (W5: gopy's speedup ÷ the best peer's); "
-            "> 1 means gopy is ahead. W5: speedup over serial, higher is better. "
+            "ratio: the best peer's figure ÷ gopy's (where higher is better: speedups ×, "
+            "requests /s, in flight n: gopy's ÷ the best peer's); > 1 means gopy is ahead. "
             "—: no honest equivalent (see notes). *: fewer goroutines than the workload's "
             "size (see notes). met n/a: a total-time target needs full sizes; ?: no gopy "
             "figure.",

@@ -1,4 +1,4 @@
-"""The Python workloads W1-W9: what each one runs, how big, how it is checked and scored.
+"""The Python workloads W1-W13: what each one runs, how big, how it is checked and scored.
 
 This module is the single place where workloads are timed and their results checked.
 A peer module (``benchmarks/py/<peer>_w.py``) only supplies the body of each workload
@@ -14,9 +14,14 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import json
 import os
 import random
+import resource
+import subprocess
+import sys
 import time
+import urllib.request
 import zlib
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -34,6 +39,24 @@ def check(ok: bool, what: str) -> None:
     # Not `assert`: checks must survive `python -O`.
     if not ok:
         raise WrongResult(what)
+
+
+def _proc_status(field: str) -> int:
+    """The number in a field of /proc/self/status (Linux), e.g. "Threads"."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def thread_count() -> int:
+    """OS threads in this process now."""
+    return _proc_status("Threads")
+
+
+def peak_rss_bytes() -> int:
+    """The most RSS this process image has had (VmHWM). Not getrusage's ru_maxrss:
+    Linux carries that across fork and exec, so a worker would start at the RSS its
+    parent had when it forked."""
+    return _proc_status("VmHWM") * 1024
 
 
 def rss_bytes() -> int:
@@ -62,25 +85,40 @@ MS = Unit("ms", 1e-3)
 SEC = Unit("s", 1.0)
 KIB = Unit("KiB", 1024.0)
 TIMES = Unit("×", 1.0)
+MIB = Unit("MiB", 1024.0 * 1024.0)
+PER_S = Unit("/s", 1.0)
+COUNT = Unit("n", 1.0)
 
 
 @dataclass(frozen=True)
 class Target:
     """A goal for gopy's figure: an absolute bound, or a peer's figure in the same run.
 
+    ``peer`` with ``factor``: gopy's figure against ``factor`` × that peer's (W10: at
+    least 0.9 × ThreadPoolExecutor's speedup; W13: at most 1.2 × asyncio's time).
+    ``beat``: gopy's figure must also be at least as good as each of these peers'
+    ("*": every peer); a peer without a figure is left out of that comparison.
     ``full_size_only``: the bound is for the full-size workload (a total time), so it
     does not apply to --quick runs with fewer goroutines.
     """
     bound: Optional[float] = None   # SI units
     strict: bool = False            # "<" rather than "≤"
     peer: Optional[str] = None      # compare with this peer's figure instead
+    factor: float = 1.0             # ... times this
+    beat: tuple = ()                # peers gopy must also match or better, "*" for all
     full_size_only: bool = False
 
     def describe(self, metric: "Metric") -> str:
+        sign = "≥" if metric.higher_is_better else "≤"
+        parts = []
         if self.peer is not None:
-            return ("≥" if metric.higher_is_better else "≤") + self.peer
-        shown = metric.unit.show(self.bound)
-        return f"{'<' if self.strict else '≤'}{shown:g} {metric.unit.label}"
+            parts.append(sign + ("" if self.factor == 1.0 else f"{self.factor:g}×") + self.peer)
+        elif self.bound is not None:
+            shown = metric.unit.show(self.bound)
+            strict = {"≤": "<", "≥": ">"}[sign] if self.strict else sign
+            parts.append(f"{strict}{shown:g} {metric.unit.label}")
+        parts.extend(sign + ("peers" if p == "*" else p) for p in self.beat)
+        return ",".join(parts)
 
     def judge(self, metric: "Metric", gopy: Optional[float], figures: dict, quick: bool
               ) -> tuple:
@@ -89,12 +127,25 @@ class Target:
             return None, "applies at full size only"
         if gopy is None:
             return None, "no gopy figure"
-        ref = self.bound if self.peer is None else figures.get(self.peer)
-        if ref is None:
-            return None, f"no {self.peer} figure"
-        if metric.higher_is_better:
-            return (gopy > ref if self.strict else gopy >= ref), None
-        return (gopy < ref if self.strict else gopy <= ref), None
+        if self.peer is not None:
+            ref = figures.get(self.peer)
+            if ref is None:
+                return None, f"no {self.peer} figure"
+            ref *= self.factor
+        else:
+            ref = self.bound
+        rivals = [v for p, v in figures.items() if v is not None and p != "gopy"
+                  and ("*" in self.beat or p in self.beat)]
+        if ref is None and not rivals:
+            return None, "no peer figure"
+
+        def ahead(other, strict):
+            if metric.higher_is_better:
+                return gopy > other if strict else gopy >= other
+            return gopy < other if strict else gopy <= other
+
+        met = (ref is None or ahead(ref, self.strict)) and all(ahead(v, False) for v in rivals)
+        return met, None
 
 
 @dataclass(frozen=True)
@@ -113,6 +164,7 @@ class Workload:
     id: str = ""
     summary: str = ""              # one line for the table's legend
     func: str = ""                 # name of the peer module's function
+    also: tuple = ()               # other functions of the peer module it needs
     sizes: tuple = (0, 0)          # (full, quick): goroutines / items / operations
     metrics: tuple = ()
     fresh_process: bool = False    # needs a process of its own per measurement (RSS)
@@ -120,6 +172,14 @@ class Workload:
 
     def size(self, quick: bool) -> int:
         return self.sizes[1] if quick else self.sizes[0]
+
+    def limits_note(self, quick: bool) -> Optional[str]:
+        """Why ``size`` is below ``sizes`` on this machine, if it is."""
+        return None
+
+    def measure_module(self, module, n: int) -> dict:
+        """Measure with the bodies of a peer module (``func`` and those in ``also``)."""
+        return self.measure(getattr(module, self.func), n)
 
     def make_input(self, n: int):
         return n
@@ -317,8 +377,267 @@ class LockContended(Workload):
         return {"W9c": elapsed / expected}
 
 
+# ---------------------------------------------------------------------------- pools, servers
+
+POOL_SETTLE = 0.05    # W10-W12: after the workers reported ready, time to park in recv
+_direct_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxies
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """The input of a worker-pool body ``wN(spec) -> (results, seconds)`` (W10-W12).
+
+    The body starts ``spec.workers`` goroutines; each signals that it is ready just
+    before its first receive from a jobs channel (or queue); once all have, the body
+    sleeps POOL_SETTLE so that the last of them are parked, and only then starts its
+    clock, sends the jobs 0..n-1, waits until every ``results[i] = spec.call(i)`` is
+    in, and stops the clock. It returns ``results`` and the seconds on the clock.
+
+    ``spec.call(i)`` is the job as plain blocking Python (hashlib, time.sleep,
+    subprocess, urllib), to be called as is in goroutines. A peer whose goroutines
+    cannot make blocking calls (asyncio) runs its own form of the job from ``kind`` and
+    the fields below, with the same result.
+    """
+    kind: str                   # sha256 | sleep | subprocess | http
+    n: int                      # jobs
+    workers: int
+    delay: float = 0.0          # seconds a sleep, subprocess or http job blocks
+    port: int = 0               # http: the server at 127.0.0.1:port
+    hash_job: Optional[Callable] = None  # sha256: job(i) -> digest
+
+    @property
+    def argv(self) -> tuple:
+        """subprocess: a command that exits 0 after `delay`. /bin/sleep, not python -c:
+        a 50 ms job takes 54 ms with it and 68 ms with `python -S -c` (2026-12)."""
+        return ("sleep", f"{self.delay:g}")
+
+    def path(self, i: int) -> str:
+        return f"/sleep/{round(self.delay * 1000)}/{i}"
+
+    def call(self, i: int):
+        if self.kind == "sha256":
+            return self.hash_job(i)
+        if self.kind == "sleep":
+            time.sleep(self.delay)
+            return i
+        if self.kind == "subprocess":
+            return subprocess.run(self.argv).returncode
+        url = f"http://127.0.0.1:{self.port}{self.path(i)}"
+        with _direct_opener.open(url, timeout=60) as response:
+            return response.read()
+
+    def expected(self) -> list:
+        if self.kind == "sha256":
+            return [self.hash_job(i) for i in range(self.n)]
+        if self.kind == "sleep":
+            return list(range(self.n))
+        if self.kind == "subprocess":
+            return [0] * self.n
+        return [str(i).encode() for i in range(self.n)]
+
+
+def check_pool_output(out, expected: list, what: str) -> float:
+    results, seconds = out
+    check(list(results) == expected, f"{what}: results wrong, missing or misplaced")
+    check(seconds > 0, f"{what}: no time measured")
+    return seconds
+
+
+class Server:
+    """A server of benchmarks/servers.py in a process of its own (see there why); it
+    exits when this process exits."""
+
+    _running: dict = {}  # kind -> Server, one per kind per worker process
+
+    def __init__(self, kind: str):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.servers", kind], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, cwd=os.path.dirname(os.path.dirname(__file__)))
+        self.port = int(self.proc.stdout.readline())
+
+    @classmethod
+    def get(cls, kind: str) -> "Server":
+        server = cls._running.get(kind)
+        if server is None or server.proc.poll() is not None:
+            server = cls._running[kind] = cls(kind)
+        return server
+
+    def get_json(self, path: str):
+        with _direct_opener.open(f"http://127.0.0.1:{self.port}{path}", timeout=30) as r:
+            return json.loads(r.read())
+
+
+class PoolFanout(Workload):
+    """W10. 8 workers parked on a jobs channel, then n × sha256 of 1 MiB (a job that
+    releases the GIL) sent to them. Speedup over the same jobs run serially, beside the
+    peer's fresh-goroutine-per-job fan-out (its W5 body) measured in the same call;
+    W10r is the pool's speedup ÷ the fan-out's."""
+    summary = ("8 parked workers fed n × sha256 of 1 MiB: speedup over serial; "
+               "fan-out = W5 in the same run; r = pool ÷ fan-out")
+    id, func, also, sizes = "W10", "w10", ("w5",), (64, 64)
+    workers = 8
+    metrics = (Metric("W10", "pool", TIMES, Target(peer="tpe", factor=0.9),
+                      higher_is_better=True),
+               Metric("W10f", "fan-out", TIMES, higher_is_better=True),
+               Metric("W10r", "pool÷fan", TIMES, Target(0.9), higher_is_better=True))
+
+    def measure_module(self, module, n):
+        job = fanout_jobs("sha256", 1 << 20)
+        start = clock()
+        expected = [job(i) for i in range(n)]
+        serial = clock() - start
+        start = clock()
+        out = module.w5((job, n))
+        fanout = clock() - start
+        check(list(out) == expected, "W10: the fan-out's results differ from the serial run")
+        spec = PoolSpec("sha256", n, self.workers, hash_job=job)
+        pool = check_pool_output(module.w10(spec), expected, "W10")
+        return {"W10": serial / pool, "W10f": serial / fanout, "W10r": fanout / pool}
+
+
+class PoolBlocking(Workload):
+    """W11. 8 workers parked on a jobs channel, then n jobs that each block 50 ms:
+    time.sleep, a subprocess (/bin/sleep), an HTTP GET to a local server whose handler
+    sleeps. Total seconds per kind; the ideal is n / 8 rounds of 50 ms."""
+    summary = ("8 parked workers fed n jobs of 50 ms each (time.sleep / subprocess / "
+               "HTTP GET): total s; ideal 0.15 s")
+    id, func, sizes = "W11", "w11", (24, 24)
+    workers, delay = 8, 0.05
+    metrics = (Metric("W11s", "sleep", SEC, Target(1.3 * 0.15)),  # same n when --quick
+               Metric("W11p", "subproc", SEC, Target(1.3 * 0.15)),
+               Metric("W11h", "HTTP", SEC, Target(1.3 * 0.15)))
+
+    def measure(self, body, n):
+        port = Server.get("http").port
+        metrics = {}
+        for metric, kind in (("W11s", "sleep"), ("W11p", "subprocess"), ("W11h", "http")):
+            spec = PoolSpec(kind, n, self.workers, delay=self.delay, port=port)
+            metrics[metric] = check_pool_output(body(spec), spec.expected(),
+                                                f"W11 ({kind})")
+        return metrics
+
+
+class HttpFanout(Workload):
+    """W12. 64 workers parked on a jobs channel, then n GETs with urllib.request to a
+    local ThreadingHTTPServer (another process) whose handler sleeps 20 ms. Requests per
+    second, and the most requests the server had in flight at once."""
+    summary = ("64 parked workers make n urllib GETs to a local server whose handler "
+               "sleeps 20 ms: requests/s; most in flight at the server")
+    id, func, sizes = "W12", "w12", (2_000, 256)
+    workers, delay = 64, 0.02
+    metrics = (Metric("W12", "HTTP GETs", PER_S, Target(beat=("*",)),
+                      higher_is_better=True),
+               Metric("W12i", "in flight", COUNT, Target(60), higher_is_better=True))
+
+    def measure(self, body, n):
+        server = Server.get("http")
+        spec = PoolSpec("http", n, self.workers, delay=self.delay, port=server.port)
+        server.get_json("/reset")
+        seconds = check_pool_output(body(spec), spec.expected(), "W12")
+        stats = server.get_json("/stats")
+        check(stats["served"] == n, f"W12: the server answered {stats['served']} of {n}")
+        return {"W12": n / seconds, "W12i": stats["max_in_flight"]}
+
+
+FD_HEADROOM = 500  # descriptors a W13 client process keeps for everything but its sockets
+
+
+def ephemeral_ports() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = map(int, f.read().split())
+        return high - low + 1
+    except (OSError, ValueError):
+        return 16_384  # IANA's dynamic range, the smallest common default
+
+
+def fd_hard_limit() -> int:
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return 1 << 30 if hard == resource.RLIM_INFINITY else hard
+
+
+@dataclass(frozen=True)
+class EchoSpec:
+    """The input of ``w13(spec) -> received``: ``spec.n`` client goroutines, each
+    connecting to 127.0.0.1:spec.port; once all are connected (each waits for that,
+    parked), each does ``spec.trips`` round trips: send ``message(i, t)``, receive as
+    many bytes. ``received[i]`` is everything client i received, joined."""
+    n: int
+    port: int
+    trips: int = 10
+
+    @staticmethod
+    def message(i: int, t: int) -> bytes:
+        return f"client {i:05d} trip {t:02d} ".encode().ljust(31, b".") + b"\n"
+
+    def expected(self, i: int) -> bytes:
+        return b"".join(self.message(i, t) for t in range(self.trips))
+
+    def exchange(self, sock, i: int) -> bytes:
+        """Client i's round trips over a connected socket with blocking calls (for
+        goroutines that may make them); returns what it received."""
+        received = []
+        for t in range(self.trips):
+            message = self.message(i, t)
+            sock.sendall(message)
+            echo = b""
+            while len(echo) < len(message):
+                chunk = sock.recv(len(message) - len(echo))
+                if not chunk:
+                    raise ConnectionError("W13: the echo server closed the connection")
+                echo += chunk
+            received.append(echo)
+        return b"".join(received)
+
+
+class ManyConnections(Workload):
+    """W13. n concurrent TCP echo clients on loopback against an asyncio echo server
+    (another process, the same for every peer): all connect, then each does 10 round
+    trips of 32 bytes. Total seconds, the peak RSS of the client process (a fresh
+    process per measurement, so the peak is this run's), and the OS threads the client
+    process has at the end (idle ones included: the goal is GOMAXPROCS threads in all).
+
+    Each side holds n sockets: n is scaled down when the hard limit on open files or
+    the ephemeral port range is too small (``size`` says so in ``limits_note``)."""
+    summary = ("n TCP echo clients, all connected at once, 10 round trips each, "
+               "against an asyncio server process: total s; client peak RSS MiB; its threads at the end")
+    id, func, sizes = "W13", "w13", (10_000, 1_000)
+    metrics = (Metric("W13", "echo conns", SEC,
+                      Target(peer="asyncio", factor=1.2, beat=("gevent", "runloom"))),
+               Metric("W13m", "RSS", MIB,
+                      Target(peer="asyncio", factor=1.2, beat=("gevent", "runloom"))),
+               Metric("W13t", "threads", COUNT))
+    fresh_process = True
+    warm_up = False
+
+    def size(self, quick):
+        return min(super().size(quick), fd_hard_limit() - FD_HEADROOM,
+                   ephemeral_ports() // 2)
+
+    def limits_note(self, quick) -> Optional[str]:
+        n, wanted = self.size(quick), super().size(quick)
+        if n == wanted:
+            return None
+        return (f"W13: {n:,} clients, not {wanted:,}: hard limit on open files "
+                f"{fd_hard_limit():,}, {ephemeral_ports():,} ephemeral ports")
+
+    def measure(self, body, n):
+        from benchmarks.servers import raise_fd_limit
+        raise_fd_limit()
+        spec = EchoSpec(n, Server.get("echo").port)
+        gc.collect()
+        start = clock()
+        received = body(spec)
+        elapsed = clock() - start
+        check(len(received) == n, f"W13: {len(received)} of {n} clients reported")
+        wrong = sum(received[i] != spec.expected(i) for i in range(n))
+        check(wrong == 0, f"W13: {wrong} of {n} clients got back other bytes than they sent")
+        return {"W13": elapsed, "W13m": peak_rss_bytes(), "W13t": thread_count()}
+
+
 WORKLOADS = [SpawnJoin(), PingPong(), Stream(), Select4(), Fanout(), FanoutZlib(),
-             Sleepers(), BlockingCalls(), Parked(), LockUncontended(), LockContended()]
+             Sleepers(), BlockingCalls(), Parked(), LockUncontended(), LockContended(),
+             PoolFanout(), PoolBlocking(), HttpFanout(), ManyConnections()]
 BY_ID = {w.id: w for w in WORKLOADS}
 METRIC_OWNER = {m.id: w for w in WORKLOADS for m in w.metrics}  # metric id -> workload
 

@@ -72,7 +72,7 @@ def benchmarks(argv):
     from benchmarks.harness import main as bench_main
 
     print("Benchmarks: gopy beside asyncio, threads, ThreadPoolExecutor, gevent, trio, "
-          "pygolang and Go (progress on stderr)\n", flush=True)
+          "pygolang, runloom and Go (progress on stderr)\n", flush=True)
     return bench_main(argv)
 
 

@@ -9,7 +9,7 @@ import gc
 import sys
 import time
 
-from benchmarks.workloads import SLEEP, clock, rss_bytes
+from benchmarks.workloads import POOL_SETTLE, SLEEP, clock, rss_bytes
 
 PEER = "asyncio"
 NO_EQUIVALENT = {
@@ -23,6 +23,10 @@ NOTES = {
     "W7": "asyncio.to_thread: a plain time.sleep would block the loop, 200 x 50 ms = 10 s",
     "W8": "tasks parked on one asyncio.Event, woken by set() (no channel close)",
     "W9c": "cooperative tasks: acquire never yields, so the two never actually contend",
+    "W10": "worker tasks on an asyncio.Queue(1), each job in asyncio.to_thread",
+    "W11": "asyncio.sleep; create_subprocess_exec; HTTP/1.0 GET over asyncio streams",
+    "W12": "HTTP/1.0 GET over asyncio streams (urllib cannot run in a task)",
+    "W13": "asyncio.open_connection streams",
 }
 CAPS = {}
 _DONE = object()
@@ -180,3 +184,96 @@ def w9c(n):
 
     asyncio.run(main())
     return shared
+
+
+async def _http_get(port, path):
+    """GET over raw asyncio streams, HTTP/1.0: the server closes after the answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        answer = await reader.read()
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = head.split(b" ", 2)[1]
+    if status != b"200":
+        raise ConnectionError(f"HTTP status {status.decode()} for {path}")
+    return body
+
+
+def _job(spec):
+    """The job of a PoolSpec as a coroutine function."""
+    async def call(i):
+        if spec.kind == "sha256":
+            return await asyncio.to_thread(spec.call, i)
+        if spec.kind == "sleep":
+            await asyncio.sleep(spec.delay)
+            return i
+        if spec.kind == "subprocess":
+            proc = await asyncio.create_subprocess_exec(*spec.argv)
+            return await proc.wait()
+        return await _http_get(spec.port, spec.path(i))
+    return call
+
+
+def _pool(spec):
+    job = _job(spec)
+
+    async def main():
+        jobs = asyncio.Queue(1)
+        results = [None] * spec.n
+        ready = 0
+
+        async def worker():
+            nonlocal ready
+            ready += 1
+            while (i := await jobs.get()) is not _DONE:
+                results[i] = await job(i)
+
+        workers = [asyncio.create_task(worker()) for _ in range(spec.workers)]
+        while ready < spec.workers:
+            await asyncio.sleep(0)
+        await asyncio.sleep(POOL_SETTLE)
+        start = clock()
+        for i in range(spec.n):
+            await jobs.put(i)
+        for _ in workers:
+            await jobs.put(_DONE)
+        await asyncio.gather(*workers)
+        return results, clock() - start
+
+    return asyncio.run(main())
+
+
+w10 = w11 = w12 = _pool
+
+
+def w13(spec):
+    async def main():
+        received = [None] * spec.n
+        connected = 0  # clients past their connect, connected or not
+        all_connected = asyncio.Event()
+
+        async def client(i):
+            nonlocal connected
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", spec.port)
+            finally:  # a failed client must not keep the others waiting
+                connected += 1
+                if connected == spec.n:
+                    all_connected.set()
+            await all_connected.wait()
+            try:
+                chunks = []
+                for t in range(spec.trips):
+                    message = spec.message(i, t)
+                    writer.write(message)
+                    chunks.append(await reader.readexactly(len(message)))
+                received[i] = b"".join(chunks)
+            finally:
+                writer.close()
+
+        await asyncio.gather(*[client(i) for i in range(spec.n)])
+        return received
+
+    return asyncio.run(main())

@@ -1,18 +1,27 @@
-"""gevent: greenlets on one OS thread, without monkey-patching.
+"""gevent: greenlets on one OS thread, without monkey-patching but for W11-W13.
 
 GIL-releasing and blocking calls go to the hub's thread pool, gevent's documented way to
-run code that is not gevent-aware.
+run code that is not gevent-aware. W11-W13 measure what plain stdlib calls (time.sleep,
+subprocess, urllib, socket) do in goroutines, so they run in a worker of their own that
+calls gevent.monkey.patch_all() first, as a gevent user would.
 """
 
 import gc
+import socket
 import time
+
+from benchmarks.py import patch_requested
+
+if patch_requested():
+    from gevent import monkey
+    monkey.patch_all()
 
 import gevent
 import gevent.event
 import gevent.lock
 import gevent.queue
 
-from benchmarks.workloads import SLEEP, clock, rss_bytes
+from benchmarks.workloads import POOL_SETTLE, SLEEP, clock, rss_bytes
 
 PEER = "gevent"
 NO_EQUIVALENT = {
@@ -26,8 +35,13 @@ NOTES = {
     "W8": "greenlets parked on one gevent.event.Event, woken by set()",
     "W9": "gevent.lock.Semaphore(1)",
     "W9c": "cooperative greenlets: acquire never yields, so the two never actually contend",
+    "W10": "worker greenlets on a gevent.queue.Channel, each job in the hub threadpool",
+    "W11": "monkey.patch_all(); worker greenlets on a gevent.queue.Channel",
+    "W12": "monkey.patch_all(); worker greenlets on a gevent.queue.Channel",
+    "W13": "monkey.patch_all(); socket.create_connection",
 }
 CAPS = {}
+PATCHED = {"W11", "W12", "W13"}
 _DONE = object()
 
 
@@ -170,3 +184,60 @@ def w9c(n):
 
     _spawn_all((worker,), (worker,))
     return shared[0]
+
+
+def _pool(spec, call):
+    jobs = gevent.queue.Channel()
+    results = [None] * spec.n
+    ready = 0
+
+    def worker():
+        nonlocal ready
+        ready += 1
+        while (i := jobs.get()) is not _DONE:
+            results[i] = call(i)
+
+    workers = [gevent.spawn(worker) for _ in range(spec.workers)]
+    while ready < spec.workers:
+        gevent.sleep(0)
+    gevent.sleep(POOL_SETTLE)
+    start = clock()
+    for i in range(spec.n):
+        jobs.put(i)
+    for _ in workers:
+        jobs.put(_DONE)
+    gevent.joinall(workers, raise_error=True)
+    return results, clock() - start
+
+
+def w10(spec):
+    pool = gevent.get_hub().threadpool
+    return _pool(spec, lambda i: pool.apply(spec.call, (i,)))
+
+
+def w11(spec):
+    return _pool(spec, spec.call)
+
+
+w12 = w11
+
+
+def w13(spec):
+    received = [None] * spec.n
+    connected = 0  # clients past their connect, connected or not
+    all_connected = gevent.event.Event()
+
+    def client(i):
+        nonlocal connected
+        try:
+            sock = socket.create_connection(("127.0.0.1", spec.port))
+        finally:  # a failed client must not keep the others waiting
+            connected += 1
+            if connected == spec.n:
+                all_connected.set()
+        all_connected.wait()
+        with sock:
+            received[i] = spec.exchange(sock, i)
+
+    _spawn_all(*[(client, i) for i in range(spec.n)])
+    return received

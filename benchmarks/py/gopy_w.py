@@ -5,6 +5,7 @@ thread only starts them and waits, blocked with the GIL released.
 """
 
 import gc
+import socket
 import time
 
 import gopy
@@ -14,11 +15,16 @@ import gopy
 # only the workloads that need it.
 from gopy import Chan, go
 
-from benchmarks.workloads import SLEEP, clock, rss_bytes
+from benchmarks.workloads import POOL_SETTLE, SLEEP, clock, rss_bytes
 
 PEER = "gopy"
 NO_EQUIVALENT = {}
-NOTES = {}
+NOTES = {
+    "W10": "hashlib called as is in the workers (no offload)",
+    "W11": "time.sleep, subprocess.run, urllib called as is in the workers",
+    "W12": "urllib.request called as is in the workers",
+    "W13": "blocking socket calls as is in the goroutines",
+}
 CAPS = {}
 
 
@@ -219,3 +225,80 @@ def w9c(n):
     wg.go(worker)
     wg.wait()
     return shared[0]
+
+
+def _pool(spec):
+    """W10-W12: spec.workers goroutines receive job numbers from an unbuffered channel."""
+    def body():
+        jobs = Chan()
+        results = [None] * spec.n
+        errors = []
+        ready, done = gopy.WaitGroup(), gopy.WaitGroup()
+        ready.add(spec.workers)
+        done.add(spec.n)
+        call = spec.call
+
+        def worker():
+            ready.done()
+            for i in jobs:
+                try:
+                    results[i] = call(i)
+                except Exception as exc:  # reported below, after every job is accounted for
+                    errors.append(exc)
+                done.done()
+
+        for _ in range(spec.workers):
+            go(worker)
+        ready.wait()
+        gopy.sleep(POOL_SETTLE)
+        start = clock()
+        for i in range(spec.n):
+            jobs.send(i)
+        done.wait()
+        elapsed = clock() - start
+        jobs.close()
+        if errors:
+            raise errors[0]
+        return results, elapsed
+
+    return _in_goroutine(body)
+
+
+w10 = w11 = w12 = _pool
+
+
+def w13(spec):
+    def body():
+        received = [None] * spec.n
+        errors = []
+        connected, finished = gopy.WaitGroup(), gopy.WaitGroup()
+        connected.add(spec.n)
+        finished.add(spec.n)
+        talk = Chan()  # closed once every client is connected
+
+        def client(i):
+            sock = None
+            try:
+                sock = socket.create_connection(("127.0.0.1", spec.port))
+            except OSError as exc:
+                errors.append(exc)
+            connected.done()
+            talk.recv_ok()
+            try:
+                if sock is not None:
+                    with sock:
+                        received[i] = spec.exchange(sock, i)
+            except OSError as exc:
+                errors.append(exc)
+            finished.done()
+
+        for i in range(spec.n):
+            go(client, i)
+        connected.wait()
+        talk.close()
+        finished.wait()
+        if errors:
+            raise errors[0]
+        return received
+
+    return _in_goroutine(body)

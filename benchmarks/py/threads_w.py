@@ -6,17 +6,21 @@ import threading
 import time
 from queue import Queue
 
-from benchmarks.workloads import SLEEP, clock, rss_bytes
+from benchmarks.workloads import POOL_SETTLE, SLEEP, clock, rss_bytes
 
 PEER = "threads"
 NO_EQUIVALENT = {
     "W4": "no select over queue.Queue objects",
+    "W13": "one OS thread per connection: 10,000 threads, not GOMAXPROCS",
 }
 NOTES = {
     "W2": "queue.Queue(1): the stdlib has no unbuffered queue",
     "W3": "queue.Queue(1024) closed by a sentinel (Queue.shutdown is 3.13+)",
     "W6": "one OS thread per sleeper",
     "W8": "threads parked on one threading.Event, woken by set()",
+    "W10": "worker threads on a queue.Queue(1)",
+    "W11": "worker threads on a queue.Queue(1)",
+    "W12": "worker threads on a queue.Queue(1)",
 }
 # Thread start+join costs ~100 µs, and each thread reserves a full stack.
 CAPS = {
@@ -174,3 +178,39 @@ def w9c(n):
 
     _run_all([threading.Thread(target=worker), threading.Thread(target=worker)])
     return shared[0]
+
+
+def _pool(spec):
+    jobs = Queue(1)
+    results = [None] * spec.n
+    errors = []
+    ready = threading.Barrier(spec.workers + 1)
+    call = spec.call
+
+    def worker():
+        ready.wait()
+        while (i := jobs.get()) is not _DONE:
+            try:
+                results[i] = call(i)
+            except Exception as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(spec.workers)]
+    for t in threads:
+        t.start()
+    ready.wait()
+    time.sleep(POOL_SETTLE)
+    start = clock()
+    for i in range(spec.n):
+        jobs.put(i)
+    for _ in threads:
+        jobs.put(_DONE)
+    for t in threads:
+        t.join()
+    elapsed = clock() - start
+    if errors:
+        raise errors[0]
+    return results, elapsed
+
+
+w10 = w11 = w12 = _pool

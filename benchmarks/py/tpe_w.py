@@ -6,10 +6,11 @@ a worker thread, so only spawn-like and fan-out workloads have an honest idiom h
 
 import os
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from benchmarks.workloads import SLEEP
+from benchmarks.workloads import POOL_SETTLE, SLEEP, clock
 
 PEER = "tpe"
 _WORKERS = min(32, (os.cpu_count() or 1) + 4)  # ThreadPoolExecutor's default
@@ -23,9 +24,13 @@ NO_EQUIVALENT = {
     "W8": "a parked task holds a worker thread: see 'threads'",
     "W9": "no lock of its own (threading.Lock: see 'threads')",
     "W9c": "no lock of its own (threading.Lock: see 'threads')",
+    "W13": "a connection held by a pool task holds a worker thread: 10,000 threads",
 }
 NOTES = {
     "W7": f"default pool size: {_WORKERS} workers",
+    "W10": "ThreadPoolExecutor(8), its threads started before the clock",
+    "W11": "ThreadPoolExecutor(8), its threads started before the clock",
+    "W12": "ThreadPoolExecutor(64), its threads started before the clock",
 }
 CAPS = {"W1": (20_000, None)}
 
@@ -59,3 +64,19 @@ def w7(n):
 
     with ThreadPoolExecutor() as pool:
         return sum(pool.map(task, range(n)))
+
+
+def _pool(spec):
+    with ThreadPoolExecutor(spec.workers) as pool:
+        # A task that waits holds its thread, so the pool starts one thread per task.
+        started = threading.Barrier(spec.workers + 1)
+        for _ in range(spec.workers):
+            pool.submit(started.wait)
+        started.wait()
+        time.sleep(POOL_SETTLE)
+        start = clock()
+        results = list(pool.map(spec.call, range(spec.n)))
+        return results, clock() - start
+
+
+w10 = w11 = w12 = _pool

@@ -1,0 +1,109 @@
+"""The benchmark workloads W10-W13 and their targets: results checked, never timed.
+
+Figures come from benchmarks/ (python -m gopy); here only that the bodies compute what
+the workloads check, that a wrong answer is caught, and how targets are judged.
+"""
+
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from benchmarks.py import gopy_w  # noqa: E402
+from benchmarks.workloads import (BY_ID, EchoSpec, Metric, PoolSpec, Server,  # noqa: E402
+                                  Target, TIMES, SEC, WrongResult, COUNT)
+
+SPEEDUP = Metric("x", "speedup", TIMES, higher_is_better=True)
+SECONDS = Metric("t", "time", SEC)
+
+
+def test_target_against_a_fraction_of_one_peer():
+    target = Target(peer="tpe", factor=0.9)
+    assert target.describe(SPEEDUP) == "≥0.9×tpe"
+    assert target.judge(SPEEDUP, 1.8, {"gopy": 1.8, "tpe": 2.0}, False) == (True, None)
+    assert target.judge(SPEEDUP, 1.7, {"gopy": 1.7, "tpe": 2.0}, False) == (False, None)
+    assert target.judge(SPEEDUP, 1.7, {"gopy": 1.7, "tpe": None}, False) == (
+        None, "no tpe figure")
+
+
+def test_target_beat_every_peer_that_ran():
+    target = Target(beat=("*",))
+    assert target.describe(SPEEDUP) == "≥peers"
+    assert target.judge(SPEEDUP, 100, {"gopy": 100, "asyncio": 90, "gevent": None},
+                        False) == (True, None)
+    assert target.judge(SPEEDUP, 100, {"gopy": 100, "asyncio": 90, "threads": 120},
+                        False) == (False, None)
+    assert target.judge(SPEEDUP, 100, {"gopy": 100, "tpe": None}, False) == (
+        None, "no peer figure")
+
+
+def test_target_factor_and_named_peers_to_beat():
+    target = Target(peer="asyncio", factor=1.2, beat=("gevent", "runloom"))
+    assert target.describe(SECONDS) == "≤1.2×asyncio,≤gevent,≤runloom"
+    figures = {"gopy": 1.1, "asyncio": 1.0, "gevent": 1.2, "runloom": None, "tpe": 0.5}
+    assert target.judge(SECONDS, 1.1, figures, False) == (True, None)
+    figures["gevent"] = 1.05  # gopy within 1.2x asyncio, but behind gevent
+    assert target.judge(SECONDS, 1.1, figures, False) == (False, None)
+    figures["asyncio"] = 0.9  # 1.1 > 1.2 x 0.9
+    figures["gevent"] = 2.0
+    assert target.judge(SECONDS, 1.1, figures, False) == (False, None)
+
+
+def test_target_bounds_point_the_right_way():
+    at_least = Metric("i", "in flight", COUNT, higher_is_better=True)
+    assert Target(60).describe(at_least) == "≥60 n"
+    assert Target(0.5, strict=True).describe(SECONDS) == "<0.5 s"
+    assert Target(60).judge(at_least, 64, {"gopy": 64}, False) == (True, None)
+    assert Target(60).judge(at_least, 59, {"gopy": 59}, False) == (False, None)
+
+
+def test_pool_workloads_check_gopy_results():
+    w10 = BY_ID["W10"].measure_module(gopy_w, 8)
+    assert sorted(w10) == ["W10", "W10f", "W10r"]
+    assert all(v > 0 for v in w10.values())
+    w11 = BY_ID["W11"].measure_module(gopy_w, 4)
+    assert sorted(w11) == ["W11h", "W11p", "W11s"]
+    w12 = BY_ID["W12"].measure_module(gopy_w, 8)
+    assert w12["W12"] > 0
+    assert 1 <= w12["W12i"] <= 8  # never more in flight than requests made
+
+
+def test_pool_spec_jobs_give_the_expected_results():
+    server = Server.get("http")  # shared with the other tests of this process
+    server.get_json("/reset")
+    for kind in ("sleep", "subprocess", "http"):
+        spec = PoolSpec(kind, 3, 1, delay=0.01, port=server.port)
+        assert [spec.call(i) for i in range(3)] == spec.expected()
+    assert server.get_json("/stats") == {"served": 3, "max_in_flight": 1}
+    assert server.get_json("/reset")["served"] == 3
+    assert server.get_json("/stats") == {"served": 0, "max_in_flight": 0}
+
+
+def test_wrong_pool_results_are_caught():
+    def misplaced(spec):
+        results, seconds = gopy_w.w11(spec)
+        return results[::-1], seconds
+
+    with pytest.raises(WrongResult, match="sleep"):
+        BY_ID["W11"].measure(misplaced, 3)
+
+
+def test_echo_workload_checks_gopy_clients():
+    metrics = BY_ID["W13"].measure_module(gopy_w, 20)
+    assert sorted(metrics) == ["W13", "W13m", "W13t"]
+    assert metrics["W13m"] > 0 and metrics["W13t"] >= 1
+
+
+def test_wrong_echo_bytes_are_caught():
+    def one_byte_short(spec):
+        received = gopy_w.w13(spec)
+        return received[:-1] + [received[-1][:-1]]
+
+    with pytest.raises(WrongResult, match="1 of 5 clients"):
+        BY_ID["W13"].measure(one_byte_short, 5)
+    message = EchoSpec.message(7, 3)
+    assert len(message) == 32 and message.startswith(b"client 00007 trip 03 ")
