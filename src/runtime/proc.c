@@ -55,7 +55,19 @@ static void foreign_g_free(void *p)
     free(p);
 }
 
+/* Frees a thread's pseudo-G when the thread exits.  Made once, by the
+ * first thread to need it: a foreign thread may block in the runtime (a
+ * channel receive) before anything else has started it, and setting a
+ * key never made would overwrite whatever key 0 belongs to (under ASan,
+ * ASan's own thread record). */
 static pthread_key_t foreign_key;
+static pthread_once_t foreign_key_once = PTHREAD_ONCE_INIT;
+
+static void foreign_key_make(void)
+{
+    if (pthread_key_create(&foreign_key, foreign_g_free) != 0)
+        rt_fatal("cannot make the foreign threads' key");
+}
 
 G *getg_or_foreign(void)
 {
@@ -79,7 +91,7 @@ G *getg_or_foreign(void)
         sched.foreign = g;
         rt_unlock(&sched.foreign_lock);
         tls_foreign_g = g;
-        /* Freed when the thread exits (the key is made in rt_init). */
+        pthread_once(&foreign_key_once, foreign_key_make);
         pthread_setspecific(foreign_key, g);
     }
     return g;
@@ -1796,11 +1808,6 @@ void rt_init(void)
         return;
     rt_lock(&init_lock);
     if (!atomic_load(&sched.started)) {
-        static bool key_made;
-        if (!key_made) {
-            pthread_key_create(&foreign_key, foreign_g_free);
-            key_made = true;
-        }
         sched.maxmcount = 10000;
         size_t sz;
         if ((sz = env_size("GOPY_STACK_SIZE")) != 0)

@@ -156,6 +156,26 @@ TEST(select_interrupted)
 }
 
 /* A nil-channel receive blocks forever but is interruptible. */
+/* The first thing a thread does with the runtime is to block in it, before
+ * anything has started the runtime: the runtime's thread-exit key must be
+ * made then, not assumed, or setting it overwrites another key's value
+ * (the process's first key, which ASan, libc or Python may own). */
+TEST_NOSTRESS(first_call_blocks_leaves_other_keys_alone)
+{
+    pthread_key_t mine;
+    CHECK_EQ(pthread_key_create(&mine, NULL), 0);
+    int marker;
+    CHECK_EQ(pthread_setspecific(mine, &marker), 0);
+    gopy_chan *c = gopy_chan_make(sizeof(int64_t), 0);
+    int64_t v;
+    bool ok;
+    interrupt_after(1, H_MS);
+    CHECK_EQ(gopy_rt_chan_recv(c, &v, &ok, true), GOPY_EINTR);
+    no_interrupt();
+    CHECK(pthread_getspecific(mine) == &marker);
+    gopy_chan_release(c);
+}
+
 TEST(nil_recv_interrupted)
 {
     int64_t v;
