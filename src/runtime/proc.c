@@ -1542,6 +1542,13 @@ static G *host_find(M *m)
         m->host_held = true;
     }
     G *g = host_enabled() ? host_pick(m) : NULL;
+    if (g == NULL && host_enabled() && netpoll_waiters() > 0) {
+        /* Before letting the host lock go: goroutines of this M whose
+         * descriptors are ready run now, without a lock hand-over and a
+         * sleep and wake-up of this M (docs/decisions.md §13). */
+        goready_list(netpoll(0));
+        g = host_pick(m);
+    }
     if (g == NULL) {
         sched.host_hooks->release(&m->host);
         m->host_held = false;
