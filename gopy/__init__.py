@@ -34,6 +34,7 @@ from ._gopy import (
     after,
     after_func,
     go,
+    offload,
     once_func,
     once_value,
     select,
@@ -43,7 +44,7 @@ from ._gopy import (
 
 __all__ = [
     "Chan", "SendChan", "RecvChan", "Recv", "Send", "select",
-    "go", "go_c", "excepthook", "get_include",
+    "go", "go_c", "offload", "excepthook", "get_include",
     "sleep", "after", "tick", "Timer", "Ticker", "after_func",
     "ClosedChannelError", "DeadlockError",
     "Mutex", "RWMutex", "WaitGroup", "Once", "once_func", "once_value", "Cond", "Pool", "Map",

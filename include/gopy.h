@@ -175,6 +175,7 @@ struct gopy_api {
     gopy_after_func *(*context_after_func)(gopy_context *ctx, void (*fn)(void *arg), void *arg);
     bool (*after_func_stop)(gopy_after_func *af);
     void (*after_func_release)(gopy_after_func *af);
+    int (*offload)(void (*fn)(void *arg), void *arg);
 };
 
 #define GOPY_CAPSULE_NAME "gopy._gopy._C_API"
@@ -357,6 +358,17 @@ bool  gopy_after_func_stop(gopy_after_func *af);
 /* Drop the handle (does not stop fn). */
 void  gopy_after_func_release(gopy_after_func *af);
 
+/* ---- calls gopy cannot see into ------------------------------------------ */
+
+/* In a goroutine: run fn(arg) on a helper thread and park the goroutine
+ * until it returns, so that its thread runs other goroutines meanwhile
+ * (for a C library call that blocks, or a long computation).  Elsewhere
+ * (an ordinary thread): call fn(arg) directly.  0, or -1 with errno only
+ * if fn was not run at all (EINVAL: fn is NULL).  The helpers are a pool
+ * of threads made on demand, at most 64 at once (the environment's
+ * GOPY_OFFLOAD_THREADS), further calls waiting their turn in order. */
+int gopy_offload(void (*fn)(void *arg), void *arg);
+
 /* The table above, filled with this runtime's functions. */
 const struct gopy_api *gopy_api_table(void);
 
@@ -438,6 +450,7 @@ static const struct gopy_api *gopy_api_ptr;
 #define gopy_context_after_func (gopy_api_ptr->context_after_func)
 #define gopy_after_func_stop (gopy_api_ptr->after_func_stop)
 #define gopy_after_func_release (gopy_api_ptr->after_func_release)
+#define gopy_offload (gopy_api_ptr->offload)
 
 /* Import the table from the gopy module.  0, or -1 with a Python exception
  * set.  Needs Python.h included first. */

@@ -62,6 +62,14 @@ PyObject *gopy_runtime_thread_idents(void);
 /* Set the Python exception for a failing status; returns -1. */
 int gopy_status_error(int status);
 
+/* ---- offload.c: gopy.offload ------------------------------------------------ */
+
+/* offload(fn, *args, **kwargs), vectorcall style: args[0] is fn, then
+ * nargs - 1 positional arguments, then one value per name in kwnames (all
+ * borrowed).  fn's value as a new reference, or NULL with its exception
+ * (the object it raised) set. */
+PyObject *gopy_offload_impl(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+
 /* ---- deferred.c: decrefs from threads that do not hold the GIL ---------- */
 
 /* Drop a reference now if this thread holds the GIL, else later. */

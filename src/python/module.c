@@ -111,6 +111,13 @@ static PyObject *mod_go_c(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *mod_offload(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                             PyObject *kwnames)
+{
+    (void)self;
+    return gopy_offload_impl(args, nargs, kwnames);
+}
+
 static PyObject *mod_select(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                             PyObject *kwnames)
 {
@@ -231,15 +238,16 @@ static PyObject *mod_stats(PyObject *self, PyObject *Py_UNUSED(ignored))
     (void)self;
     gopy_rt_stats s;
     gopy_rt_get_stats(&s);
-    return Py_BuildValue("{sLsLsLsLsLsLsLsLsLsLsLsssLsL}", "goroutines", (long long)s.goroutines,
-                         "ms", (long long)s.ms, "ms_idle", (long long)s.ms_idle, "ps",
-                         (long long)s.ps, "gomaxprocs", (long long)s.gomaxprocs,
-                         "context_switches", (long long)s.context_switches, "steals",
-                         (long long)s.steals, "handoffs", (long long)s.handoffs, "host_recruits",
-                         (long long)s.host_recruits, "timers", (long long)s.timers,
-                         "host_queue", (long long)s.host_queue, "stack_guard", s.stack_guard,
-                         "stack_size_c", (long long)s.stack_size_c, "stack_size_python",
-                         (long long)s.stack_size_host);
+    return Py_BuildValue(
+        "{sLsLsLsLsLsLsLsLsLsLsLsssLsLsLsLsL}", "goroutines", (long long)s.goroutines, "ms",
+        (long long)s.ms, "ms_idle", (long long)s.ms_idle, "ps", (long long)s.ps, "gomaxprocs",
+        (long long)s.gomaxprocs, "context_switches", (long long)s.context_switches, "steals",
+        (long long)s.steals, "handoffs", (long long)s.handoffs, "host_recruits",
+        (long long)s.host_recruits, "timers", (long long)s.timers, "host_queue",
+        (long long)s.host_queue, "stack_guard", s.stack_guard, "stack_size_c",
+        (long long)s.stack_size_c, "stack_size_python", (long long)s.stack_size_host,
+        "offload_threads", (long long)s.offload_threads, "offload_busy",
+        (long long)s.offload_busy, "offload_queued", (long long)s.offload_queued);
 }
 
 typedef struct {
@@ -311,6 +319,12 @@ static PyMethodDef module_methods[] = {
      "go(fn, /, *args, **kwargs) -> None\n\nRun fn(*args, **kwargs) in a new goroutine, in a "
      "copy of the current contextvars context."},
     {"_go_c", mod_go_c, METH_VARARGS, "_go_c(fn_address, arg_address, keep): see gopy.go_c"},
+    {"offload", (PyCFunction)(void (*)(void))mod_offload, METH_FASTCALL | METH_KEYWORDS,
+     "offload(fn, /, *args, **kwargs) -> object\n\nIn a goroutine: call fn(*args, **kwargs) on "
+     "a helper thread, in a copy of the current contextvars context, and park the goroutine "
+     "until it returns; return its value or raise its exception.  For calls gopy cannot see "
+     "into (a C library that blocks, a long computation that releases the GIL).  Elsewhere: "
+     "call fn directly."},
     {"select", (PyCFunction)(void (*)(void))mod_select, METH_FASTCALL | METH_KEYWORDS,
      "select(*cases, default=False) -> (index, value, ok)\n\nGo's select over Recv and Send "
      "cases.  With default=True and nothing ready, returns (-1, None, False)."},

@@ -79,6 +79,7 @@ static const struct gopy_api api = {
     .context_after_func = gopy_context_after_func,
     .after_func_stop = gopy_after_func_stop,
     .after_func_release = gopy_after_func_release,
+    .offload = gopy_offload,
 };
 
 const struct gopy_api *gopy_api_table(void)

@@ -118,6 +118,18 @@ bool gopy_rt_chan_shared(gopy_chan *c);
  * non-zero result and returns it. */
 int gopy_rt_chan_visit(gopy_chan *c, int (*visit)(void *elem, void *arg), void *arg);
 
+/* ---- gopy_offload's helper threads ------------------------------------- */
+
+/* At most n helper threads at once (n >= 1; default 64, or the
+ * environment's GOPY_OFFLOAD_THREADS); helpers beyond a lowered cap leave
+ * as they finish their calls.  Returns the cap before (n < 1: only
+ * that). */
+int gopy_rt_offload_set_max_threads(int n);
+/* Helpers idle for ns (> 0; default 10 s) exit; helpers already idle keep
+ * the timeout they started with.  Returns the timeout before (ns <= 0:
+ * only that). */
+int64_t gopy_rt_offload_set_idle_timeout(int64_t ns);
+
 /* ---- sync with status (the gopy_mutex_* / gopy_waitgroup_* functions
  * abort the process on misuse, as Go panics; these return the error) ---- */
 
@@ -288,6 +300,7 @@ enum gopy_wait_reason {
     GOPY_WAIT_COND,
     GOPY_WAIT_SEMA,
     GOPY_WAIT_LOCKED_THREAD,
+    GOPY_WAIT_OFFLOAD,
     GOPY_WAIT_NREASONS
 };
 const char *gopy_rt_wait_reason_string(int reason);
@@ -322,6 +335,9 @@ typedef struct {
         handoffs, host_recruits, timers, host_queue;
     const char *stack_guard;
     int64_t stack_size_c, stack_size_host;
+    /* gopy_offload's helper threads: alive, running a call; calls waiting
+     * for a helper. */
+    int64_t offload_threads, offload_busy, offload_queued;
 } gopy_rt_stats;
 void gopy_rt_get_stats(gopy_rt_stats *s);
 int gopy_rt_num_cpu(void);

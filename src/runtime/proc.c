@@ -7,7 +7,6 @@
 #include "runtime.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,29 +159,12 @@ static M *newm(P *p, bool spinning, bool host_standby)
     m->spinning = spinning;
     if (host_standby)
         atomic_store(&sched.host_standby, m);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    /* g0 runs the scheduler and the host's lock hooks, nothing deep. */
-    pthread_attr_setstacksize(&attr, 512 << 10);
-    /* Block async signals in the new thread from birth, so the kernel
-     * delivers them to threads that handle them (the main thread). */
-    sigset_t all, old;
-    sigfillset(&all);
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    sigdelset(&all, SIGTRAP);
-    sigdelset(&all, SIGABRT);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
     M *head = atomic_load(&sched.allm);
     do
         m->alllink = head;
     while (!atomic_compare_exchange_weak(&sched.allm, &head, m));
-    int err = pthread_create(&m->thread, &attr, mstart, m);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
+    /* g0 runs the scheduler and the host's lock hooks, nothing deep. */
+    int err = rt_thread_start(&m->thread, 512 << 10, mstart, m);
     if (err != 0) {
         /* The M stays on allm as a dead entry (allm is push-only). */
         m->dying = true;
@@ -1911,6 +1893,7 @@ void gopy_rt_get_stats(gopy_rt_stats *s)
     s->stack_guard = rt_stack_guard_mode();
     s->stack_size_c = (int64_t)rt_stack_size(RT_STACK_C);
     s->stack_size_host = (int64_t)rt_stack_size(RT_STACK_HOST);
+    offload_stats(s);
 }
 
 const char *gopy_rt_wait_reason_string(int reason)
@@ -1929,6 +1912,7 @@ const char *gopy_rt_wait_reason_string(int reason)
         [GOPY_WAIT_COND] = "sync.Cond.Wait",
         [GOPY_WAIT_SEMA] = "semacquire",
         [GOPY_WAIT_LOCKED_THREAD] = "locked to thread",
+        [GOPY_WAIT_OFFLOAD] = "offload",
     };
     if (reason < 0 || reason >= GOPY_WAIT_NREASONS || names[reason] == NULL)
         return "?";
@@ -1949,7 +1933,7 @@ bool gopy_rt_all_asleep(void)
     if (atomic_load(&sched.nmidle) + atomic_load(&sched.nmidle_locked) !=
             atomic_load(&sched.mcount) ||
         atomic_load(&sched.runqsize) != 0 || atomic_load(&sched.hostq_len) != 0 ||
-        timers_next() != 0)
+        timers_next() != 0 || offload_pending())
         return false;
     int32_t n = atomic_load(&sched.nallp);
     for (int32_t i = 0; i < n; i++) {
@@ -1997,6 +1981,7 @@ void gopy_rt_after_fork_child(void)
     rt_mutex init = RT_MUTEX_INIT;
     init_lock = init;
     rt_stack_after_fork();
+    offload_after_fork();
     tls_m = NULL;
     /* This thread's pseudo-G is linked into the forgotten list: leak it
      * too, so that its destructor does not unlink it at thread exit. */

@@ -455,6 +455,22 @@ const char *rt_g_status_name(uint32_t status);
  * (once), and give the calling M an alternate signal stack to run it on. */
 void rt_signals_init(void);
 void rt_signals_thread_init(void);
+/* Start a detached thread running fn(arg), with stack_size bytes of stack
+ * (0: the default), and with every asynchronous signal blocked from birth
+ * so that the kernel delivers those to threads that handle them (the main
+ * thread); the signals a fault raises stay open for the fault handler.
+ * 0 or an errno value (*thread is then undefined). */
+int rt_thread_start(pthread_t *thread, size_t stack_size, void *(*fn)(void *), void *arg);
+
+/* ---- offload.c ---------------------------------------------------------- */
+
+/* Offloaded calls whose goroutine is not yet readied: while there are any,
+ * a goroutine will become runnable without anyone else acting. */
+bool offload_pending(void);
+/* Fill the offload_* fields of s. */
+void offload_stats(gopy_rt_stats *s);
+/* The child side of fork: forget the helpers and their jobs. */
+void offload_after_fork(void);
 
 /* ---- sysmon.c ----------------------------------------------------------- */
 

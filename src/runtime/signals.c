@@ -86,6 +86,29 @@ void rt_signals_init(void)
     sigaction(SIGBUS, &sa, &prev_bus);
 }
 
+int rt_thread_start(pthread_t *thread, size_t stack_size, void *(*fn)(void *), void *arg)
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (stack_size != 0)
+        pthread_attr_setstacksize(&attr, stack_size);
+    /* The new thread inherits the mask it is created under. */
+    sigset_t async, old;
+    sigfillset(&async);
+    sigdelset(&async, SIGSEGV);
+    sigdelset(&async, SIGBUS);
+    sigdelset(&async, SIGFPE);
+    sigdelset(&async, SIGILL);
+    sigdelset(&async, SIGTRAP);
+    sigdelset(&async, SIGABRT);
+    pthread_sigmask(SIG_SETMASK, &async, &old);
+    int err = pthread_create(thread, &attr, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    return err;
+}
+
 void rt_signals_thread_init(void)
 {
     stack_t ss;
