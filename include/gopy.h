@@ -35,7 +35,13 @@ extern "C" {
 
 /* Result codes. */
 #define GOPY_OK 0
-#define GOPY_ECLOSED 1 /* send on / close of a closed channel */
+#define GOPY_ECLOSED 1 /* send on / close of a closed channel; a descriptor
+                          netpoll-closed while waited on */
+#define GOPY_ETIMEDOUT 9 /* a netpoll wait's deadline passed */
+
+/* gopy_netpoll_wait modes. */
+#define GOPY_POLL_READ 1
+#define GOPY_POLL_WRITE 2
 
 /* Select case directions. */
 #define GOPY_SEND 1
@@ -176,6 +182,9 @@ struct gopy_api {
     bool (*after_func_stop)(gopy_after_func *af);
     void (*after_func_release)(gopy_after_func *af);
     int (*offload)(void (*fn)(void *arg), void *arg);
+    /* netpoller */
+    int (*netpoll_wait)(int fd, int mode, int64_t deadline_ns);
+    int (*netpoll_close)(int fd);
 };
 
 #define GOPY_CAPSULE_NAME "gopy._gopy._C_API"
@@ -369,6 +378,26 @@ void  gopy_after_func_release(gopy_after_func *af);
  * GOPY_OFFLOAD_THREADS), further calls waiting their turn in order. */
 int gopy_offload(void (*fn)(void *arg), void *arg);
 
+/* ---- the netpoller (Go's runtime/netpoll) ---------------------------
+ *
+ * Wait for fd to become ready for mode (GOPY_POLL_READ or
+ * GOPY_POLL_WRITE): a goroutine parks (its thread runs other goroutines
+ * meanwhile), a plain thread blocks.  deadline_ns: CLOCK_MONOTONIC ns (the
+ * clock of Python's time.monotonic_ns), < 0 for none; a deadline already
+ * past returns GOPY_ETIMEDOUT at once unless fd is ready.  Any number of
+ * goroutines and threads may wait on one fd, in either mode.  Returns
+ * GOPY_OK (ready: retry the operation, which may still find it would
+ * block: readiness wakes every waiter of that mode), GOPY_ETIMEDOUT,
+ * GOPY_ECLOSED (gopy_netpoll_close(fd) was called meanwhile), or -1 with
+ * errno EBADF (fd not open), EINVAL (bad mode) or EPERM (fd cannot be
+ * polled: a regular file, a directory). */
+int gopy_netpoll_wait(int fd, int mode, int64_t deadline_ns);
+/* Call before close(fd): wakes its waiters with GOPY_ECLOSED and drops its
+ * registration.  0, or -1 with errno EBADF (fd < 0).  Closed without it,
+ * fd's waiters wait on until their deadline, or until a new wait on that
+ * number finds it closed (a number reused by a new file works). */
+int gopy_netpoll_close(int fd);
+
 /* The table above, filled with this runtime's functions. */
 const struct gopy_api *gopy_api_table(void);
 
@@ -451,6 +480,8 @@ static const struct gopy_api *gopy_api_ptr;
 #define gopy_after_func_stop (gopy_api_ptr->after_func_stop)
 #define gopy_after_func_release (gopy_api_ptr->after_func_release)
 #define gopy_offload (gopy_api_ptr->offload)
+#define gopy_netpoll_wait (gopy_api_ptr->netpoll_wait)
+#define gopy_netpoll_close (gopy_api_ptr->netpoll_close)
 
 /* Import the table from the gopy module.  0, or -1 with a Python exception
  * set.  Needs Python.h included first. */

@@ -190,6 +190,11 @@ int gopy_sleep_ns(int64_t ns);
 /* Add in_goroutine() and wrap_time_sleep() to the module. */
 int gopy_hooks_init(PyObject *m);
 
+/* ---- netpoll.c: the netpoller ------------------------------------------- */
+
+/* Add netpoll_wait, netpoll_close, POLL_READ and POLL_WRITE to the module. */
+int gopy_netpoll_init(PyObject *m);
+
 /* ---- compat.c: everything that differs between CPython versions --------- */
 
 /* The interpreter state one goroutine owns (frames, data stack, recursion

@@ -239,7 +239,7 @@ static PyObject *mod_stats(PyObject *self, PyObject *Py_UNUSED(ignored))
     gopy_rt_stats s;
     gopy_rt_get_stats(&s);
     return Py_BuildValue(
-        "{sLsLsLsLsLsLsLsLsLsLsLsssLsLsLsLsL}", "goroutines", (long long)s.goroutines, "ms",
+        "{sLsLsLsLsLsLsLsLsLsLsLsssLsLsLsLsLsL}", "goroutines", (long long)s.goroutines, "ms",
         (long long)s.ms, "ms_idle", (long long)s.ms_idle, "ps", (long long)s.ps, "gomaxprocs",
         (long long)s.gomaxprocs, "context_switches", (long long)s.context_switches, "steals",
         (long long)s.steals, "handoffs", (long long)s.handoffs, "host_recruits",
@@ -247,7 +247,8 @@ static PyObject *mod_stats(PyObject *self, PyObject *Py_UNUSED(ignored))
         (long long)s.host_queue, "stack_guard", s.stack_guard, "stack_size_c",
         (long long)s.stack_size_c, "stack_size_python", (long long)s.stack_size_host,
         "offload_threads", (long long)s.offload_threads, "offload_busy",
-        (long long)s.offload_busy, "offload_queued", (long long)s.offload_queued);
+        (long long)s.offload_busy, "offload_queued", (long long)s.offload_queued,
+        "netpoll_waiters", (long long)s.netpoll_waiters);
 }
 
 typedef struct {
@@ -389,7 +390,7 @@ static int module_exec(PyObject *m)
         add_type(m, &Send_Type, "Send") < 0 || add_type(m, &Timer_Type, "Timer") < 0 ||
         add_type(m, &Ticker_Type, "Ticker") < 0)
         return -1;
-    if (gopy_sync_init(m) < 0 || gopy_atomic_init(m) < 0)
+    if (gopy_sync_init(m) < 0 || gopy_atomic_init(m) < 0 || gopy_netpoll_init(m) < 0)
         return -1;
     PyObject *capsule =
         PyCapsule_New((void *)gopy_api_table(), GOPY_CAPSULE_NAME, NULL);

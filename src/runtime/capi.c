@@ -80,6 +80,8 @@ static const struct gopy_api api = {
     .after_func_stop = gopy_after_func_stop,
     .after_func_release = gopy_after_func_release,
     .offload = gopy_offload,
+    .netpoll_wait = gopy_netpoll_wait,
+    .netpoll_close = gopy_netpoll_close,
 };
 
 const struct gopy_api *gopy_api_table(void)

@@ -96,6 +96,12 @@ int gopy_rt_chan_recv(gopy_chan *c, void *elem, bool *ok, bool block);
  * Returns GOPY_OK, GOPY_EINTR or GOPY_EDEADLK. */
 int gopy_rt_select(gopy_case *cases, int n, bool block, int *chosen);
 int gopy_rt_sleep(int64_t ns);
+/* As gopy_netpoll_wait, for gopy_call_blocking: with block false it only
+ * looks (GOPY_OK if fd is ready, else GOPY_EAGAIN) and never parks; a
+ * foreign thread whose wait is interrupted leaves it (nothing else
+ * changed) and gets GOPY_EINTR.  Also GOPY_ETIMEDOUT, GOPY_ECLOSED, or -1
+ * with errno. */
+int gopy_rt_netpoll_wait(int fd, int mode, int64_t deadline_ns, bool block);
 
 /* Channels holding host references: release(elem, ctx) is called for each
  * element still buffered when the channel is freed (from whatever thread
@@ -301,6 +307,7 @@ enum gopy_wait_reason {
     GOPY_WAIT_SEMA,
     GOPY_WAIT_LOCKED_THREAD,
     GOPY_WAIT_OFFLOAD,
+    GOPY_WAIT_IO,
     GOPY_WAIT_NREASONS
 };
 const char *gopy_rt_wait_reason_string(int reason);
@@ -338,6 +345,7 @@ typedef struct {
     /* gopy_offload's helper threads: alive, running a call; calls waiting
      * for a helper. */
     int64_t offload_threads, offload_busy, offload_queued;
+    int64_t netpoll_waiters; /* goroutines and threads waiting on descriptors */
 } gopy_rt_stats;
 void gopy_rt_get_stats(gopy_rt_stats *s);
 int gopy_rt_num_cpu(void);

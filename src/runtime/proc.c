@@ -133,6 +133,12 @@ static void mremove(M *m)
     sched.nmidle--;
     atomic_store(&m->idle, M_RUNNING);
     atomic_fetch_add(&sched.idle_epoch, 1);
+    /* Blocked in the netpoller, it sleeps on epoll, not on its note alone:
+     * break that wait too (m itself clears the role first). */
+    if (sched.netpoll_sleeper == m) {
+        sched.netpoll_sleeper = NULL;
+        netpoll_break();
+    }
 }
 
 /* An idle M, or NULL; sched.lock held. */
@@ -1011,6 +1017,15 @@ void goready(G *g)
     wakep();
 }
 
+void goready_list(G *list)
+{
+    while (list != NULL) {
+        G *g = list;
+        list = g->schedlink;
+        goready(g);
+    }
+}
+
 void gosched(void)
 {
     G *g = getg();
@@ -1138,9 +1153,55 @@ static bool maybe_retire_p(M *m)
     return true;
 }
 
+/* m stops sleeping by itself (sched.lock held): it gives up the sleeper
+ * roles and, unless a waker has taken it off the idle list already (that
+ * waker wakes its note), leaves the list.  true if it left. */
+static bool stopm_leave(M *m)
+{
+    if (sched.timer_sleeper == m)
+        sched.timer_sleeper = NULL;
+    if (sched.netpoll_sleeper == m)
+        sched.netpoll_sleeper = NULL; /* before mremove: no break for us */
+    if (atomic_load(&m->idle) != M_IDLE)
+        return false;
+    mremove(m);
+    return true;
+}
+
+/* Sleep in the netpoller as its poller: until `until` (0: no timer to
+ * wait for), an event, or a waker (mremove breaks the wait).  Ready the
+ * Gs it yields.  true if m left the idle list by itself; false if a waker
+ * took it (its note will be woken). */
+static bool stopm_poll(M *m, int64_t until)
+{
+    for (;;) {
+        int64_t delay = -1;
+        if (until > 0 && (delay = until - rt_nanotime()) < 0)
+            delay = 0;
+        G *ready = netpoll(delay);
+        rt_lock(&sched.lock);
+        bool done = ready != NULL || (until > 0 && rt_nanotime() >= until) ||
+                    atomic_load(&m->idle) != M_IDLE;
+        bool left = done && stopm_leave(m);
+        rt_unlock(&sched.lock);
+        /* Off the idle list first, or waking a C goroutine (wakep) could
+         * pick m itself. */
+        goready_list(ready);
+        if (left) {
+            sysmon_wake();
+            return true;
+        }
+        if (done)
+            return false;
+        /* A break meant for an earlier sleep, or a signal: sleep on. */
+    }
+}
+
 /* Sleep until someone takes m off the idle list (with a P in nextp, or
  * for host work), or, if it becomes the timer sleeper, until `until`.
- * m holds no P. */
+ * While goroutines or threads wait on descriptors and no M polls for
+ * them, m sleeps in the netpoller instead, ready to run them.  m holds
+ * no P. */
 static void stopm(M *m, int64_t until)
 {
     rt_lock(&sched.lock);
@@ -1151,39 +1212,41 @@ static void stopm(M *m, int64_t until)
         sched.timer_sleep_until = until;
         timed = true;
     }
+    bool polling = false;
+    if (netpoll_waiters() > 0 && sched.netpoll_sleeper == NULL) {
+        sched.netpoll_sleeper = m;
+        polling = true;
+    }
     rt_unlock(&sched.lock);
     atomic_thread_fence(memory_order_seq_cst);
     if (m_has_host_work(m)) {
         rt_lock(&sched.lock);
-        if (sched.timer_sleeper == m)
-            sched.timer_sleeper = NULL;
-        if (atomic_load(&m->idle) == M_IDLE) {
-            mremove(m);
-            rt_unlock(&sched.lock);
+        bool left = stopm_leave(m);
+        rt_unlock(&sched.lock);
+        if (left) {
             sysmon_wake();
             return;
         }
-        rt_unlock(&sched.lock);
         /* Someone took us off the list: they will wake us. */
-        timed = false;
+        timed = polling = false;
     }
-    if (timed) {
+    if (polling) {
+        if (stopm_poll(m, timed ? until : 0))
+            return;
+    } else if (timed) {
         int64_t d = until - rt_nanotime();
         if (d < 0)
             d = 0;
         rt_note_sleep_for(&m->park, d);
         rt_lock(&sched.lock);
-        if (sched.timer_sleeper == m)
-            sched.timer_sleeper = NULL;
-        if (atomic_load(&m->idle) == M_IDLE) {
-            /* Timed out: nobody took us off the list; do it ourselves and
-             * go look at the timers. */
-            mremove(m);
-            rt_unlock(&sched.lock);
+        /* Timed out: nobody took us off the list; we do, and go look at
+         * the timers. */
+        bool left = stopm_leave(m);
+        rt_unlock(&sched.lock);
+        if (left) {
             sysmon_wake();
             return;
         }
-        rt_unlock(&sched.lock);
     }
     rt_note_sleep(&m->park);
     if (m->nextp != NULL) {
@@ -1270,6 +1333,26 @@ static G *steal_work(M *m, P *p, int64_t now)
     return NULL;
 }
 
+/* Go's findrunnable looks at the netpoller, without blocking, once it has
+ * found nothing queued, if anyone waits on it and no M sleeps in it (that
+ * M sees the events).  The Gs it yields are readied, but for one C
+ * goroutine free to run here: returned, for m to run at once. */
+static G *netpoll_runnable(void)
+{
+    if (netpoll_waiters() == 0 || atomic_load(&sched.netpoll_sleeper) != NULL)
+        return NULL;
+    G *run = NULL, *list = netpoll(0);
+    while (list != NULL) {
+        G *g = list;
+        list = g->schedlink;
+        if (run == NULL && g->kind == G_C && g->lockedm == NULL)
+            run = g;
+        else
+            goready(g);
+    }
+    return run;
+}
+
 /* Find a C goroutine for m (which holds a P); NULL means "look again"
  * (woken for host work, or lost the P). */
 static G *findrunnable(M *m)
@@ -1302,6 +1385,8 @@ top:;
         if (g != NULL)
             return g;
     }
+    if ((g = netpoll_runnable()) != NULL)
+        return g;
     if (m_has_host_work(m))
         return NULL;
     /* Steal, unless too many Ms are spinning already (at most half the
@@ -1894,6 +1979,7 @@ void gopy_rt_get_stats(gopy_rt_stats *s)
     s->stack_size_c = (int64_t)rt_stack_size(RT_STACK_C);
     s->stack_size_host = (int64_t)rt_stack_size(RT_STACK_HOST);
     offload_stats(s);
+    s->netpoll_waiters = netpoll_waiters();
 }
 
 const char *gopy_rt_wait_reason_string(int reason)
@@ -1913,6 +1999,7 @@ const char *gopy_rt_wait_reason_string(int reason)
         [GOPY_WAIT_SEMA] = "semacquire",
         [GOPY_WAIT_LOCKED_THREAD] = "locked to thread",
         [GOPY_WAIT_OFFLOAD] = "offload",
+        [GOPY_WAIT_IO] = "IO wait",
     };
     if (reason < 0 || reason >= GOPY_WAIT_NREASONS || names[reason] == NULL)
         return "?";
@@ -1921,7 +2008,8 @@ const char *gopy_rt_wait_reason_string(int reason)
 
 /* Go's checkdead, for a foreign thread blocked in the runtime: can any
  * goroutine still run?  True only if every M is idle, no work is queued
- * anywhere, no timer is pending, and no M woke up while we looked (a wake
+ * anywhere, no timer is pending, nobody waits on a descriptor (an event
+ * from outside may end that wait), and no M woke up while we looked (a wake
  * is the only way out of that state, and it bumps idle_epoch).  Threads
  * the runtime does not know (which might still act) are the caller's to
  * rule out. */
@@ -1933,7 +2021,7 @@ bool gopy_rt_all_asleep(void)
     if (atomic_load(&sched.nmidle) + atomic_load(&sched.nmidle_locked) !=
             atomic_load(&sched.mcount) ||
         atomic_load(&sched.runqsize) != 0 || atomic_load(&sched.hostq_len) != 0 ||
-        timers_next() != 0 || offload_pending())
+        timers_next() != 0 || offload_pending() || netpoll_waiters() != 0)
         return false;
     int32_t n = atomic_load(&sched.nallp);
     for (int32_t i = 0; i < n; i++) {
@@ -1982,6 +2070,7 @@ void gopy_rt_after_fork_child(void)
     init_lock = init;
     rt_stack_after_fork();
     offload_after_fork();
+    netpoll_after_fork_child();
     tls_m = NULL;
     /* This thread's pseudo-G is linked into the forgotten list: leak it
      * too, so that its destructor does not unlink it at thread exit. */

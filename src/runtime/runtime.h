@@ -342,6 +342,13 @@ typedef struct {
      * without the lock first by timer_add). */
     _Atomic(M *) timer_sleeper;
     _Atomic int64_t timer_sleep_until;
+    /* The idle M blocked in the netpoller (stopm), if any (L; read without
+     * it as a hint).  Whoever takes it off the idle list (mremove) clears
+     * this and breaks its wait (netpoll_break). */
+    _Atomic(M *) netpoll_sleeper;
+    /* When netpoll last looked (monotonic ns): sysmon polls when nobody
+     * has for 10 ms. */
+    _Atomic int64_t netpoll_last;
 
     /* sysmon */
     rt_note sysmon_note;
@@ -383,6 +390,8 @@ int gopark(bool (*unlock)(G *, void *), void *arg, uint8_t reason,
            const void *obj);
 /* Make a parked G runnable (the caller has won its wait_claim). */
 void goready(G *g);
+/* goready each G of a list linked by schedlink. */
+void goready_list(G *list);
 /* Start a new G running fn(arg).  0 or -1 (errno).  Host Gs run
  * fn(area) after init(area, arg) (see gopy_rt_go_host). */
 int newproc(void (*fn)(void *), void *arg, enum g_kind kind,
@@ -471,6 +480,20 @@ bool offload_pending(void);
 void offload_stats(gopy_rt_stats *s);
 /* The child side of fork: forget the helpers and their jobs. */
 void offload_after_fork(void);
+
+/* ---- netpoll.c ---------------------------------------------------------- */
+
+/* Waits in progress on the netpoller (goroutines and threads). */
+int32_t netpoll_waiters(void);
+/* Wait up to delay ns (< 0: until an event or netpoll_break; 0: do not
+ * block) for ready descriptors, and claim their waiters.  Returns their
+ * Gs linked by schedlink, for the caller to ready (goready_list), or to
+ * run one itself.  Call with no runtime lock held. */
+G *netpoll(int64_t delay);
+/* Make a netpoll blocked now (or the next blocking one) return. */
+void netpoll_break(void);
+/* Fork child: a fresh poller, no waiters. */
+void netpoll_after_fork_child(void);
 
 /* ---- sysmon.c ----------------------------------------------------------- */
 

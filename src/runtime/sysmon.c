@@ -14,9 +14,13 @@
  * lock takes over the moment a busy M lets the lock go; proc.c.)  It
  * also warns about Ms that stall the goroutines bound to them.
  *
- * It also starts an M when timers are overdue and nobody runs them.  It
- * polls every 20 us while things happen, backs off to 10 ms when nothing
- * does, and sleeps until woken when every M is idle (0% CPU when idle).
+ * It also starts an M when timers are overdue and nobody runs them, and
+ * polls the netpoller when nobody has for 10 ms (Ms busy with goroutines
+ * never get to findrunnable's poll), readying what it finds.  It polls
+ * every 20 us while things happen, backs off to 10 ms when nothing does,
+ * and sleeps until woken when every M is idle (0% CPU when idle) and
+ * nothing needs watching: no timer, and an M sleeping in the netpoller
+ * if anyone waits on it.
  */
 #define _GNU_SOURCE
 #include "runtime.h"
@@ -33,6 +37,7 @@ enum {
     SYSMON_MAX_US = 10 * 1000,
     IDLE_BACKOFF_US = 1000, /* quiet this long before backing off */
 };
+#define NETPOLL_AGE_NS ((int64_t)10 * 1000 * 1000) /* poll when nobody has for this long */
 
 void sysmon_wake(void)
 {
@@ -156,17 +161,28 @@ static bool all_idle(void)
     return atomic_load(&sched.nmidle) == atomic_load(&sched.mcount);
 }
 
+/* Waiters on the netpoller and no M sleeping in it: somebody must poll. */
+static bool netpoll_unwatched(void)
+{
+    return netpoll_waiters() > 0 && atomic_load(&sched.netpoll_sleeper) == NULL;
+}
+
+static bool nothing_to_watch(void)
+{
+    return all_idle() && timers_next() == 0 && !netpoll_unwatched();
+}
+
 static void *sysmon(void *arg)
 {
     (void)arg;
     int64_t delay_us = SYSMON_MIN_US;
     int64_t quiet_since = rt_nanotime();
     for (;;) {
-        if (all_idle() && timers_next() == 0) {
+        if (nothing_to_watch()) {
             rt_note_clear(&sched.sysmon_note);
             atomic_store(&sched.sysmon_sleeping, true);
             atomic_thread_fence(memory_order_seq_cst);
-            if (all_idle() && timers_next() == 0) {
+            if (nothing_to_watch()) {
                 rt_note_sleep(&sched.sysmon_note);
             } else if (!atomic_exchange(&sched.sysmon_sleeping, false)) {
                 rt_note_sleep(&sched.sysmon_note); /* a waker owes us one */
@@ -183,6 +199,8 @@ static void *sysmon(void *arg)
         int64_t next = timers_next();
         if (next != 0 && next < now - 1000000)
             wakep();
+        if (netpoll_unwatched() && now - atomic_load(&sched.netpoll_last) > NETPOLL_AGE_NS)
+            goready_list(netpoll(0));
         /* Poll fast only while some M looks stuck or was just helped:
          * the next goroutine may block the same way (200 goroutines each
          * calling time.sleep).  Otherwise back off, as Go's sysmon does. */
