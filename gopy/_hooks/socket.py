@@ -201,26 +201,30 @@ def _names_a_host(family, address):
 _TIMED_OUT = -1  # _connect's result when the timeout passed
 
 
-def _connect(sock, address):
-    """connect_ex(address), parking while the connection is made; errno
-    (0: connected) or _TIMED_OUT."""
+def _connect(sock, original, address):
+    """original(sock, address), connect or connect_ex, parking while the
+    connection is made: errno (0: connected) or _TIMED_OUT; the errors of
+    the call itself are original's own."""
     timeout = sock.gettimeout()
     if timeout == 0.0 or sock.fileno() < 0:
-        return _ss.connect_ex(sock, address)
+        return original(sock, address) or 0
     sock.settimeout(0.0)
     try:
-        if _names_a_host(sock.family, address):
-            err = _gopy.offload(_ss.connect_ex, sock, address)
-        else:
-            err = _ss.connect_ex(sock, address)
+        try:
+            if _names_a_host(sock.family, address):
+                err = _gopy.offload(original, sock, address)
+            else:
+                err = original(sock, address)
+        except BlockingIOError as e:  # connect's EINPROGRESS
+            err = e.errno
     finally:
         sock.settimeout(timeout)
     if err == errno.EAGAIN and timeout is None:
         # A Unix socket's listener with a full backlog: a blocking connect
         # waits for room, which no readiness announces.
-        return _ss.connect_ex(sock, address)
+        return original(sock, address) or 0
     if err != errno.EINPROGRESS:
-        return err
+        return err or 0
     if not _ready(sock, _WRITE, None if timeout is None else _monotonic() + timeout):
         return _TIMED_OUT
     err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
@@ -230,7 +234,7 @@ def _connect(sock, address):
 def connect(self, *args, **kwargs):
     if kwargs or len(args) != 1 or not _in_goroutine():
         return _ss.connect(self, *args, **kwargs)
-    err = _connect(self, args[0])
+    err = _connect(self, _ss.connect, args[0])
     if err == _TIMED_OUT:
         raise TimeoutError("timed out")
     if err:
@@ -240,7 +244,7 @@ def connect(self, *args, **kwargs):
 def connect_ex(self, *args, **kwargs):
     if kwargs or len(args) != 1 or not _in_goroutine():
         return _ss.connect_ex(self, *args, **kwargs)
-    err = _connect(self, args[0])
+    err = _connect(self, _ss.connect_ex, args[0])
     return errno.EWOULDBLOCK if err == _TIMED_OUT else err
 
 
