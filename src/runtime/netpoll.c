@@ -32,9 +32,9 @@
  * registered-once scheme) would have to be trusted to still exist and to
  * watch the right file; re-arming on every wait never trusts it, and an
  * event then only ever concerns the waiters present when it was armed.
- * It costs one epoll_ctl per wait (about 0.3 us).  Events of a
- * registration that netpoll_close dropped carry an older generation in
- * their token and are ignored.
+ * It costs one epoll_ctl per wait (0.3-0.4 us, docs/decisions.md).
+ * Events of a registration that netpoll_close dropped carry an older
+ * generation in their token and are ignored.
  *
  * Readiness wakes every waiter of the ready mode: one readiness may serve
  * only one of them (one datagram, one connection to accept), and the
@@ -54,7 +54,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
-#include <string.h>
 
 typedef struct {
     rt_mutex lock; /* guards the rest */
@@ -83,11 +82,12 @@ enum { PD_CHUNK = 1024, PD_NCHUNKS = 4096 }; /* numbers below 4,194,304 */
 static _Atomic(poll_desc *) pd_chunks[PD_NCHUNKS];
 
 /* The OS poller exists (release store after it was made; acquire loads).
- * Made on the first wait, under init_lock; both reset in a fork child. */
+ * Made on the first wait, under netpoll_init_lock; both reset in a fork
+ * child. */
 static _Atomic bool netpoll_inited;
 static rt_mutex netpoll_init_lock = RT_MUTEX_INIT;
-/* Waits in progress: from before a waiter queues until it returns (so a
- * woken waiter counts until it has run). */
+/* Waits in progress: from before a waiter parks until its wait returns
+ * (so a woken waiter counts until it has run). */
 static _Atomic int32_t netpoll_nwaiters;
 
 static int netpoll_init(void)

@@ -64,6 +64,11 @@ void netpoll_os_forget(void)
 
 int netpoll_os_arm(int fd, int modes, uint64_t token)
 {
+    if (fd == epfd || fd == breakfd) {
+        /* The caller's descriptor was closed and its number is ours now. */
+        errno = EBADF;
+        return -1;
+    }
     struct epoll_event ev = {.events = EPOLLONESHOT, .data.u64 = token};
     if (modes & GOPY_POLL_READ)
         ev.events |= EPOLLIN | EPOLLRDHUP;

@@ -133,12 +133,11 @@ static void mremove(M *m)
     sched.nmidle--;
     atomic_store(&m->idle, M_RUNNING);
     atomic_fetch_add(&sched.idle_epoch, 1);
-    /* Blocked in the netpoller, it sleeps on epoll, not on its note alone:
-     * break that wait too (m itself clears the role first). */
-    if (sched.netpoll_sleeper == m) {
-        sched.netpoll_sleeper = NULL;
+    /* Blocked in the netpoller, m sleeps in epoll_wait, not on its note:
+     * break that wait too.  The role stays m's until m is out of the wait
+     * (see sched.netpoll_sleeper). */
+    if (sched.netpoll_sleeper == m)
         netpoll_break();
-    }
 }
 
 /* An idle M, or NULL; sched.lock held. */
@@ -1161,7 +1160,7 @@ static bool stopm_leave(M *m)
     if (sched.timer_sleeper == m)
         sched.timer_sleeper = NULL;
     if (sched.netpoll_sleeper == m)
-        sched.netpoll_sleeper = NULL; /* before mremove: no break for us */
+        sched.netpoll_sleeper = NULL; /* before mremove: no break for m */
     if (atomic_load(&m->idle) != M_IDLE)
         return false;
     mremove(m);
@@ -1333,13 +1332,18 @@ static G *steal_work(M *m, P *p, int64_t now)
     return NULL;
 }
 
-/* Go's findrunnable looks at the netpoller, without blocking, once it has
- * found nothing queued, if anyone waits on it and no M sleeps in it (that
- * M sees the events).  The Gs it yields are readied, but for one C
- * goroutine free to run here: returned, for m to run at once. */
+/* As Go's findrunnable, look at the netpoller without blocking once
+ * nothing is queued, if anyone waits on it.  Go skips this while an M
+ * sleeps in the netpoller (that M sees the events); here Python
+ * goroutines can run only on their home M, and an M about to idle finds
+ * its own ready ones here, instead of being woken for them by the
+ * sleeping poller (a Python ping-pong over a socketpair: ~17 us a round
+ * trip rather than ~28, docs/decisions.md).  The Gs it yields are
+ * readied, but for one C goroutine free to run here: returned, for m to
+ * run at once. */
 static G *netpoll_runnable(void)
 {
-    if (netpoll_waiters() == 0 || atomic_load(&sched.netpoll_sleeper) != NULL)
+    if (netpoll_waiters() == 0)
         return NULL;
     G *run = NULL, *list = netpoll(0);
     while (list != NULL) {

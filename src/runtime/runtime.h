@@ -342,9 +342,11 @@ typedef struct {
      * without the lock first by timer_add). */
     _Atomic(M *) timer_sleeper;
     _Atomic int64_t timer_sleep_until;
-    /* The idle M blocked in the netpoller (stopm), if any (L; read without
-     * it as a hint).  Whoever takes it off the idle list (mremove) clears
-     * this and breaks its wait (netpoll_break). */
+    /* The M blocked in the netpoller (stopm), if any (L; read without it
+     * as a hint).  Whoever takes it off the idle list (mremove) breaks its
+     * wait (netpoll_break); only that M clears this, once out of the
+     * wait: so at most one M is ever blocked in the netpoller, and a break
+     * (one eventfd for all) cannot be drained by another M. */
     _Atomic(M *) netpoll_sleeper;
     /* When netpoll last looked (monotonic ns): sysmon polls when nobody
      * has for 10 ms. */
