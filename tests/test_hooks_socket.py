@@ -553,10 +553,16 @@ class Site(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class Server(http.server.ThreadingHTTPServer):
+    # Clients connect all at once: a full accept queue would drop SYNs and
+    # cost a one-second retransmission.
+    request_queue_size = 128
+
+
 @pytest.fixture
 def site():
     handler = type("SiteHandler", (Site,), {})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = Server(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield handler, f"http://127.0.0.1:{server.server_address[1]}"

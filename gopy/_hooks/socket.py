@@ -36,12 +36,14 @@ goroutine each method calls the original at once.  Inside one:
 - close: the real close (_real_close) first calls netpoll_close, so that
   goroutines waiting on the socket wake with OSError(EBADF).
 
-ssl.SSLSocket: reads wait until the socket is readable (unless OpenSSL
-holds decrypted bytes already) and writes until it is writable, then call
-the original; sendall writes one TLS record (16 KiB) per wait; the
-handshake runs non-blocking and parks on each SSLWantRead/WriteError.
-What remains: a TLS record that arrives in pieces, or a write larger than
-the socket's free buffer, blocks the thread until the rest has moved.
+ssl.SSLSocket: read (and so recv, recv_into, makefile), write, send (and
+so sendall), do_handshake and unwrap run with the socket's timeout 0 for
+the call, and park on each SSLWantReadError / SSLWantWriteError until the
+socket is ready (a TLS record arriving in pieces, a write larger than the
+socket's buffer, a handshake's round trips), then call again; past the
+timeout, one last call with a timeout of a microsecond raises the
+original's own TimeoutError.  An SSLSocket serves one user at a time
+(OpenSSL's rule), so no thread sees that timeout meanwhile.
 """
 
 import errno
@@ -61,7 +63,6 @@ _READ, _WRITE = _gopy.POLL_READ, _gopy.POLL_WRITE
 _DONTWAIT = socket.MSG_DONTWAIT
 _monotonic = time.monotonic
 _ss = _socket.socket
-_TLS_RECORD = 16384  # the most plaintext one TLS record carries
 
 _patches = Patches()
 
@@ -319,81 +320,56 @@ def _real_close(self, _ss=_ss):
 def _install_ssl():
     import ssl
 
-    SSLSocket = ssl.SSLSocket
-    original_read, original_write = SSLSocket.read, SSLSocket.write
-    original_send, original_sendall = SSLSocket.send, SSLSocket.sendall
-    original_handshake = SSLSocket.do_handshake
+    want = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
-    def deadline_of(sock):
-        """None: do not wait (not in a goroutine, non-blocking, not
-        wrapped: the original decides); else (deadline,)."""
-        if sock._sslobj is None or not _in_goroutine():
-            return None
-        timeout = sock.gettimeout()
-        if timeout == 0.0:
-            return None
-        return (None if timeout is None else _monotonic() + timeout,)
+    def parking(original, needs_sslobj=True):
+        """original(self, ...) run non-blocking, parking on each
+        SSLWantRead/WriteError until the socket is ready, then again."""
 
-    def wait_writable(sock):
-        d = deadline_of(sock)
-        if d is not None and not _ready(sock, _WRITE, d[0]):
-            raise TimeoutError("The write operation timed out")
-
-    def read(self, len=1024, buffer=None):
-        d = deadline_of(self)
-        if d is not None and not self._sslobj.pending() and not _ready(self, _READ, d[0]):
-            raise TimeoutError("The read operation timed out")
-        return original_read(self, len, buffer)
-
-    def write(self, data):
-        wait_writable(self)
-        return original_write(self, data)
-
-    def send(self, data, flags=0):
-        if flags == 0:
-            wait_writable(self)
-        return original_send(self, data, flags)
-
-    def sendall(self, data, flags=0):
-        if flags != 0 or deadline_of(self) is None:
-            return original_sendall(self, data, flags)
-        self._checkClosed()
-        with memoryview(data) as view, view.cast("B") as octets:
-            sent = 0
-            while sent < len(octets):
-                sent += send(self, octets[sent:sent + _TLS_RECORD])
-
-    def do_handshake(self, block=False):
-        timeout = self.gettimeout()
-        if self._sslobj is None or not _in_goroutine() or timeout == 0.0 and not block:
-            return original_handshake(self, block)
-        self._check_connected()
-        deadline = None if not timeout else _monotonic() + timeout
-        while True:
-            self.settimeout(0.0)
-            try:
-                return self._sslobj.do_handshake()
-            except ssl.SSLWantReadError:
-                mode = _READ
-            except ssl.SSLWantWriteError:
-                mode = _WRITE
-            finally:
-                self.settimeout(timeout)
-            if not _ready(self, mode, deadline):
-                # The original's own TimeoutError (its message carries
-                # _ssl.c's line): one last try that waits a moment.
-                self.settimeout(1e-6)
+        def method(self, *args, **kwargs):
+            timeout = self.gettimeout()
+            if timeout == 0.0 or needs_sslobj and self._sslobj is None or not _in_goroutine():
+                return original(self, *args, **kwargs)
+            deadline = None if timeout is None else _monotonic() + timeout
+            while True:
+                self.settimeout(0.0)
                 try:
-                    return self._sslobj.do_handshake()
+                    return original(self, *args, **kwargs)
+                except want as e:
+                    mode = _READ if isinstance(e, ssl.SSLWantReadError) else _WRITE
                 finally:
                     self.settimeout(timeout)
+                if not _ready(self, mode, deadline):
+                    # One last try that may wait a moment, so that the
+                    # TimeoutError is the original's own (its messages
+                    # differ by operation, the handshake's carries a line
+                    # of _ssl.c).
+                    self.settimeout(1e-6)
+                    try:
+                        return original(self, *args, **kwargs)
+                    finally:
+                        self.settimeout(timeout)
 
-    for name, fn in (("read", read), ("write", write), ("send", send), ("sendall", sendall),
-                     ("do_handshake", do_handshake)):
-        original = getattr(SSLSocket, name)
-        fn.__name__ = fn.__qualname__ = name
-        fn.__doc__ = original.__doc__
-        _patches.replace(SSLSocket, name, fn)
+        method.__name__ = method.__qualname__ = original.__name__
+        method.__doc__ = original.__doc__
+        return method
+
+    SSLSocket = ssl.SSLSocket
+    # recv, recv_into and makefile's reads go through read; sendall through
+    # send.  do_handshake(block=True) of a non-blocking socket blocks, as
+    # the original does.
+    for name in ("read", "write", "send", "unwrap"):
+        _patches.replace(SSLSocket, name, parking(getattr(SSLSocket, name)))
+    original_handshake = SSLSocket.do_handshake
+    parked_handshake = parking(original_handshake)
+
+    def do_handshake(self, block=False):
+        if block and self.gettimeout() == 0.0:
+            return original_handshake(self, block)
+        return parked_handshake(self)
+
+    do_handshake.__doc__ = original_handshake.__doc__
+    _patches.replace(SSLSocket, "do_handshake", do_handshake)
 
 
 def install():
