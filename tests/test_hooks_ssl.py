@@ -105,9 +105,8 @@ def test_handshake_parks_on_both_sides(contexts):
             # The client says its ClientHello only now: the server's
             # handshake (in accept) had to wait for it.
             def run():
-                c = client_ctx.wrap_socket(raw, server_hostname="localhost")
+                c = client["sock"] = client_ctx.wrap_socket(raw, server_hostname="localhost")
                 c.sendall(b"after the handshake")
-                client["sock"] = c
 
             threading.Thread(target=run, daemon=True).start()
 
