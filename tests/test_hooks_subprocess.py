@@ -12,7 +12,7 @@ import pytest
 
 import gopy
 from gopy import _hooks
-from conftest import recv_value, run_in_goroutine, run_in_thread
+from conftest import recv_value, run_in_goroutine, run_in_thread, run_script
 from hookcheck import open_fds, parks
 
 # A child that waits for a byte on the gate's descriptor (passed as its
@@ -269,3 +269,21 @@ def test_no_descriptors_leak():
     for _ in range(5):
         run_in_goroutine(children)
     assert open_fds() == before
+
+
+def test_exit_with_pipes_and_sockets_of_goroutines_left_open():
+    # Their close runs while the interpreter tears the hooks' modules down.
+    r = run_script("""
+        import socket, subprocess, gopy
+        kept = gopy.Chan(2)
+        gopy.go(lambda: kept.send(subprocess.Popen(
+            ["cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)))
+        gopy.go(lambda: kept.send(socket.socketpair()))
+        got = [kept.recv(), kept.recv()]
+        p = next(x for x in got if isinstance(x, subprocess.Popen))
+        p.stdin.write(b"unflushed")
+        print("exiting")
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "exiting\n"
+    assert "Exception ignored" not in r.stderr and "Traceback" not in r.stderr

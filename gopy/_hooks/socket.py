@@ -308,11 +308,14 @@ def sendfile(self, file, offset=0, count=None):
 sendfile.__doc__ = _original_sendfile.__doc__
 
 
-def _real_close(self, _ss=_ss):
+# Default arguments: sockets are closed while the interpreter exits too,
+# after this module's globals are gone.
+def _real_close(self, _ss=_ss, _netpoll_close=_gopy.netpoll_close,
+                _original=_original_real_close):
     fd = self.fileno()
     if fd >= 0:
-        _gopy.netpoll_close(fd)
-    _original_real_close(self, _ss)
+        _netpoll_close(fd)
+    _original(self, _ss)
 
 
 # ---- ssl ------------------------------------------------------------------------

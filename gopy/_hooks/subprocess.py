@@ -52,9 +52,11 @@ def _wait_for(file, mode):
 
 
 class _PipeFileIO(io.FileIO):
-    def close(self):
+    # A default argument: close may run while the interpreter exits, after
+    # this module's globals are gone.
+    def close(self, _netpoll_close=_gopy.netpoll_close):
         if not self.closed:
-            _gopy.netpoll_close(self.fileno())
+            _netpoll_close(self.fileno())
         super().close()
 
 
