@@ -107,7 +107,8 @@ if [ "$run_tests" = 1 ]; then
            tests/test_goroutines.py tests/test_timers.py tests/test_deadlock.py
            tests/test_lifecycle.py tests/test_properties.py tests/test_go_c.py
            tests/test_ctypes_chan.py tests/test_bad_input.py)
-    for t in tests/test_sync.py tests/test_context.py tests/test_errgroup.py tests/test_atomic.py; do
+    for t in tests/test_sync.py tests/test_context.py tests/test_errgroup.py tests/test_atomic.py \
+             tests/test_offload.py; do
         [ -e "$t" ] && tests+=("$t")
     done
     # RSS under ASan measures its quarantine of freed memory (256 MiB), not gopy.

@@ -254,7 +254,7 @@ class Fuzzer:
         r = random.Random(seed)
         for _ in range(r.randrange(1, 5)):
             ch = r.choice(self.shared)
-            which = r.randrange(12)
+            which = r.randrange(13)
             try:
                 if which == 0:
                     ch.send(self.value())
@@ -284,6 +284,8 @@ class Fuzzer:
                     g.runtime.lock_os_thread()
                     g.runtime.gosched()
                     g.runtime.unlock_os_thread()
+                elif which == 11:
+                    g.offload(self.callback, self.value(), key=self.value())
                 else:
                     self.reenter()
             except (TypeError, ValueError, OverflowError, MemoryError, RuntimeError,
@@ -297,7 +299,8 @@ class Fuzzer:
             (6, self.op_make_chan), (8, self.op_private_chan), (8, self.op_shared_nonblocking),
             (3, self.op_close), (4, self.op_views), (10, self.op_select), (6, self.op_timers),
             (4, self.op_timer_methods), (3, self.op_after_func), (8, self.op_go),
-            (2, self.op_go_c), (2, self.op_ctypes_chan), (2, self.op_runtime),
+            (2, self.op_go_c), (2, self.op_offload), (2, self.op_ctypes_chan),
+            (2, self.op_runtime),
             (4, self.op_sync), (3, self.op_atomic), (3, self.op_context), (2, self.op_errgroup),
             (2, self.op_evil_del), (1, self.op_gc),
         ]
@@ -470,6 +473,16 @@ class Fuzzer:
             g.go(lambda *a, **k: (_ for _ in ()).throw(FuzzError("gen")), self.value())
         else:
             g.go()
+
+    def op_offload(self):
+        g, r = self.gopy, self.rng
+        which = r.randrange(3)
+        if which == 0:  # outside a goroutine: a plain call
+            g.offload(self.callback, self.value(), key=self.value())
+        elif which == 1:
+            g.offload(r.choice([None, 1, "x", self.shared_chan()]))
+        else:
+            g.offload()
 
     def op_go_c(self):
         g, r = self.gopy, self.rng

@@ -227,6 +227,11 @@ def test_extension_c_goroutines_with_mutex_and_waitgroup(capsule_ext):
     assert capsule_ext.count_with_mutex(8, 5000) == 40000
 
 
+def test_extension_offloads_from_a_c_goroutine(capsule_ext):
+    # (calls made, on another thread than the goroutine's)
+    assert capsule_ext.offload_probe() == (1, True)
+
+
 def test_python_and_c_goroutines_in_one_select(capsule_ext):
     inp = gopy.Chan(ctype=ctypes.c_int64)
     out = gopy.Chan(ctype=ctypes.c_int64)

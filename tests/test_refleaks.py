@@ -1132,3 +1132,64 @@ def test_errgroup_errors():
             g3.go(lambda: Obj())
 
     check(work)
+
+
+# ---- offload ------------------------------------------------------------------------------
+
+
+def test_offload_values_arguments_and_context():
+    var = contextvars.ContextVar("var")
+
+    def fn(a, *, key):
+        var.set(Obj("fn's own"))  # in fn's copy of the context: dropped with it
+        return Obj(a.payload, key.payload, var.get().payload)
+
+    def work():
+        out = gopy.Chan(1)
+
+        def body():
+            var.set(Obj("goroutine's"))
+            out.send(gopy.offload(fn, Obj(1), key=Obj(2)).payload)
+
+        gopy.go(body)
+        assert recv_value(out) == [[1], [2], ["fn's own"]]
+
+    check(work)
+
+
+def test_offload_exceptions():
+    def fail(obj):
+        try:
+            raise KeyError(obj)
+        except KeyError as e:
+            raise ValueError(Obj("chained")) from e
+
+    def work():
+        out = gopy.Chan(1)
+
+        def body():
+            got = []
+            for fn, arg in ((fail, Obj()), (sys.exit, Obj())):
+                try:
+                    gopy.offload(fn, arg)
+                except BaseException as e:  # noqa: BLE001
+                    got.append(type(e).__name__)
+            out.send(got)
+
+        gopy.go(body)
+        assert recv_value(out) == ["ValueError", "SystemExit"]
+
+    check(work)
+
+
+def test_offload_outside_goroutines_and_bad_arguments():
+    def work():
+        assert gopy.offload(lambda o: o, Obj(1)).payload == [1]
+        with pytest.raises(ZeroDivisionError):
+            gopy.offload(lambda o: 1 / 0, Obj())
+        with pytest.raises(TypeError):
+            gopy.offload(Obj())
+        with pytest.raises(TypeError):
+            gopy.offload()
+
+    check(work)

@@ -25,8 +25,8 @@
  *    that is done offloading gets its threads back within 10 s.
  *  - If no helper can be made and none exists, fn runs on the calling M,
  *    as a plain call that blocks it (the best that is left: the call
- *    still happens, in order); so do jobs that were queued for a helper
- *    that then could not be made.
+ *    still happens); so do jobs that were queued for a helper that then
+ *    could not be made.
  *
  * Invariants (pool.lock):
  *  - jobs wait in the queue only while no helper is idle: a job finds an
@@ -34,9 +34,9 @@
  *    it goes idle;
  *  - so every queued job has a busy helper (or one being made) that will
  *    look at the queue when it is done;
- *  - a helper is on the idle list exactly while its job is NULL; whoever
- *    takes it off hands it a job and wakes it, under the lock, so that no
- *    wake-up can land in a later idle spell.
+ *  - a helper on the idle list has no job; whoever takes it off hands it
+ *    one and wakes it, under the lock, so that no wake-up can land in a
+ *    later idle spell.
  * Lock order: pool.lock is a leaf.  Nothing else is taken under it, and
  * no G is readied under it (goready takes scheduler locks).
  */

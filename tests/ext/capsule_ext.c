@@ -9,6 +9,7 @@
 #define GOPY_CAPSULE
 #include <gopy.h>
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -99,9 +100,50 @@ static PyObject *count_with_mutex(PyObject *self, PyObject *args)
     return PyLong_FromLongLong(counter);
 }
 
+/* A C goroutine offloads a call: how often it ran, and whether on another
+ * thread than the goroutine's. */
+typedef struct {
+    pthread_t goroutine, call;
+    int calls;
+    gopy_waitgroup *wg;
+} offload_probe;
+
+static void probe_call(void *arg)
+{
+    offload_probe *p = arg;
+    p->call = pthread_self();
+    p->calls++;
+}
+
+static void probe_goroutine(void *arg)
+{
+    offload_probe *p = arg;
+    p->goroutine = pthread_self();
+    gopy_offload(probe_call, p);
+    gopy_waitgroup_done(p->wg);
+}
+
+static PyObject *offload_probe_run(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    (void)self;
+    offload_probe p = {.wg = gopy_waitgroup_make()};
+    gopy_waitgroup_add(p.wg, 1);
+    if (gopy_go(probe_goroutine, &p) != 0) {
+        gopy_waitgroup_free(p.wg);
+        return PyErr_NoMemory();
+    }
+    Py_BEGIN_ALLOW_THREADS
+    gopy_waitgroup_wait(p.wg);
+    Py_END_ALLOW_THREADS
+    gopy_waitgroup_free(p.wg);
+    return Py_BuildValue("(iO)", p.calls,
+                         pthread_equal(p.goroutine, p.call) ? Py_False : Py_True);
+}
+
 static PyMethodDef methods[] = {
     {"start_doubler", start_doubler, METH_VARARGS, NULL},
     {"count_with_mutex", count_with_mutex, METH_VARARGS, NULL},
+    {"offload_probe", offload_probe_run, METH_NOARGS, NULL},
     {NULL},
 };
 
