@@ -13,7 +13,7 @@ import sys as _sys
 import threading as _threading
 import traceback as _traceback
 
-from . import _gopy, atomic, context, errgroup, runtime
+from . import _gopy, _hooks, atomic, context, errgroup, runtime
 from ._gopy import (
     Chan,
     ClosedChannelError,
@@ -125,6 +125,9 @@ if _os.environ.get("GOPY_TRACEBACK") and hasattr(_signal, "SIGQUIT") \
 _atexit.register(_gopy._shutdown)
 # A fork child gets a fresh runtime with no goroutines.
 _os.register_at_fork(after_in_child=_gopy._after_fork_child)
+
+# The standard library's blocking calls park goroutines (gopy/_hooks).
+_hooks.install_unless_disabled()
 
 
 # Threads of frameworks that host user code (Jupyter, IPython, debuggers):

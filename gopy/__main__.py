@@ -50,7 +50,7 @@ def demo():
     print(f"10,000 goroutines parked and woken by one close: {woken} woke, "
           f"{(time.perf_counter() - start) * 1e3:.0f} ms in all")
 
-    # Blocking calls gopy cannot see do not stall other goroutines.
+    # time.sleep parks a goroutine (the standard library's blocking calls do).
     start = time.perf_counter()
     finished = gopy.Chan(100)
     for _ in range(100):

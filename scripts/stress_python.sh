@@ -36,7 +36,8 @@ shift $((OPTIND - 1))
 # channels between goroutines and threads, deadlock detection's "no false
 # positive" cases, goroutine programs, lock_os_thread, sync, context and
 # errgroup wake-ups, the concurrent property test, spawn backlogs, garbage
-# collection beside channel traffic, interpreter exit.  ~20 s per iteration.
+# collection beside channel traffic, interpreter exit, the standard library's
+# blocking calls parking beside other goroutines.  ~35 s per iteration.
 default_tests=(
     tests/test_select.py
     tests/test_threads_interop.py
@@ -67,6 +68,15 @@ default_tests=(
     "tests/test_goroutines.py::test_a_locked_goroutine_spawning_many_does_not_yield_to_them"
     "tests/test_goroutines.py::test_a_thread_spawning_many_lets_them_start"
     tests/test_lifecycle.py
+    tests/test_hooks_socket.py
+    tests/test_hooks_select.py
+    tests/test_hooks_subprocess.py
+    "tests/test_hooks_time.py::test_sleep_parks"
+    "tests/test_hooks_time.py::test_sleep_zero_lets_the_goroutines_on_the_thread_run"
+    "tests/test_hooks_time.py::test_worker_pool_of_sleepers_does_not_serialise"
+    "tests/test_hooks_resolver.py::test_resolver_calls_park_on_an_offload_thread"
+    "tests/test_hooks_resolver.py::test_many_goroutines_resolve_at_once"
+    tests/test_hooks_ssl.py
 )
 optional_tests=(
     tests/test_sync.py

@@ -180,6 +180,15 @@ void gopy_context_cancel_with(PyObject *ctx, PyObject *cause);
 PyObject *gopy_namespace(PyObject *m, const char *name, const char *qualname);
 /* timers.c: seconds (int, float) or a timedelta as ns. */
 int gopy_duration_ns(PyObject *d, int64_t *ns);
+/* timers.c: gopy.sleep for ns nanoseconds (parks a host goroutine, blocks
+ * other threads with the GIL released); 0, or -1 with an exception set. */
+int gopy_sleep_ns(int64_t ns);
+
+/* ---- hooks.c: the C half of gopy._hooks (the standard library's blocking
+ * calls inside goroutines) ------------------------------------------------ */
+
+/* Add in_goroutine() and wrap_time_sleep() to the module. */
+int gopy_hooks_init(PyObject *m);
 
 /* ---- netpoll.c: the netpoller ------------------------------------------- */
 

@@ -411,7 +411,7 @@ static int module_exec(PyObject *m)
     if (PyErr_Occurred())
         return -1;
     gopy_state.module = m;
-    if (gopy_context_init(m) < 0)
+    if (gopy_context_init(m) < 0 || gopy_hooks_init(m) < 0)
         return -1;
     return gopy_goroutine_init();
 }

@@ -53,17 +53,22 @@ static int op_sleep(void *arg, bool block)
     return gopy_rt_sleep(ns);
 }
 
-PyObject *gopy_sleep_impl(PyObject *d)
+int gopy_sleep_ns(int64_t ns)
 {
-    int64_t ns;
-    if (gopy_duration_ns(d, &ns) < 0)
-        return NULL;
     int status = gopy_call_blocking_ex(op_sleep, &ns, false);
     if (status != GOPY_OK) {
         if (status > 0)
             gopy_status_error(status);
-        return NULL;
+        return -1;
     }
+    return 0;
+}
+
+PyObject *gopy_sleep_impl(PyObject *d)
+{
+    int64_t ns;
+    if (gopy_duration_ns(d, &ns) < 0 || gopy_sleep_ns(ns) < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 

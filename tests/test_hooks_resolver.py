@@ -1,0 +1,104 @@
+"""The resolver calls inside goroutines run on an offload thread while the
+goroutine parks; results and errors are the originals'."""
+
+import socket
+import threading
+
+import pytest
+
+import gopy
+from gopy import _hooks
+from conftest import run_in_goroutine, run_in_thread
+from hookcheck import parks
+
+NAMES = ["getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo",
+         "getfqdn"]
+
+
+@pytest.fixture
+def slow_resolver():
+    """Every resolver call replaced, under the hooks, by one that waits for
+    release() and says which thread it ran on."""
+    release = threading.Event()
+    threads = []
+
+    def slow(*args, **kwargs):
+        threads.append(threading.get_ident())
+        assert release.wait(60)
+        return args, kwargs
+
+    _hooks.resolver.uninstall()
+    originals = {name: getattr(socket, name) for name in NAMES}
+    try:
+        for name in NAMES:
+            setattr(socket, name, slow)
+        _hooks.resolver.install()
+        yield release, threads
+    finally:
+        _hooks.resolver.uninstall()
+        for name, fn in originals.items():
+            setattr(socket, name, fn)
+        _hooks.resolver.install()
+        assert socket.getaddrinfo.__wrapped__ is originals["getaddrinfo"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_resolver_calls_park_on_an_offload_thread(slow_resolver, name):
+    release, threads = slow_resolver
+
+    def block():
+        return getattr(socket, name)("host.example", 80, flags=1), threading.get_ident()
+
+    (args, me) = parks(block, release.set)
+    assert args == (("host.example", 80), {"flags": 1})
+    assert len(threads) == 1 and threads[0] != me
+
+
+def test_outside_goroutines_the_originals_run_on_the_callers_thread(slow_resolver):
+    release, threads = slow_resolver
+    release.set()
+    socket.getaddrinfo("localhost", 80)
+    run_in_thread(socket.gethostbyname, "localhost")
+    assert threads[0] == threading.get_ident()
+    assert len(threads) == 2 and threads[1] != threads[0]
+
+
+def outcome(fn, *args):
+    try:
+        return "returned", fn(*args)
+    except Exception as e:  # noqa: BLE001 - compared between callers
+        return type(e), e.args
+
+
+CASES = {
+    "getaddrinfo localhost": (socket.getaddrinfo, "localhost", 80, 0, socket.SOCK_STREAM),
+    "getaddrinfo literal": (socket.getaddrinfo, "127.0.0.1", "80"),
+    "getaddrinfo no name": (socket.getaddrinfo, None, None),
+    "getaddrinfo bad service": (socket.getaddrinfo, "localhost", "no-such-service"),
+    "getaddrinfo bad type": (socket.getaddrinfo, 5, 80),
+    "gethostbyname": (socket.gethostbyname, "localhost"),
+    "gethostbyname bad type": (socket.gethostbyname, 5),
+    "gethostbyname_ex": (socket.gethostbyname_ex, "127.0.0.1"),
+    "gethostbyaddr": (socket.gethostbyaddr, "127.0.0.1"),
+    "getnameinfo": (socket.getnameinfo, ("127.0.0.1", 80), socket.NI_NUMERICHOST),
+    "getnameinfo bad address": (socket.getnameinfo, "x", 0),
+    "getfqdn": (socket.getfqdn, "localhost"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_results_and_errors_are_the_originals(case):
+    fn, *args = CASES[case]
+    in_thread = run_in_thread(outcome, fn, *args)
+    assert run_in_goroutine(outcome, fn, *args) == in_thread
+    assert outcome(fn, *args) == in_thread
+
+
+def test_many_goroutines_resolve_at_once():
+    results = gopy.Chan(50)
+    for _ in range(50):
+        gopy.go(lambda: results.send(socket.getaddrinfo("localhost", 80, socket.AF_INET,
+                                                        socket.SOCK_STREAM)))
+    want = socket.getaddrinfo("localhost", 80, socket.AF_INET, socket.SOCK_STREAM)
+    got = [gopy.select(gopy.Recv(results), gopy.Recv(gopy.after(60)))[1] for _ in range(50)]
+    assert got == [want] * 50
