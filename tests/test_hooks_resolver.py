@@ -23,7 +23,13 @@ def slow_resolver():
     threads = []
 
     def slow(*args, **kwargs):
+        flags = args[5] if len(args) > 5 else kwargs.get("flags", 0)
+        if flags & socket.AI_NUMERICHOST and not args[0][0].isdigit():
+            # getaddrinfo's first, numeric-only try (no resolver needed)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         threads.append(threading.get_ident())
+        if flags & socket.AI_NUMERICHOST:
+            return "numeric", threading.get_ident()
         assert release.wait(60)
         return args, kwargs
 
@@ -50,8 +56,19 @@ def test_resolver_calls_park_on_an_offload_thread(slow_resolver, name):
         return getattr(socket, name)("host.example", 80, flags=1), threading.get_ident()
 
     (args, me) = parks(block, release.set)
-    assert args == (("host.example", 80), {"flags": 1})
+    if name == "getaddrinfo":  # the hook passes its parameters on by position
+        assert args == (("host.example", 80, 0, 0, 0, 1), {})
+    else:
+        assert args == (("host.example", 80), {"flags": 1})
     assert len(threads) == 1 and threads[0] != me
+
+
+def test_getaddrinfo_of_a_numeric_address_stays_on_the_goroutines_thread(slow_resolver):
+    def resolve():
+        return socket.getaddrinfo("127.0.0.1", 80), threading.get_ident()
+
+    (result, ran_on), me = run_in_goroutine(resolve)
+    assert result == "numeric" and ran_on == me
 
 
 def test_outside_goroutines_the_originals_run_on_the_callers_thread(slow_resolver):

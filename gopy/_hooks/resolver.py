@@ -35,9 +35,27 @@ def _offloaded(original):
     return hook
 
 
+def _getaddrinfo_hook(original):
+    offloaded = _offloaded(original)
+    numeric = socket.AI_NUMERICHOST
+
+    @functools.wraps(original)
+    def getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
+        if _in_goroutine() and isinstance(flags, int):
+            try:
+                return original(host, port, family, type, proto, flags | numeric)
+            except socket.gaierror:
+                pass  # a name to resolve, or an error the real call reports itself
+        return offloaded(host, port, family, type, proto, flags)
+
+    return getaddrinfo
+
+
 def install():
     for name in NAMES:
-        _patches.replace(socket, name, _offloaded(getattr(socket, name)))
+        original = getattr(socket, name)
+        hook = _getaddrinfo_hook(original) if name == "getaddrinfo" else _offloaded(original)
+        _patches.replace(socket, name, hook)
 
 
 def uninstall():
