@@ -108,7 +108,8 @@ if [ "$run_tests" = 1 ]; then
            tests/test_lifecycle.py tests/test_properties.py tests/test_go_c.py
            tests/test_ctypes_chan.py tests/test_bad_input.py)
     for t in tests/test_sync.py tests/test_context.py tests/test_errgroup.py tests/test_atomic.py \
-             tests/test_offload.py; do
+             tests/test_offload.py tests/test_netpoll.py tests/test_placement.py \
+             tests/test_hooks_*.py; do
         [ -e "$t" ] && tests+=("$t")
     done
     # RSS under ASan measures its quarantine of freed memory (256 MiB), not gopy.

@@ -77,6 +77,8 @@ default_tests=(
     "tests/test_hooks_resolver.py::test_resolver_calls_park_on_an_offload_thread"
     "tests/test_hooks_resolver.py::test_many_goroutines_resolve_at_once"
     tests/test_hooks_ssl.py
+    tests/test_netpoll.py
+    tests/test_placement.py
 )
 optional_tests=(
     tests/test_sync.py
