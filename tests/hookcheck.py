@@ -13,6 +13,7 @@ blocks its thread makes the ping wait for the hang bound.
 
 import os
 import threading
+import time
 
 import pytest
 
@@ -83,3 +84,32 @@ def parks(block, unblock=None, attempts=5):
 def open_fds():
     """How many descriptors this process has open now."""
     return len(os.listdir("/proc/self/fd"))
+
+
+def run_parked_pool(job, jobs=24, workers=8):
+    """The issue's worker pool: `workers` goroutines started (at GOMAXPROCS 1,
+    so that they share one thread) and parked on a jobs channel, then `jobs`
+    jobs sent; each worker calls job(n) for job n.  Returns the results in
+    the order they came and the seconds from the first send to the last
+    result: the callers assert a bound that catches serialisation (their jobs
+    take 50 ms: ideal 0.15 s, one at a time 1.2 s)."""
+    todo, done = gopy.Chan(), gopy.Chan(jobs)
+
+    def worker():
+        for n in todo:
+            done.send(job(n))
+
+    prev = gopy.runtime.gomaxprocs(1)
+    try:
+        for _ in range(workers):
+            gopy.go(worker)
+        time.sleep(0.1)  # the workers park on the jobs channel
+        start = time.monotonic()
+        for n in range(jobs):
+            todo.send(n)
+        results = [recv_value(done) for _ in range(jobs)]
+        elapsed = time.monotonic() - start
+        todo.close()
+    finally:
+        gopy.runtime.gomaxprocs(prev)
+    return results, elapsed

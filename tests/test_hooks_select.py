@@ -9,7 +9,6 @@ import socket
 
 import pytest
 
-import gopy
 from gopy import _hooks
 from conftest import run_in_goroutine, run_in_thread
 from hookcheck import open_fds, parks

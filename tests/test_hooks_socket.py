@@ -15,7 +15,7 @@ import pytest
 import gopy
 from conftest import (goroutines_waiting_on, recv_value, run_in_goroutine, run_in_thread,
                       run_script, wait_until)
-from hookcheck import open_fds, parks
+from hookcheck import open_fds, parks, run_parked_pool
 
 
 def tcp_listener(backlog=8):
@@ -575,26 +575,12 @@ def test_worker_pool_of_http_gets_does_not_serialise(site):
     # 50 ms: ideal 0.15 s, serial 1.2 s.
     handler, base = site
     handler.delay = 0.05
-    jobs, done = gopy.Chan(), gopy.Chan(24)
+    def get(n):
+        with urllib.request.urlopen(f"{base}/p{n}", timeout=30) as response:
+            return f"page {n} " in response.read().decode()
 
-    def worker():
-        for n in jobs:
-            with urllib.request.urlopen(f"{base}/p{n}", timeout=30) as response:
-                done.send(f"page {n} " in response.read().decode())
-
-    prev = gopy.runtime.gomaxprocs(1)
-    try:
-        for _ in range(8):
-            gopy.go(worker)
-        time.sleep(0.1)
-        start = time.monotonic()
-        for n in range(24):
-            jobs.send(n)
-        assert all(recv_value(done) for _ in range(24))
-        elapsed = time.monotonic() - start
-        jobs.close()
-    finally:
-        gopy.runtime.gomaxprocs(prev)
+    results, elapsed = run_parked_pool(get)
+    assert results == [True] * 24
     assert elapsed < 0.8
 
 

@@ -15,7 +15,7 @@ import pytest
 
 import gopy
 from conftest import recv_value, run_in_goroutine, run_in_thread
-from hookcheck import parks
+from hookcheck import parks, run_parked_pool
 
 
 @pytest.fixture(scope="module")
@@ -218,27 +218,17 @@ def test_https_worker_pool(cert, contexts):
                                           do_handshake_on_connect=False)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     port = httpd.server_address[1]
-    jobs, done = gopy.Chan(), gopy.Chan(24)
-
-    def worker():
-        for n in jobs:
-            conn = http.client.HTTPSConnection("localhost", port, context=client_ctx, timeout=30)
-            conn.request("GET", f"/{n}")
-            done.send(conn.getresponse().read())
-            conn.close()
+    def get(n):
+        conn = http.client.HTTPSConnection("localhost", port, context=client_ctx, timeout=30)
+        conn.request("GET", f"/{n}")
+        body = conn.getresponse().read()
+        conn.close()
+        return body
 
     try:
-        for _ in range(8):
-            gopy.go(worker)
-        time.sleep(0.1)
-        start = time.monotonic()
-        for n in range(24):
-            jobs.send(n)
-        assert sorted(recv_value(done) for _ in range(24)) == sorted(
-            f"/{n}".encode() for n in range(24))
-        elapsed = time.monotonic() - start
-        jobs.close()
+        results, elapsed = run_parked_pool(get)
     finally:
         httpd.shutdown()
         httpd.server_close()
+    assert sorted(results) == sorted(f"/{n}".encode() for n in range(24))
     assert elapsed < 0.8

@@ -13,8 +13,8 @@ import pytest
 
 import gopy
 from gopy import _hooks
-from conftest import recv_value, run_in_goroutine, run_in_thread, run_script
-from hookcheck import open_fds, parks
+from conftest import recv_value, run_in_goroutine, run_in_thread
+from hookcheck import open_fds, parks, run_parked_pool
 
 # A child that waits for a byte on the gate's descriptor (passed as its
 # first argument), then copies its stdin to stdout and says how much it
@@ -230,25 +230,8 @@ def test_errors_are_the_originals():
 def test_worker_pool_of_subprocesses_does_not_serialise():
     # 8 workers parked on a jobs channel, 24 runs of `sleep 0.05`: ideal
     # 0.15 s, serial 1.2 s.
-    jobs, done = gopy.Chan(), gopy.Chan(24)
-
-    def worker():
-        for _ in jobs:
-            done.send(subprocess.run(["sleep", "0.05"]).returncode)
-
-    prev = gopy.runtime.gomaxprocs(1)
-    try:
-        for _ in range(8):
-            gopy.go(worker)
-        time.sleep(0.1)
-        start = time.monotonic()
-        for i in range(24):
-            jobs.send(i)
-        assert [recv_value(done) for _ in range(24)] == [0] * 24
-        elapsed = time.monotonic() - start
-        jobs.close()
-    finally:
-        gopy.runtime.gomaxprocs(prev)
+    results, elapsed = run_parked_pool(lambda n: subprocess.run(["sleep", "0.05"]).returncode)
+    assert results == [0] * 24
     assert elapsed < 0.8
 
 

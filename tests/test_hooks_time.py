@@ -6,7 +6,6 @@ import math
 import select
 import socket
 import subprocess
-import threading
 import time
 
 import _socket
@@ -15,7 +14,7 @@ import pytest
 import gopy
 from gopy import _gopy, _hooks
 from conftest import recv_value, run_in_goroutine, run_in_thread, run_script
-from hookcheck import parks
+from hookcheck import parks, run_parked_pool
 
 
 def test_in_goroutine_only_in_python_goroutines():
@@ -109,26 +108,12 @@ def test_sleep_outside_goroutines_is_time_sleep_underneath():
 def test_worker_pool_of_sleepers_does_not_serialise():
     # 8 workers parked on a jobs channel before any job exists, 24 jobs of
     # 50 ms: ideal 0.15 s, serial 1.2 s.
-    jobs, done = gopy.Chan(), gopy.Chan(24)
+    def nap(n):
+        time.sleep(0.05)
+        return n
 
-    def worker():
-        for _ in jobs:
-            time.sleep(0.05)
-            done.send(1)
-
-    prev = gopy.runtime.gomaxprocs(1)
-    try:
-        for _ in range(8):
-            gopy.go(worker)
-        time.sleep(0.1)  # the workers park on jobs
-        start = time.monotonic()
-        for i in range(24):
-            jobs.send(i)
-        assert sum(recv_value(done) for _ in range(24)) == 24
-        elapsed = time.monotonic() - start
-        jobs.close()
-    finally:
-        gopy.runtime.gomaxprocs(prev)
+    results, elapsed = run_parked_pool(nap)
+    assert sorted(results) == list(range(24))
     assert elapsed < 0.8
 
 
