@@ -26,9 +26,10 @@ variants=("$@")
 # (as Go programs may).  Memory errors are what ASan is here for.
 ASAN_ENV="detect_leaks=0:halt_on_error=1:exitcode=66:abort_on_error=0:detect_odr_violation=0"
 UBSAN_ENV="print_stacktrace=1:halt_on_error=1"
-# die_after_fork=0: test_offload checks that a fork child (after
-# gopy_rt_after_fork_child) makes new threads; TSan refuses any thread made
-# after a multi-threaded fork unless told otherwise.
+# die_after_fork=0: a fork test's child restarts the runtime (its sysmon
+# thread); TSan refuses any thread made after a multi-threaded fork unless
+# told otherwise.  The children make no more than that under sanitizers
+# (tests/c/harness.h, H_FORK_CHILD_MAY_RUN).
 TSAN_ENV="die_after_fork=0:halt_on_error=1:exitcode=66:report_signal_unsafe=0:second_deadlock_stack=1:atexit_sleep_ms=0:suppressions=$ROOT/tests/c/tsan.supp"
 
 # The reports we fail on even if a process somehow exited 0.

@@ -61,6 +61,12 @@
 #define H_SANITIZER 0
 #define H_SCALE_DIV 1
 #endif
+/* May the child of a fork in a threaded process start threads and
+ * allocate?  Not under the sanitizers: their allocators hold no lock
+ * across fork, so the child can block forever on one that a parent
+ * thread held (seen under ASan: the child's first new M stuck in malloc).
+ * Fork tests then check only what the reset itself did. */
+#define H_FORK_CHILD_MAY_RUN (!H_SANITIZER)
 /* n in plain builds, n / H_SCALE_DIV (at least 1) under sanitizers. */
 #define H_SCALED(n) ((n) / H_SCALE_DIV > 0 ? (n) / H_SCALE_DIV : 1)
 /* n goroutines alive at once: n, but at most H_MAX_LIVE under TSan. */
