@@ -63,7 +63,9 @@ def test_every_pool_member_gets_work_and_each_job_runs_once(procs2):
     got = [recv_value(out) for _ in range(64)]
     jobs.close()
     assert sorted(v for _, v in got) == list(range(64))
-    assert len({ident for ident, _ in got}) == 2  # spread over GOMAXPROCS threads
+    # Spread: the thread that started the pool's first two members, and the
+    # GOMAXPROCS threads of the ring (that thread may be one of them).
+    assert 2 <= len({ident for ident, _ in got}) <= 3
 
 
 def test_pool_stays_on_one_thread_under_gomaxprocs_1():
