@@ -158,12 +158,14 @@ M *placement_home(M *m, G *g)
  * A pool's members wait on one channel in the order they parked, and two
  * neighbours in that order may share a home.  Handing two jobs in a row to
  * them would run the second only after the first, on one M, while another
- * member sits on an idle M.  So a value goes to the first of the oldest few
+ * member sits on an idle M.  So a value goes to the first of the oldest 64
  * receivers whose home can run it now; failing that, to the oldest (FIFO).
+ * (A pool's members park in the order they started, its first thread's
+ * share first: the look must reach past them.)
  * Go's spec leaves the choice open; the runtime prefers fairness except
  * where it would serialise work.
  */
-enum { RECEIVER_SCAN = 4 };
+enum { RECEIVER_SCAN = 64 };
 
 /* Could g run at once if readied by the calling thread?  C goroutines run
  * on any M; a host goroutine needs its home with nothing queued, and not
@@ -181,16 +183,20 @@ static bool home_free(G *g)
 sudog *placement_claim_receiver(waitq *q)
 {
     for (;;) {
-        sudog *s = q->first;
-        for (int i = 0; s != NULL && i < RECEIVER_SCAN; i++, s = s->next) {
-            if (home_free(s->g))
+        sudog *free_home = NULL;
+        int i = 0;
+        for (sudog *s = q->first; s != NULL && i < RECEIVER_SCAN; s = s->next, i++) {
+            if (home_free(s->g)) {
+                free_home = s;
                 break;
+            }
         }
-        if (s == NULL || s == q->first) /* none free, or the oldest is: FIFO */
+        /* None free, or the oldest is: FIFO. */
+        if (free_home == NULL || free_home == q->first)
             return waitq_claim_first(q);
-        waitq_remove(q, s);
-        if (g_claim(s->g))
-            return s;
+        waitq_remove(q, free_home);
+        if (g_claim(free_home->g))
+            return free_home;
         /* Lost to another select case, or given up: look again. */
     }
 }

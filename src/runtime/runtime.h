@@ -531,8 +531,8 @@ void placement_uncount(M *m, G *g);
  * the M that should be its home (m itself, or an M of the spread ring). */
 M *placement_home(M *m, G *g);
 /* Take the receiver a sent value should go to (the caller holds the
- * channel's lock), as waitq_claim_first but preferring, among the oldest
- * few, one whose home M can run it at once. */
+ * channel's lock), as waitq_claim_first but preferring, among the 64
+ * oldest, one whose home M can run it at once. */
 sudog *placement_claim_receiver(waitq *q);
 /* proc.c, for placement: an M to give host work to (an idle one, or a new
  * one); NULL if none could be made.  sched.lock not held. */
