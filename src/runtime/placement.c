@@ -45,20 +45,12 @@ static uint32_t group_hash(const void *group)
     return (uint32_t)(x >> 7);
 }
 
-/* The slot of group in m's table: the entry holding it, else an empty one
- * (key NULL) where it would go, else NULL (table full). */
-static struct m_group *group_slot(M *m, const void *group)
+/* The entry of m's table that group maps to (direct-mapped: one probe).
+ * It holds group, another group (a collision: group is not tracked on m
+ * while the other lives there), or nothing (key NULL). */
+static struct m_group *group_entry(M *m, const void *group)
 {
-    uint32_t h = group_hash(group);
-    struct m_group *empty = NULL;
-    for (uint32_t i = 0; i < M_GROUPS; i++) {
-        struct m_group *e = &m->groups[(h + i) % M_GROUPS];
-        if (e->key == group)
-            return e;
-        if (e->key == NULL && empty == NULL)
-            empty = e;
-    }
-    return empty;
+    return &m->groups[group_hash(group) % M_GROUPS];
 }
 
 void placement_count(M *m, G *g)
@@ -66,9 +58,9 @@ void placement_count(M *m, G *g)
     g->group_counted = false;
     if (g->group == NULL)
         return;
-    struct m_group *e = group_slot(m, g->group);
-    if (e == NULL)
-        return; /* table full: this group is not tracked here */
+    struct m_group *e = group_entry(m, g->group);
+    if (e->key != NULL && e->key != g->group)
+        return; /* another group holds the entry: this one is not tracked here */
     e->key = g->group;
     e->live++;
     e->recent[1] = e->recent[0];
@@ -81,8 +73,8 @@ void placement_uncount(M *m, G *g)
     if (!g->group_counted)
         return;
     g->group_counted = false;
-    struct m_group *e = group_slot(m, g->group);
-    if (e == NULL || e->key != g->group || e->live <= 0)
+    struct m_group *e = group_entry(m, g->group);
+    if (e->key != g->group || e->live <= 0)
         rt_fatal("placement: a goroutine's group is missing from its home's table");
     for (int i = 0; i < 2; i++)
         if (e->recent[i] == g)
@@ -97,8 +89,8 @@ void placement_uncount(M *m, G *g)
  * may change a status, never wait_obj). */
 static bool pool_parked_here(M *m, const void *group)
 {
-    struct m_group *e = group_slot(m, group);
-    if (e == NULL || e->key != group || e->recent[0] == NULL || e->recent[1] == NULL)
+    struct m_group *e = group_entry(m, group);
+    if (e->key != group || e->recent[0] == NULL || e->recent[1] == NULL)
         return false;
     G *a = e->recent[0], *b = e->recent[1];
     return atomic_load(&a->status) == G_WAITING && atomic_load(&b->status) == G_WAITING &&
@@ -182,6 +174,9 @@ static bool home_free(G *g)
 
 sudog *placement_claim_receiver(waitq *q)
 {
+    /* One receiver (ping-pong, a pipeline stage): nothing to choose. */
+    if (q->first == q->last)
+        return waitq_claim_first(q);
     for (;;) {
         sudog *free_home = NULL;
         int i = 0;

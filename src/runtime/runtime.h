@@ -71,8 +71,8 @@ typedef struct P P;
 typedef struct sudog sudog;
 typedef struct rt_timer rt_timer;
 
-/* Groups an M tracks for placement (placement.c); a group beyond them is
- * not spread from that M. */
+/* Entries of an M's group table (placement.c), direct-mapped: a group
+ * whose entry another group holds is not spread from that M meanwhile. */
 enum { M_GROUPS = 16 };
 
 /* ---- G ------------------------------------------------------------------ */
@@ -142,9 +142,6 @@ struct G {
     M *home;    /* bound on first run, or chosen before it (placement.c);
                    written before the G is queued on it */
     void *host; /* the binding's per-goroutine state (== arg) */
-    const void *group;  /* same code, same group (placement.c); NULL: none */
-    bool host_started;  /* has run once (home's hooks know its state) */
-    bool group_counted; /* counted in home->groups (placement.c) */
 
     /* lock_os_thread: nesting count; the G runs only on lockedm */
     int32_t locked;
@@ -174,6 +171,12 @@ struct G {
      * (sched.foreign, under sched.foreign_lock) */
     uintptr_t thread_ident;
     G *foreign_prev, *foreign_next;
+
+    /* host goroutines, used once per goroutine: kept off the fields the
+     * switch and the wait queues touch */
+    const void *group;  /* same code, same group (placement.c); NULL: none */
+    bool host_started;  /* has run once (home's hooks know its state) */
+    bool group_counted; /* counted in home->groups (placement.c) */
 };
 
 /* A waiting G's entry in a wait queue.  Lives on the waiter's stack (or a
