@@ -21,12 +21,14 @@
  * the host lock is about to start an unstarted goroutine:
  *
  *   if the last two goroutines of its group started on this M still live
- *   and are both parked on the same object, and GOMAXPROCS >= 2, start it
- *   on the next M of the spread ring (round robin over GOMAXPROCS slots,
- *   each an M chosen on first use); otherwise start it here, as before.
+ *   and are both parked on the same object, and GOMAXPROCS >= 2, the
+ *   goroutine is a pool member: this M keeps its share (as many members
+ *   as it sent to each other slot) and sends the rest to the other Ms of
+ *   the spread ring in turn (GOMAXPROCS slots, each an M chosen on first
+ *   use); anything else starts here, as before.
  *
  * So partners running different functions stay together, a pool's members
- * land on GOMAXPROCS Ms in turn, and goroutines that finish in their first
+ * are shared out evenly over GOMAXPROCS Ms, and goroutines that finish in their first
  * run (spawn-and-join) never count as live when the next one starts.  The
  * figures behind it are in docs/decisions.md ("Placement").
  *
@@ -45,12 +47,19 @@ static uint32_t group_hash(const void *group)
     return (uint32_t)(x >> 7);
 }
 
-/* The entry of m's table that group maps to (direct-mapped: one probe).
- * It holds group, another group (a collision: group is not tracked on m
- * while the other lives there), or nothing (key NULL). */
-static struct m_group *group_entry(M *m, const void *group)
+/* m's table is 2-way set-associative: a group lives in one of the two
+ * entries of its bucket, so a lookup is at most two probes, and a group
+ * goes untracked on m only while two others live in its bucket. */
+static struct m_group *group_bucket(M *m, const void *group)
 {
-    return &m->groups[group_hash(group) % M_GROUPS];
+    return &m->groups[(group_hash(group) % (M_GROUPS / 2)) * 2];
+}
+
+/* The entry holding group, or NULL. */
+static struct m_group *group_find(M *m, const void *group)
+{
+    struct m_group *b = group_bucket(m, group);
+    return b[0].key == group ? &b[0] : b[1].key == group ? &b[1] : NULL;
 }
 
 void placement_count(M *m, G *g)
@@ -58,9 +67,13 @@ void placement_count(M *m, G *g)
     g->group_counted = false;
     if (g->group == NULL)
         return;
-    struct m_group *e = group_entry(m, g->group);
-    if (e->key != NULL && e->key != g->group)
-        return; /* another group holds the entry: this one is not tracked here */
+    struct m_group *e = group_find(m, g->group);
+    if (e == NULL) {
+        struct m_group *b = group_bucket(m, g->group);
+        e = b[0].key == NULL ? &b[0] : b[1].key == NULL ? &b[1] : NULL;
+        if (e == NULL)
+            return; /* two other groups hold the bucket: not tracked here */
+    }
     e->key = g->group;
     e->live++;
     e->recent[1] = e->recent[0];
@@ -73,14 +86,14 @@ void placement_uncount(M *m, G *g)
     if (!g->group_counted)
         return;
     g->group_counted = false;
-    struct m_group *e = group_entry(m, g->group);
-    if (e->key != g->group || e->live <= 0)
+    struct m_group *e = group_find(m, g->group);
+    if (e == NULL || e->live <= 0)
         rt_fatal("placement: a goroutine's group is missing from its home's table");
     for (int i = 0; i < 2; i++)
         if (e->recent[i] == g)
             e->recent[i] = NULL;
     if (--e->live == 0)
-        e->key = NULL;
+        *e = (struct m_group){0};
 }
 
 /* Do the last two goroutines of group started on m, both still alive, wait
@@ -89,8 +102,8 @@ void placement_uncount(M *m, G *g)
  * may change a status, never wait_obj). */
 static bool pool_parked_here(M *m, const void *group)
 {
-    struct m_group *e = group_entry(m, group);
-    if (e->key != group || e->recent[0] == NULL || e->recent[1] == NULL)
+    struct m_group *e = group_find(m, group);
+    if (e == NULL || e->recent[0] == NULL || e->recent[1] == NULL)
         return false;
     G *a = e->recent[0], *b = e->recent[1];
     return atomic_load(&a->status) == G_WAITING && atomic_load(&b->status) == G_WAITING &&
@@ -136,13 +149,22 @@ M *placement_home(M *m, G *g)
         return m;
     if (slots > MAX_PROCS)
         slots = MAX_PROCS;
-    uint32_t i = atomic_fetch_add_explicit(&sched.spread_next, 1, memory_order_relaxed) %
-                 (uint32_t)slots;
-    M *home = ring_slot(m, i);
-    /* An M dedicated to a locked goroutine starts nothing new. */
-    if (home == NULL || home->lockedg != NULL || home->dying)
+    /* Keep this M's share: as many members as each of the other slots
+     * got from it (e->spread of them went elsewhere). */
+    struct m_group *e = group_find(m, g->group);
+    if ((int64_t)e->live * (slots - 1) <= e->spread)
         return m;
-    return home;
+    for (int32_t k = 0; k < slots; k++) {
+        uint32_t i = atomic_fetch_add_explicit(&sched.spread_next, 1, memory_order_relaxed) %
+                     (uint32_t)slots;
+        M *home = ring_slot(m, i);
+        /* An M dedicated to a locked goroutine starts nothing new. */
+        if (home == NULL || home == m || home->lockedg != NULL || home->dying)
+            continue;
+        e->spread++;
+        return home;
+    }
+    return m;
 }
 
 /* ---- which waiting receiver gets a value ---------------------------------

@@ -71,9 +71,9 @@ typedef struct P P;
 typedef struct sudog sudog;
 typedef struct rt_timer rt_timer;
 
-/* Entries of an M's group table (placement.c), direct-mapped: a group
- * whose entry another group holds is not spread from that M meanwhile. */
-enum { M_GROUPS = 16 };
+/* Entries of an M's group table (placement.c), in buckets of two: a group
+ * whose bucket two others hold is not spread from that M meanwhile. */
+enum { M_GROUPS = 64 };
 
 /* ---- G ------------------------------------------------------------------ */
 
@@ -265,7 +265,8 @@ struct M {
     struct m_group {
         const void *key;
         int32_t live;
-        G *recent[2]; /* the last two started here, while they live */
+        int32_t spread; /* members this M started elsewhere instead */
+        G *recent[2];   /* the last two started here, while they live */
     } groups[M_GROUPS];
     bool in_ring;
 
