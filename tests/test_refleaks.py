@@ -878,7 +878,11 @@ def test_deadlock_error():
         with pytest.raises(gopy.DeadlockError):
             select(Send(gopy.Chan(), Obj()), Recv(None))
 
-    check(work, inner=2)
+    # inner=4, not 2: the detection runs Python code (gopy._others_can_act)
+    # that takes a one-off lump of 5 references at some repetition (seen on
+    # 91f97c7 too, then zero again); 2 calls a repetition made that lump
+    # count as a leak (>= 2 x inner).
+    check(work, inner=4)
 
 
 def test_signal_handler_raising_in_blocked_call():
