@@ -142,10 +142,10 @@ static M *ring_slot(M *m, uint32_t i)
 
 M *placement_home(M *m, G *g)
 {
-    if (g->group == NULL || m->lockedg != NULL || !pool_parked_here(m, g->group))
+    if (g->group == NULL || m->lockedg != NULL)
         return m;
     int32_t slots = atomic_load(&sched.gomaxprocs);
-    if (slots < 2)
+    if (slots < 2 || !pool_parked_here(m, g->group))
         return m;
     if (slots > MAX_PROCS)
         slots = MAX_PROCS;
@@ -184,14 +184,14 @@ enum { RECEIVER_SCAN = 64 };
 /* Could g run at once if readied by the calling thread?  C goroutines run
  * on any M; a host goroutine needs its home with nothing queued, and not
  * busy running someone else (unless that is us, about to let it go). */
-static bool home_free(G *g)
+static bool home_free(G *g, M *self)
 {
     M *home = g->lockedm != NULL ? g->lockedm : g->home;
     if (g->kind != G_HOST || home == NULL)
         return true;
     if (atomic_load_explicit(&home->hostq_len, memory_order_relaxed) != 0)
         return false;
-    return home == getm() || !atomic_load_explicit(&home->in_g, memory_order_relaxed);
+    return home == self || !atomic_load_explicit(&home->in_g, memory_order_relaxed);
 }
 
 sudog *placement_claim_receiver(waitq *q)
@@ -199,11 +199,12 @@ sudog *placement_claim_receiver(waitq *q)
     /* One receiver (ping-pong, a pipeline stage): nothing to choose. */
     if (q->first == q->last)
         return waitq_claim_first(q);
+    M *self = getm(); /* a TLS look-up in a shared library: once per send */
     for (;;) {
         sudog *free_home = NULL;
         int i = 0;
         for (sudog *s = q->first; s != NULL && i < RECEIVER_SCAN; s = s->next, i++) {
-            if (home_free(s->g)) {
+            if (home_free(s->g, self)) {
                 free_home = s;
                 break;
             }
