@@ -280,6 +280,36 @@ def test_many_ctypes_callbacks():
     assert sorted(recv_value(out) for _ in range(50)) == list(range(1, 51))
 
 
+def test_objects_dropped_in_a_callback_are_freed_at_once():
+    # A callback runs Python on its C goroutine's stack with its M's own
+    # thread state.  3.14+ compare the stack pointer with that state's
+    # stack bounds to decide whether a deallocation must be deferred (the
+    # trashcan): the bounds of the M's thread deferred every one, for good,
+    # when the C stacks lay below it, and the deferred list later crashed
+    # the collector.  In a child, so that the Ms' threads exist before
+    # the first C goroutine stack is mapped (below them).
+    r = run_script("""
+        import ctypes, weakref, gopy
+        class Thing:
+            pass
+        ready = gopy.Chan()
+        for _ in range(4):
+            gopy.go(lambda: ready.send(gopy._gopy.goid()))
+        [ready.recv() for _ in range(4)]
+        out = gopy.Chan(40)
+        @ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+        def cb(arg):
+            things = [Thing() for _ in range(3)]
+            refs = [weakref.ref(t) for t in things]
+            del things
+            out.send(sum(r() is None for r in refs))
+        for _ in range(40):
+            gopy.go_c(cb)
+        print(sorted(out.recv() for _ in range(40)))
+    """, timeout=120)
+    assert (r.returncode, r.stdout.strip()) == (0, str([3] * 40)), r.stderr[-2000:]
+
+
 def test_callback_kept_alive_until_it_returns():
     # go_c keeps fn alive: dropping our reference before it runs is safe.
     out = gopy.Chan()

@@ -2,6 +2,8 @@
 hooks' package: in_goroutine, install/uninstall, GOPY_BLOCKING_HOOKS."""
 
 import ctypes
+import decimal
+import fractions
 import math
 import select
 import socket
@@ -93,6 +95,36 @@ def test_sleep_rejects_alike_inside_and_outside(secs):
 
 def test_sleep_takes_an_index_as_time_sleep_does():
     assert run_in_goroutine(time.sleep, Index()) is None
+
+
+class Real:
+    def __float__(self):
+        return 0.3
+
+
+class BadReal:
+    def __float__(self):
+        raise ZeroDivisionError("bad float")
+
+
+@pytest.mark.parametrize("secs", [Real(), BadReal(), decimal.Decimal("0.3"),
+                                  fractions.Fraction(3, 10)], ids=repr)
+def test_sleep_takes_real_numbers_as_time_sleep_does(secs):
+    # CPython 3.15 sleeps for any real number (__float__); before, such
+    # objects are a TypeError.  Inside a goroutine: the same, parked.
+    def outcome(fn):
+        try:
+            start = time.monotonic()
+            fn(secs)
+            return "slept", time.monotonic() - start >= 0.3
+        except BaseException as e:  # noqa: BLE001 - compared below
+            return type(e), str(e)
+
+    outside = outcome(_hooks.time._original)
+    assert run_in_goroutine(outcome, time.sleep) == outside
+    if outside[0] == "slept":
+        assert outside == ("slept", True)
+        assert parks(lambda: outcome(time.sleep)) == ("slept", True)
 
 
 def test_sleep_outside_goroutines_is_time_sleep_underneath():

@@ -203,16 +203,26 @@ int gopy_netpoll_init(PyObject *m);
 typedef struct py_tstate_save py_tstate_save;
 size_t gopy_tstate_save_size(void);
 /* Initialise a fresh goroutine's saved state: context (a reference it
- * takes over), frames in the chunk_size bytes at chunk_mem. */
+ * takes over), frames in the chunk_size bytes at chunk_mem, C code on the
+ * stack [stack_lo, stack_hi). */
 void gopy_tstate_save_init(py_tstate_save *s, PyObject *context, void *chunk_mem,
-                           size_t chunk_size);
+                           size_t chunk_size, uintptr_t stack_lo, uintptr_t stack_hi);
+/* Prepare an M's own thread state (GIL held, on the M's thread). */
+void gopy_tstate_m_init(PyThreadState *ts);
 /* Switch the thread's state to the goroutine's / save it back. */
 void gopy_tstate_load(PyThreadState *ts, py_tstate_save *s);
 void gopy_tstate_store(PyThreadState *ts, py_tstate_save *s);
 /* Drop what a finishing goroutine's state holds (GIL held, its state
  * loaded in ts, on its own stack). */
 void gopy_tstate_release_current(PyThreadState *ts);
-/* Fresh goroutines' C-recursion budget (3.12+), from the stack size. */
+/* Check the running interpreter's thread-state layout and note where its
+ * internal fields are (module init, main thread).  -1 with ImportError. */
+int gopy_compat_init(void);
+/* How far _PyThreadStateImpl's fields lie from where the headers of
+ * version built_with put them, in the running version (PY_VERSION_HEX
+ * form); exported for the tests. */
+ptrdiff_t gopy_ts_impl_shift(unsigned long built_with, unsigned long running);
+/* Fresh goroutines' C-recursion budget (3.12, 3.13), from the stack size. */
 extern int gopy_c_recursion_budget;
 void gopy_set_stack_size(size_t stack_bytes);
 /* The goroutine's innermost frame as a new reference, or NULL (no
@@ -225,5 +235,11 @@ PyObject *gopy_context_for_spawn(void);
 /* Fetch / restore the current exception as one object (NULL if none). */
 PyObject *gopy_err_fetch(void);
 void gopy_err_restore(PyObject *exc);
+/* secs, neither a float nor an integer, as a float if time.sleep takes it
+ * as one: 1 (*d set), 0 if time.sleep rejects its type, -1 with an
+ * exception set (its __float__ raised). */
+int gopy_sleep_takes_as_float(PyObject *secs, double *d);
+/* v (an int, borrowed) is below zero. */
+bool gopy_long_is_negative(PyObject *v);
 
 #endif

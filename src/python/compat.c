@@ -1,26 +1,31 @@
 /*
- * compat.c -- everything that differs between CPython 3.11, 3.12 and
- * 3.13, in one place.
+ * compat.c -- everything that differs between CPython 3.11 and 3.15, in
+ * one place.
  *
  * Goroutine interpreter state.  Each M (worker thread) has one
  * PyThreadState; the Python goroutines it runs each own the part of the
  * thread state that describes "where this code is": the frame chain,
- * recursion depths, the exception being raised and the stack of handled
- * ones, the contextvars context, the threading.local storage, the
- * trashcan's pending list, asyncgen hooks and the data stack the frames
- * live in.  Switching goroutines saves those fields from the thread state
- * and loads the next goroutine's (greenlet does the same; see
+ * recursion depths and C stack bounds, the exception being raised and the
+ * stack of handled ones, the contextvars context, the threading.local
+ * storage, the trashcan's pending list, asyncio's running loop and task,
+ * asyncgen hooks, the JIT's executor and the data stack the frames live
+ * in.  Switching goroutines saves those fields from the thread state and
+ * loads the next goroutine's (greenlet does the same; see
  * docs/decisions.md for why not one PyThreadState per goroutine).  The
- * lists below follow each version's struct _ts (Include/cpython/pystate.h):
- * check them on every new CPython version.
+ * lists below follow each version's struct _ts (Include/cpython/pystate.h)
+ * and _PyThreadStateImpl (Include/internal/pycore_tstate.h): check them on
+ * every new CPython version.  What stays the M's: the GIL fields, tracing
+ * and profiling, the free-chunk cache of the data stack, and the
+ * per-thread lists and caches of 3.14+ (asyncio's task list,
+ * dict_global_version, 3.15's lazy_imports and PyThreadState_Ensure count).
  */
 /* Internal headers need this before Python.h (Py_BUILD_CORE would make
  * inline helpers use symbols libpython does not export). */
 #define Py_BUILD_CORE_MODULE 1
 #include "binding.h"
 
-#if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030E0000
-#error "gopy supports CPython 3.11 to 3.13"
+#if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x03100000
+#error "gopy supports CPython 3.11 to 3.15"
 #endif
 #ifdef Py_GIL_DISABLED
 #error "gopy does not support free-threaded CPython yet"
@@ -29,30 +34,83 @@
 #if PY_VERSION_HEX >= 0x030D0000
 #include "internal/pycore_tstate.h" /* _PyThreadStateImpl */
 #endif
+#if PY_VERSION_HEX >= 0x030E0000
+#include "internal/pycore_ceval.h"     /* _Py_InitializeRecursionLimits */
+#include "internal/pycore_pythonrun.h" /* _PyOS_STACK_MARGIN_BYTES */
+#endif
+
+/* _PyThreadStateImpl's own fields (3.13+: the asyncio loop; 3.14+: the C
+ * stack bounds and the running task).  3.14.4 appended
+ * datastack_cached_chunk to PyThreadState (a freed data-stack chunk kept
+ * for reuse), which moved every field of
+ * _PyThreadStateImpl one pointer on inside the 3.14 series.  The running
+ * interpreter, not the headers gopy was built with, says where they are:
+ * ts_impl_shift corrects the headers' offsets (3.15 has the field from its
+ * first release). */
+#if PY_VERSION_HEX >= 0x030D0000
+static ptrdiff_t ts_impl_shift;
+#define TS_IMPL(ts, type, field)                                                                   \
+    (*(type *)((char *)(ts) + offsetof(_PyThreadStateImpl, field) + ts_impl_shift))
+#endif
+
+ptrdiff_t gopy_ts_impl_shift(unsigned long built_with, unsigned long running)
+{
+    if ((built_with >> 16) != 0x030E || (running >> 16) != 0x030E)
+        return 0;
+    bool built_has = built_with >= 0x030E0400, running_has = running >= 0x030E0400;
+    return ((ptrdiff_t)running_has - (ptrdiff_t)built_has) * (ptrdiff_t)sizeof(void *);
+}
 
 struct py_tstate_save {
-#if PY_VERSION_HEX < 0x030C0000 /* 3.11 */
+    /* The frame chain. */
+#if PY_VERSION_HEX < 0x030D0000 /* 3.11, 3.12 */
     _PyCFrame *cframe; /* NULL until first run: then the M's root_cframe */
-    int recursion_depth;
+#else /* 3.13+: _PyCFrame is gone, the thread state points at the frame */
+    struct _PyInterpreterFrame *current_frame; /* 3.15: NULL until first run,
+                                                  then the M's base_frame */
+#endif
+    /* Recursion: Python depth, and C depth by counter (3.12, 3.13) or by
+     * the stack pointer against this goroutine's own stack (3.14+). */
+#if PY_VERSION_HEX < 0x030C0000
+    int recursion_depth; /* one counter for Python and C levels */
+#else
+    int py_recursion_depth;
+#endif
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030E0000
+    int c_recursion_remaining;
+#elif PY_VERSION_HEX >= 0x030E0000 /* C recursion checked by stack address */
+    uintptr_t c_stack_top, c_stack_soft_limit, c_stack_hard_limit;
+#endif
+    /* The exception being raised (one object since 3.12, gh-102192). */
+#if PY_VERSION_HEX < 0x030C0000
     PyObject *curexc_type, *curexc_value, *curexc_traceback;
+#else
+    PyObject *current_exception;
+#endif
+    /* The trashcan's deferred deallocations. */
+#if PY_VERSION_HEX < 0x030D0000
     int trash_delete_nesting;
     PyObject *trash_delete_later;
-#elif PY_VERSION_HEX < 0x030D0000 /* 3.12 */
-    _PyCFrame *cframe;
-    int py_recursion_depth;
-    int c_recursion_remaining;
-    PyObject *current_exception;
-    int trash_delete_nesting;
-    PyObject *trash_delete_later;
-#else /* 3.13 */
-    struct _PyInterpreterFrame *current_frame;
-    int py_recursion_depth;
-    int c_recursion_remaining;
-    PyObject *current_exception;
+#else
     PyObject *delete_later;
+#endif
+#if PY_VERSION_HEX >= 0x030D0000 /* threading.local's storage moved into the thread state */
     PyObject *threading_local_key;
     PyObject *threading_local_sentinel;
     PyObject *asyncio_running_loop; /* _PyThreadStateImpl (internal) */
+#endif
+#if PY_VERSION_HEX >= 0x030E0000
+    PyObject *asyncio_running_task; /* _PyThreadStateImpl (internal) */
+#endif
+    /* The tier-2 optimizer's executor (borrowed, set while one runs). */
+#if PY_VERSION_HEX >= 0x030D0000 && PY_VERSION_HEX < 0x030E0000
+    PyObject *previous_executor;
+#elif PY_VERSION_HEX >= 0x030E0000
+    PyObject *current_executor;
+#endif
+#if PY_VERSION_HEX >= 0x030F0000
+    struct _PyExitData *jit_exit;
+    int generator_return_kind; /* _PyThreadStateImpl (internal) */
 #endif
     int recursion_headroom;
     int coroutine_origin_tracking_depth;
@@ -75,19 +133,47 @@ size_t gopy_tstate_save_size(void)
     return sizeof(py_tstate_save);
 }
 
-/* The C-recursion budget of a fresh goroutine (3.12+).  The interpreter's
- * limit assumes an 8 MiB thread stack; a goroutine's is smaller, so it
- * gets a budget its stack can hold, so that deep recursion through C
- * raises RecursionError before it reaches the guard page.  (3.11 has one
- * counter for Python and C levels, the recursion limit: there the guard
- * page is what stops C recursion deeper than the stack.) */
+int gopy_compat_init(void)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    ts_impl_shift = gopy_ts_impl_shift(PY_VERSION_HEX, Py_Version);
+#endif
+#if PY_VERSION_HEX >= 0x030E0000
+    /* A wrong layout would corrupt the interpreter at the first switch:
+     * check that the C stack bounds of this thread are where they should
+     * be and hold this very frame. */
+    PyThreadState *ts = PyThreadState_Get();
+    uintptr_t here = (uintptr_t)&ts;
+    if (TS_IMPL(ts, uintptr_t, c_stack_hard_limit) == 0)
+        _Py_InitializeRecursionLimits(ts);
+    uintptr_t top = TS_IMPL(ts, uintptr_t, c_stack_top);
+    uintptr_t soft = TS_IMPL(ts, uintptr_t, c_stack_soft_limit);
+    uintptr_t hard = TS_IMPL(ts, uintptr_t, c_stack_hard_limit);
+    if (!(hard != 0 && hard < soft && soft < here && here < top)) {
+        PyErr_Format(PyExc_ImportError,
+                     "gopy: this CPython %s does not lay out its thread state as the "
+                     "headers gopy was built with (%s) do: reinstall gopy for it",
+                     Py_GetVersion(), PY_VERSION);
+        return -1;
+    }
+#endif
+    return 0;
+}
+
+/* The C-recursion budget of a fresh goroutine (3.12, 3.13).  The
+ * interpreter's limit assumes an 8 MiB thread stack; a goroutine's is
+ * smaller, so it gets a budget its stack can hold, so that deep recursion
+ * through C raises RecursionError before it reaches the guard page.  (3.11
+ * has one counter for Python and C levels, the recursion limit: there the
+ * guard page is what stops C recursion deeper than the stack.  3.14+
+ * compare the stack pointer with the goroutine's own stack bounds.) */
 int gopy_c_recursion_budget;
 
 void gopy_set_stack_size(size_t stack_bytes)
 {
-#if PY_VERSION_HEX >= 0x030D0000
+#if PY_VERSION_HEX >= 0x030D0000 && PY_VERSION_HEX < 0x030E0000
     long limit = Py_C_RECURSION_LIMIT;
-#elif PY_VERSION_HEX >= 0x030C0000
+#elif PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
     long limit = C_RECURSION_LIMIT;
 #else
     long limit = 0;
@@ -99,8 +185,25 @@ void gopy_set_stack_size(size_t stack_bytes)
     gopy_c_recursion_budget = (int)(scaled < limit ? scaled : limit);
 }
 
+void gopy_tstate_m_init(PyThreadState *ts)
+{
+#if PY_VERSION_HEX >= 0x030E0000
+    /* An M's own thread state runs Python on more than one stack: its
+     * thread's, between goroutines, and C goroutines' (a ctypes callback
+     * takes the GIL with PyGILState_Ensure).  No one range describes
+     * them, and one that is wrong is worse than none: below its soft
+     * limit every deallocation goes to the trashcan's deferred list and
+     * stays there.  So its limits lie at the bottom of the address space:
+     * no check, no deferral.  Python goroutines get their own stack's. */
+    TS_IMPL(ts, uintptr_t, c_stack_hard_limit) = 1;
+    TS_IMPL(ts, uintptr_t, c_stack_soft_limit) = 2;
+#else
+    (void)ts;
+#endif
+}
+
 void gopy_tstate_save_init(py_tstate_save *s, PyObject *context, void *chunk_mem,
-                           size_t chunk_size)
+                           size_t chunk_size, uintptr_t stack_lo, uintptr_t stack_hi)
 {
     /* The data stack starts in the goroutine's own root chunk, at its
      * second slot as CPython does for a root chunk: the first is never
@@ -116,8 +219,20 @@ void gopy_tstate_save_init(py_tstate_save *s, PyObject *context, void *chunk_mem
     s->datastack_limit = (PyObject **)((char *)chunk + chunk_size);
     s->exc_info = &s->exc_state;
     s->context = context;
-#if PY_VERSION_HEX >= 0x030C0000
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030E0000
     s->c_recursion_remaining = gopy_c_recursion_budget;
+    (void)stack_lo;
+    (void)stack_hi;
+#elif PY_VERSION_HEX >= 0x030E0000
+    /* As CPython sets a thread's (tstate_set_stack): RecursionError below
+     * the soft limit, a fatal error below the hard one, and the guard
+     * page below the stack. */
+    s->c_stack_top = stack_hi;
+    s->c_stack_hard_limit = stack_lo + _PyOS_STACK_MARGIN_BYTES;
+    s->c_stack_soft_limit = stack_lo + 2 * _PyOS_STACK_MARGIN_BYTES;
+#else
+    (void)stack_lo;
+    (void)stack_hi;
 #endif
     /* Above any real thread state id (they count up from 1). */
     static _Atomic uint64_t next_id = (uint64_t)1 << 62;
@@ -126,30 +241,55 @@ void gopy_tstate_save_init(py_tstate_save *s, PyObject *context, void *chunk_mem
 
 void gopy_tstate_store(PyThreadState *ts, py_tstate_save *s)
 {
-#if PY_VERSION_HEX < 0x030C0000
+#if PY_VERSION_HEX < 0x030D0000
     s->cframe = ts->cframe;
+#else
+    s->current_frame = ts->current_frame;
+#endif
+#if PY_VERSION_HEX < 0x030C0000
     s->recursion_depth = ts->recursion_limit - ts->recursion_remaining;
+#else
+    s->py_recursion_depth = ts->py_recursion_limit - ts->py_recursion_remaining;
+#endif
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030E0000
+    s->c_recursion_remaining = ts->c_recursion_remaining;
+#elif PY_VERSION_HEX >= 0x030E0000
+    s->c_stack_top = TS_IMPL(ts, uintptr_t, c_stack_top);
+    s->c_stack_soft_limit = TS_IMPL(ts, uintptr_t, c_stack_soft_limit);
+    s->c_stack_hard_limit = TS_IMPL(ts, uintptr_t, c_stack_hard_limit);
+#endif
+#if PY_VERSION_HEX < 0x030C0000
     s->curexc_type = ts->curexc_type;
     s->curexc_value = ts->curexc_value;
     s->curexc_traceback = ts->curexc_traceback;
+#else
+    s->current_exception = ts->current_exception;
+#endif
+#if PY_VERSION_HEX < 0x030C0000
     s->trash_delete_nesting = ts->trash_delete_nesting;
     s->trash_delete_later = ts->trash_delete_later;
 #elif PY_VERSION_HEX < 0x030D0000
-    s->cframe = ts->cframe;
-    s->py_recursion_depth = ts->py_recursion_limit - ts->py_recursion_remaining;
-    s->c_recursion_remaining = ts->c_recursion_remaining;
-    s->current_exception = ts->current_exception;
     s->trash_delete_nesting = ts->trash.delete_nesting;
     s->trash_delete_later = ts->trash.delete_later;
 #else
-    s->current_frame = ts->current_frame;
-    s->py_recursion_depth = ts->py_recursion_limit - ts->py_recursion_remaining;
-    s->c_recursion_remaining = ts->c_recursion_remaining;
-    s->current_exception = ts->current_exception;
     s->delete_later = ts->delete_later;
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
     s->threading_local_key = ts->threading_local_key;
     s->threading_local_sentinel = ts->threading_local_sentinel;
-    s->asyncio_running_loop = ((_PyThreadStateImpl *)ts)->asyncio_running_loop;
+    s->asyncio_running_loop = TS_IMPL(ts, PyObject *, asyncio_running_loop);
+#endif
+#if PY_VERSION_HEX >= 0x030E0000
+    s->asyncio_running_task = TS_IMPL(ts, PyObject *, asyncio_running_task);
+#endif
+#if PY_VERSION_HEX >= 0x030D0000 && PY_VERSION_HEX < 0x030E0000
+    s->previous_executor = ts->previous_executor;
+#elif PY_VERSION_HEX >= 0x030E0000
+    s->current_executor = ts->current_executor;
+#endif
+#if PY_VERSION_HEX >= 0x030F0000
+    s->jit_exit = ts->jit_exit;
+    s->generator_return_kind = (int)TS_IMPL(ts, int, generator_return_kind);
 #endif
     s->recursion_headroom = ts->recursion_headroom;
     s->coroutine_origin_tracking_depth = ts->coroutine_origin_tracking_depth;
@@ -174,30 +314,67 @@ void gopy_tstate_load(PyThreadState *ts, py_tstate_save *s)
     int use_tracing = ts->cframe->use_tracing;
     ts->cframe = s->cframe;
     ts->cframe->use_tracing = use_tracing;
-    ts->recursion_remaining = ts->recursion_limit - s->recursion_depth;
-    ts->curexc_type = s->curexc_type;
-    ts->curexc_value = s->curexc_value;
-    ts->curexc_traceback = s->curexc_traceback;
-    ts->trash_delete_nesting = s->trash_delete_nesting;
-    ts->trash_delete_later = s->trash_delete_later;
 #elif PY_VERSION_HEX < 0x030D0000
     if (s->cframe == NULL)
         s->cframe = &ts->root_cframe;
     ts->cframe = s->cframe;
+#elif PY_VERSION_HEX < 0x030F0000
+    ts->current_frame = s->current_frame;
+#else
+    /* 3.15 ends every frame chain with the thread's embedded base frame
+     * (for profilers that check they unwound a whole stack);
+     * a goroutine's ends with its M's.  A remote profiler's frame cache
+     * describes the chain it last saw: invalidate it. */
+    if (s->current_frame == NULL)
+        s->current_frame = ts->base_frame;
+    ts->current_frame = s->current_frame;
+    ts->last_profiled_frame = NULL;
+    ts->last_profiled_frame_seq++;
+#endif
+#if PY_VERSION_HEX < 0x030C0000
+    ts->recursion_remaining = ts->recursion_limit - s->recursion_depth;
+#else
     ts->py_recursion_remaining = ts->py_recursion_limit - s->py_recursion_depth;
+#endif
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030E0000
     ts->c_recursion_remaining = s->c_recursion_remaining;
+#elif PY_VERSION_HEX >= 0x030E0000
+    TS_IMPL(ts, uintptr_t, c_stack_top) = s->c_stack_top;
+    TS_IMPL(ts, uintptr_t, c_stack_soft_limit) = s->c_stack_soft_limit;
+    TS_IMPL(ts, uintptr_t, c_stack_hard_limit) = s->c_stack_hard_limit;
+#endif
+#if PY_VERSION_HEX < 0x030C0000
+    ts->curexc_type = s->curexc_type;
+    ts->curexc_value = s->curexc_value;
+    ts->curexc_traceback = s->curexc_traceback;
+#else
     ts->current_exception = s->current_exception;
+#endif
+#if PY_VERSION_HEX < 0x030C0000
+    ts->trash_delete_nesting = s->trash_delete_nesting;
+    ts->trash_delete_later = s->trash_delete_later;
+#elif PY_VERSION_HEX < 0x030D0000
     ts->trash.delete_nesting = s->trash_delete_nesting;
     ts->trash.delete_later = s->trash_delete_later;
 #else
-    ts->current_frame = s->current_frame;
-    ts->py_recursion_remaining = ts->py_recursion_limit - s->py_recursion_depth;
-    ts->c_recursion_remaining = s->c_recursion_remaining;
-    ts->current_exception = s->current_exception;
     ts->delete_later = s->delete_later;
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
     ts->threading_local_key = s->threading_local_key;
     ts->threading_local_sentinel = s->threading_local_sentinel;
-    ((_PyThreadStateImpl *)ts)->asyncio_running_loop = s->asyncio_running_loop;
+    TS_IMPL(ts, PyObject *, asyncio_running_loop) = s->asyncio_running_loop;
+#endif
+#if PY_VERSION_HEX >= 0x030E0000
+    TS_IMPL(ts, PyObject *, asyncio_running_task) = s->asyncio_running_task;
+#endif
+#if PY_VERSION_HEX >= 0x030D0000 && PY_VERSION_HEX < 0x030E0000
+    ts->previous_executor = s->previous_executor;
+#elif PY_VERSION_HEX >= 0x030E0000
+    ts->current_executor = s->current_executor;
+#endif
+#if PY_VERSION_HEX >= 0x030F0000
+    ts->jit_exit = s->jit_exit;
+    TS_IMPL(ts, int, generator_return_kind) = s->generator_return_kind;
 #endif
     ts->recursion_headroom = s->recursion_headroom;
     ts->coroutine_origin_tracking_depth = s->coroutine_origin_tracking_depth;
@@ -226,7 +403,10 @@ void gopy_tstate_release_current(PyThreadState *ts)
      * that ends. */
     Py_CLEAR(ts->threading_local_sentinel);
     Py_CLEAR(ts->threading_local_key);
-    Py_CLEAR(((_PyThreadStateImpl *)ts)->asyncio_running_loop);
+    Py_CLEAR(TS_IMPL(ts, PyObject *, asyncio_running_loop));
+#endif
+#if PY_VERSION_HEX >= 0x030E0000
+    Py_CLEAR(TS_IMPL(ts, PyObject *, asyncio_running_task));
 #endif
     Py_CLEAR(ts->dict);
     Py_CLEAR(ts->async_gen_firstiter);
@@ -319,5 +499,28 @@ void gopy_err_restore(PyObject *exc)
     PyErr_Restore(type, exc, tb);
 #else
     PyErr_SetRaisedException(exc);
+#endif
+}
+
+bool gopy_long_is_negative(PyObject *v)
+{
+#if PY_VERSION_HEX < 0x030E0000
+    return _PyLong_Sign(v) < 0;
+#else /* 3.14 made the sign public and deprecated _PyLong_Sign */
+    return PyLong_IsNegative(v) == 1;
+#endif
+}
+
+int gopy_sleep_takes_as_float(PyObject *secs, double *d)
+{
+#if PY_VERSION_HEX >= 0x030F0000 /* 3.15's time.sleep takes any real number */
+    if (Py_TYPE(secs)->tp_as_number == NULL || Py_TYPE(secs)->tp_as_number->nb_float == NULL)
+        return 0;
+    *d = PyFloat_AsDouble(secs);
+    return *d == -1.0 && PyErr_Occurred() ? -1 : 1;
+#else /* before, only floats and integers */
+    (void)secs;
+    (void)d;
+    return 0;
 #endif
 }

@@ -42,6 +42,15 @@ static void *root_chunk(py_goroutine *g)
     return (char *)g + record_size;
 }
 
+/* A fresh goroutine's interpreter state: context (a reference it takes
+ * over), frames from its root chunk, C code on its own stack. */
+static void init_save(py_goroutine *g, PyObject *context)
+{
+    uintptr_t lo, hi;
+    gopy_rt_host_stack_bounds(g, &lo, &hi);
+    gopy_tstate_save_init(G_SAVE(g), context, root_chunk(g), ROOT_CHUNK_SIZE, lo, hi);
+}
+
 struct py_call_template {
     _Atomic long refs; /* the Timer, plus one per firing not yet started */
     PyObject *fn, *args, *context;
@@ -115,7 +124,7 @@ static void init_call(void *area, void *arg)
     g->kwargs = c->kwargs;
     g->call = NULL;
     g->loaded_in = NULL;
-    gopy_tstate_save_init(G_SAVE(g), c->context, root_chunk(g), ROOT_CHUNK_SIZE);
+    init_save(g, c->context);
 }
 
 static int64_t monotonic_ns(void)
@@ -247,7 +256,7 @@ static void unpack_call(py_goroutine *g)
         PyErr_Clear();
         ctx = PyContext_New();
     }
-    gopy_tstate_save_init(G_SAVE(g), ctx, root_chunk(g), ROOT_CHUNK_SIZE);
+    init_save(g, ctx);
     g->call = NULL;
     gopy_template_release(t);
 }
@@ -297,6 +306,7 @@ static bool hook_acquire(void **mslot)
          * the M's lifetime (never released). */
         (void)PyGILState_Ensure();
         pm->ts = PyThreadState_Get();
+        gopy_tstate_m_init(pm->ts);
         *mslot = pm;
         note_m_thread();
     } else {

@@ -27,31 +27,41 @@ static PyObject *in_goroutine(PyObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 /* The nanoseconds time.sleep(secs) would sleep: 1, 0 when secs is
- * something time.sleep rejects (NaN, negative, out of range: let it say
- * so), -1 with an exception set (a type it rejects with this same
- * exception). */
+ * something time.sleep rejects (a type it does not take; NaN, negative,
+ * out of range: the original then raises its own exception), -1 with an
+ * exception set (converting secs raised it). */
 static int sleep_length(PyObject *secs, int64_t *ns)
 {
+    double d;
     if (PyFloat_Check(secs)) {
-        double d = PyFloat_AS_DOUBLE(secs);
-        if (!(d >= 0.0))
-            return 0;
-        double rounded = ceil(d * 1e9);
-        if (!(rounded < 9223372036854775808.0)) /* 2^63, and infinity */
-            return 0;
-        *ns = (int64_t)rounded;
-        return 1;
-    }
-    long long s = PyLong_AsLongLong(secs); /* as pytime: __index__ */
-    if (s == -1 && PyErr_Occurred()) {
-        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+        d = PyFloat_AS_DOUBLE(secs);
+    } else if (PyIndex_Check(secs)) {
+        PyObject *i = PyNumber_Index(secs);
+        if (i == NULL)
             return -1;
-        PyErr_Clear();
-        return 0;
+        long long s = PyLong_AsLongLong(i);
+        Py_DECREF(i);
+        if (s == -1 && PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+                return -1;
+            PyErr_Clear();
+            return 0;
+        }
+        if (s < 0 || s > INT64_MAX / 1000000000)
+            return 0;
+        *ns = (int64_t)s * 1000000000;
+        return 1;
+    } else {
+        int real = gopy_sleep_takes_as_float(secs, &d);
+        if (real <= 0)
+            return real;
     }
-    if (s < 0 || s > INT64_MAX / 1000000000)
+    if (!(d >= 0.0))
         return 0;
-    *ns = (int64_t)s * 1000000000;
+    double rounded = ceil(d * 1e9);
+    if (!(rounded < 9223372036854775808.0)) /* 2^63, and infinity */
+        return 0;
+    *ns = (int64_t)rounded;
     return 1;
 }
 

@@ -81,8 +81,8 @@ static PyObject *mod_go_c(PyObject *self, PyObject *args)
     PyObject *fnobj, *argobj, *keep;
     if (!PyArg_ParseTuple(args, "O!OO:_go_c", &PyLong_Type, &fnobj, &argobj, &keep))
         return NULL;
-    if (_PyLong_Sign(fnobj) < 0 || (argobj != Py_None && (!PyLong_Check(argobj) ||
-                                                           _PyLong_Sign(argobj) < 0))) {
+    if (gopy_long_is_negative(fnobj) ||
+        (argobj != Py_None && (!PyLong_Check(argobj) || gopy_long_is_negative(argobj)))) {
         PyErr_SetString(PyExc_ValueError, "go_c: addresses must be non-negative ints");
         return NULL;
     }
@@ -165,6 +165,14 @@ static PyObject *mod_after_func(PyObject *self, PyObject *const *args, Py_ssize_
 }
 
 /* ---- gopy.runtime ---------------------------------------------------------------- */
+
+static PyObject *mod_ts_impl_shift(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    unsigned long built_with, running;
+    if (!PyArg_ParseTuple(args, "kk:_ts_impl_shift", &built_with, &running))
+        return NULL;
+    return PyLong_FromSsize_t(gopy_ts_impl_shift(built_with, running));
+}
 
 static PyObject *mod_gomaxprocs(PyObject *self, PyObject *args)
 {
@@ -320,6 +328,10 @@ static PyMethodDef module_methods[] = {
      "go(fn, /, *args, **kwargs) -> None\n\nRun fn(*args, **kwargs) in a new goroutine, in a "
      "copy of the current contextvars context."},
     {"_go_c", mod_go_c, METH_VARARGS, "_go_c(fn_address, arg_address, keep): see gopy.go_c"},
+    {"_ts_impl_shift", mod_ts_impl_shift, METH_VARARGS,
+     "_ts_impl_shift(built_with, running) -> int: how far the thread state's internal fields "
+     "lie from where the headers of CPython built_with put them, in CPython running "
+     "(PY_VERSION_HEX values); for the tests."},
     {"offload", (PyCFunction)(void (*)(void))mod_offload, METH_FASTCALL | METH_KEYWORDS,
      "offload(fn, /, *args, **kwargs) -> object\n\nIn a goroutine: call fn(*args, **kwargs) on "
      "a helper thread, in a copy of the current contextvars context, and park the goroutine "
@@ -411,7 +423,7 @@ static int module_exec(PyObject *m)
     if (PyErr_Occurred())
         return -1;
     gopy_state.module = m;
-    if (gopy_context_init(m) < 0 || gopy_hooks_init(m) < 0)
+    if (gopy_compat_init() < 0 || gopy_context_init(m) < 0 || gopy_hooks_init(m) < 0)
         return -1;
     return gopy_goroutine_init();
 }

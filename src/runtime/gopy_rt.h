@@ -51,6 +51,10 @@ void gopy_rt_set_host_hooks(const struct gopy_host_hooks *hooks);
  * memory is kept when the goroutine's G is reused (zeroed only the first
  * time).  Set once, before the first host goroutine. */
 bool gopy_rt_set_host_area_size(size_t size);
+/* The C stack a host goroutine runs on, given its area: [*lo, *hi), the
+ * guard page just below lo.  (The interpreter's stack-overflow check
+ * needs the bounds of the stack it runs on.) */
+void gopy_rt_host_stack_bounds(const void *area, uintptr_t *lo, uintptr_t *hi);
 /* Start a host goroutine running fn(gstate).  init(gstate, arg) fills
  * the area first, on the calling thread (which may not hold the host
  * lock: a timer's fire function).  group names the code it runs (any

@@ -913,9 +913,18 @@ static void g_entry(void *arg)
 }
 
 /* A host G's area: the bytes between it and the top of its stack. */
+enum { G_SIZE_ROUNDED = (sizeof(G) + 63) & ~(size_t)63 };
+
 static void *g_host_area(G *g)
 {
-    return (char *)g + ((sizeof(G) + 63) & ~(size_t)63);
+    return (char *)g + G_SIZE_ROUNDED;
+}
+
+void gopy_rt_host_stack_bounds(const void *area, uintptr_t *lo, uintptr_t *hi)
+{
+    const G *g = (const G *)((const char *)area - G_SIZE_ROUNDED);
+    *lo = (uintptr_t)g->stack.lo;
+    *hi = (uintptr_t)g; /* the G sits at the top of its stack */
 }
 
 int newproc(void (*fn)(void *), void *arg, enum g_kind kind,
