@@ -8,8 +8,11 @@
 #   scripts/sid.sh test [VERSION...]  the README's test command on each
 #                                     version (default: 3.14 3.15), each
 #                                     in a fresh venv, on a copy of this
-#                                     checkout; then the reference-leak
-#                                     tests under python3.14-dbg
+#                                     checkout; then scripts/refleaks.sh
+#                                     --suite under each one's -dbg build
+#   scripts/sid.sh bench VERSION [ARGS...]
+#                                     python -m gopy ARGS (the demo and the
+#                                     benchmark table) on that version
 #   scripts/sid.sh run CMD...         CMD inside the chroot, in /src (a
 #                                     copy of this checkout)
 #
@@ -21,11 +24,10 @@ CHECKOUT=$(pwd)
 ROOT=${GOPY_SID_ROOT:-/var/cache/gopy/sid}
 # Bump when the package list or the set-up steps change: a cached chroot
 # of another recipe is remade.
-RECIPE="gopy-sid-3 gcc libc6-dev python3.14 python3.14-dev python3.14-venv python3.14-dbg
-python3.15 python3.15-dev python3.15-venv"
 PACKAGES="gcc libc6-dev make ca-certificates procps
 python3.14 python3.14-dev python3.14-venv python3.14-dbg
-python3.15 python3.15-dev python3.15-venv"
+python3.15 python3.15-dev python3.15-venv python3.15-dbg"
+RECIPE="gopy-sid-4 $PACKAGES"
 MIRROR=${GOPY_SID_MIRROR:-http://deb.debian.org/debian}
 
 log() { printf '\n==== %s ====\n' "$*"; }
@@ -69,7 +71,8 @@ chroot_ok() {
     [ -f "$ROOT/.gopy-recipe" ] && [ "$(cat "$ROOT/.gopy-recipe")" = "$RECIPE" ] &&
         chroot "$ROOT" /usr/bin/python3.14 -c 'import venv' 2>/dev/null &&
         chroot "$ROOT" /usr/bin/python3.15 -c 'import venv' 2>/dev/null &&
-        chroot "$ROOT" /usr/bin/python3.14-dbg -c 'import sys; sys.gettotalrefcount' 2>/dev/null
+        chroot "$ROOT" /usr/bin/python3.14-dbg -c 'import sys; sys.gettotalrefcount' 2>/dev/null &&
+        chroot "$ROOT" /usr/bin/python3.15-dbg -c 'import sys; sys.gettotalrefcount' 2>/dev/null
 }
 
 setup() {
@@ -134,16 +137,30 @@ test)
             # The README's test command:
             python -m pip install -q -e '.[test]' && python -m pytest -q -p no:cacheprovider"
     done
-    if [[ " ${versions[*]} " == *" 3.14 "* ]]; then
-        log "reference leaks under python3.14-dbg"
+    for v in "${versions[@]}"; do
+        log "reference leaks, whole suite under python$v-dbg"
         in_root "$ROOT" "
-            rm -rf /venv-dbg && python3.14-dbg -m venv /venv-dbg && . /venv-dbg/bin/activate
+            rm -rf /venv-dbg-$v && python$v-dbg -m venv /venv-dbg-$v && . /venv-dbg-$v/bin/activate
             python -m pip install -q setuptools wheel pytest pytest-timeout hypothesis
-            cd /src && PYTHON_DBG=/venv-dbg/bin/python scripts/refleaks.sh --suite"
-    fi
+            cd /src && PYTHON_DBG=/venv-dbg-$v/bin/python scripts/refleaks.sh --suite"
+    done
+    ;;
+bench)
+    v=${1:?usage: scripts/sid.sh bench VERSION [python -m gopy options]}
+    shift
+    setup
+    copy_checkout
+    mount_into "$ROOT"
+    # The peers that install on this version take part; the rest are
+    # reported as not installed.
+    SID_LENIENT=1 in_root "$ROOT" "
+        rm -rf /venv-bench-$v && python$v -m venv /venv-bench-$v && . /venv-bench-$v/bin/activate
+        cd /src && python -m pip install -q -e . && python -m pip install -q matplotlib
+        for peer in gevent trio runloom; do python -m pip install -q --only-binary=:all: \$peer; done
+        python -m gopy $*"
     ;;
 *)
-    sed -n '2,18p' "$0"
+    sed -n '2,21p' "$0"
     exit 2
     ;;
 esac

@@ -18,7 +18,7 @@ import time
 import pytest
 
 import gopy
-from conftest import recv_value
+from conftest import collect, recv_value
 
 HANG = 30.0  # seconds: a hang bound, never a timing assertion
 
@@ -82,7 +82,10 @@ def parks(block, unblock=None, attempts=5):
 
 
 def open_fds():
-    """How many descriptors this process has open now."""
+    """How many descriptors this process has open now, garbage collected
+    first (what an earlier test's unreachable objects hold is not a leak of
+    the code under test)."""
+    collect()
     return len(os.listdir("/proc/self/fd"))
 
 

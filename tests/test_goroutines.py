@@ -339,6 +339,30 @@ def test_asyncio_run_inside_goroutines():
     assert sorted(recv_value(out) for _ in range(4)) == [0, 10, 20, 30]
 
 
+def test_asyncio_loops_of_goroutines_sharing_a_thread_stay_apart():
+    # time.sleep inside a coroutine parks its goroutine in the middle of
+    # asyncio.run; the others on the thread run theirs meanwhile.  Each
+    # must find its own running loop and task again (3.12+ keep them in
+    # the thread state, 3.14 the task too).
+    async def work(i):
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+        for _ in range(3):
+            time.sleep(0.01)
+            await asyncio.sleep(0)
+            assert asyncio.get_running_loop() is loop and asyncio.current_task() is task
+        return i, threading.get_ident()
+
+    prev = gopy.runtime.gomaxprocs(1)
+    try:
+        out = gopy.Chan(4)
+        for i in range(4):
+            gopy.go(lambda i=i: out.send(asyncio.run(work(i))))
+        got = sorted(recv_value(out) for _ in range(4))
+    finally:
+        gopy.runtime.gomaxprocs(prev)
+    assert [i for i, _ in got] == [0, 1, 2, 3]
+
+
 def test_generators_suspended_across_parks():
     def gen():
         for i in range(3):
@@ -398,11 +422,23 @@ def test_recursion_error_in_goroutine():
     assert run_in_goroutine(body) == "RecursionError"
 
 
-@pytest.mark.skipif(sys.version_info < (3, 12), reason="3.11 has no C recursion counter; "
-                    "see test_lifecycle's fatal-error test")
-def test_c_recursion_error_in_goroutine():
-    def rec(n):
-        return sorted([1, 2], key=lambda x: rec(n + 1))
+@pytest.mark.parametrize("through", ["sort key", "map", "metaclass"])
+def test_c_recursion_error_in_goroutine(through):
+    def sort_key(n):
+        return sorted([1, 2], key=lambda x: sort_key(n + 1))
+
+    def map_(n):
+        return list(map(map_, [n + 1]))
+
+    def metaclass(n):
+        class Meta(type):
+            def __new__(mcs, *args):
+                metaclass(n + 1)
+
+        class A(metaclass=Meta):
+            pass
+
+    rec = {"sort key": sort_key, "map": map_, "metaclass": metaclass}[through]
 
     def body():
         try:

@@ -21,6 +21,7 @@ import pytest
 import gopy
 from gopy import _gopy
 from conftest import goroutines_waiting_on, recv_value, run_in_goroutine, wait_until
+from hookcheck import open_fds
 
 READ, WRITE = _gopy.POLL_READ, _gopy.POLL_WRITE
 
@@ -256,10 +257,6 @@ def test_ctrl_c_interrupts_a_main_thread_wait():
     assert _gopy.netpoll_wait(a, READ, time.monotonic() + 60) is True
     a.close()
     b.close()
-
-
-def open_fds():
-    return len(os.listdir("/proc/self/fd"))
 
 
 def test_no_descriptor_leaks():

@@ -18,13 +18,13 @@ import math
 import operator
 import select
 import selectors
-import time
+import sys
 
 from .. import _gopy
+from ._deadline import deadline_after
 from ._patch import Patches
 
 _in_goroutine = _gopy.in_goroutine
-_monotonic = time.monotonic
 _patches = Patches()
 
 _original_select = select.select
@@ -85,7 +85,7 @@ def _select(*args, **kwargs):
     ready = _original_select(*lists, 0)
     if seconds == 0 or any(ready):
         return ready
-    deadline = None if seconds is None else _monotonic() + seconds
+    deadline = deadline_after(seconds)
     masks = {}
     for objs, events in zip(lists, (select.EPOLLIN, select.EPOLLOUT, select.EPOLLPRI)):
         for obj in objs:
@@ -106,7 +106,9 @@ _DEFAULT_POLL_EVENTS = select.POLLIN | select.POLLPRI | select.POLLOUT
 # poll's and epoll's event bits are the same numbers on Linux; these are
 # poll's results only.
 _POLL_RESULTS_ONLY = select.POLLERR | select.POLLHUP | select.POLLNVAL
-_INT_MAX = 2**31 - 1
+# The longest poll timeout (milliseconds, either sign) poll() takes: a C
+# int until CPython 3.15, the clock's range (int64 nanoseconds) from then.
+_POLL_LONGEST_MS = 2**31 - 1 if sys.version_info < (3, 15) else 2**63 / 1e6
 
 
 class _Poll:
@@ -142,14 +144,14 @@ class _Poll:
                 ms = timeout if isinstance(timeout, float) else operator.index(timeout)
             except TypeError:
                 ms = _ODD
-            if ms is _ODD or math.isnan(ms) or abs(ms) > _INT_MAX:
+            if ms is _ODD or math.isnan(ms) or abs(ms) > _POLL_LONGEST_MS:
                 return self._poll.poll(*args)
             if ms < 0:
                 ms = None
         ready = self._poll.poll(0)
         if ready or ms == 0:
             return ready
-        deadline = None if ms is None else _monotonic() + ms / 1000
+        deadline = deadline_after(None if ms is None else ms / 1000)
         masks = {fd: events & ~_POLL_RESULTS_ONLY for fd, events in self._events.items()}
         while True:
             if not _wait_any(masks, deadline):
@@ -186,7 +188,7 @@ def _selector_select(original):
         ready = original(self, 0)
         if ready:
             return ready
-        deadline = None if timeout is None else _monotonic() + timeout
+        deadline = deadline_after(timeout)
         while True:
             if not _selector_ready(self, deadline):
                 return original(self, 0)

@@ -56,6 +56,7 @@ import time
 import _socket
 
 from .. import _gopy
+from ._deadline import deadline_after
 from ._patch import Patches
 
 _in_goroutine = _gopy.in_goroutine
@@ -93,7 +94,7 @@ def _io(sock, original, mode, args, dontwait, timeout):
             except BlockingIOError:
                 pass
             _park(sock, mode, None)
-    _park(sock, mode, _monotonic() + timeout)
+    _park(sock, mode, deadline_after(timeout))
     return original(sock, *args)
 
 
@@ -171,7 +172,7 @@ def sendall(self, *args, **kwargs):
     except TypeError:
         return _ss.sendall(self, *args)
     # As CPython's since 3.5, the timeout bounds the whole call.
-    deadline = None if timeout is None else _monotonic() + timeout
+    deadline = deadline_after(timeout)
     data = args[0]
     # The first piece is the whole: send rejects what sendall would, alike.
     sent = _io(self, _ss.send, _WRITE, (data, flags), (data, flags | _DONTWAIT), timeout)
@@ -226,7 +227,7 @@ def _connect(sock, original, address):
         return original(sock, address) or 0
     if err != errno.EINPROGRESS:
         return err or 0
-    if not _ready(sock, _WRITE, None if timeout is None else _monotonic() + timeout):
+    if not _ready(sock, _WRITE, deadline_after(timeout)):
         return _TIMED_OUT
     err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     return 0 if err == errno.EISCONN else err
@@ -282,7 +283,7 @@ def _accept(self):
     if timeout == 0.0 or fd < 0:
         return _ss._accept(self)
     if timeout is not None:
-        _park(self, _READ, _monotonic() + timeout)
+        _park(self, _READ, deadline_after(timeout))
         return _ss._accept(self)
     while True:
         _park(self, _READ, None)
@@ -333,7 +334,7 @@ def _install_ssl():
             timeout = self.gettimeout()
             if timeout == 0.0 or needs_sslobj and self._sslobj is None or not _in_goroutine():
                 return original(self, *args, **kwargs)
-            deadline = None if timeout is None else _monotonic() + timeout
+            deadline = deadline_after(timeout)
             while True:
                 self.settimeout(0.0)
                 try:

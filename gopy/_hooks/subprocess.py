@@ -32,14 +32,13 @@ import io
 import os
 import select
 import subprocess
-import time
 import types
 
 from .. import _gopy
+from ._deadline import deadline_after
 from ._patch import Patches
 
 _in_goroutine = _gopy.in_goroutine
-_monotonic = time.monotonic
 _READ, _WRITE = _gopy.POLL_READ, _gopy.POLL_WRITE
 _PIPE_BUF = select.PIPE_BUF
 _READ_CHUNK = 65536  # a pipe's default capacity
@@ -146,7 +145,7 @@ def _wait(self, timeout):
     if self.returncode is not None or not _in_goroutine() \
             or timeout is not None and not isinstance(timeout, (int, float)):
         return _original_wait(self, timeout)
-    deadline = None if timeout is None else _monotonic() + timeout
+    deadline = deadline_after(timeout)
     fd = _pidfd(self.pid)
     if fd is None:
         return _original_wait(self, timeout)

@@ -29,6 +29,7 @@ typedef struct {
     PyObject *DeadlockError;
     PyObject *module;         /* gopy._gopy (borrowed: lives forever) */
     unsigned long main_thread; /* PyThread_get_thread_ident of the main thread */
+    PyInterpreterState *interp; /* the one gopy runs in (set at import) */
     _Atomic bool stopping;    /* interpreter exit began: no more host work */
     _Atomic uint64_t gil_takes; /* times an M has taken the GIL (hook_acquire) */
 } gopy_state_t;

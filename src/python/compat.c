@@ -24,6 +24,8 @@
 #define Py_BUILD_CORE_MODULE 1
 #include "binding.h"
 
+#include <limits.h>
+
 #if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x03100000
 #error "gopy supports CPython 3.11 to 3.15"
 #endif
@@ -73,6 +75,7 @@ struct py_tstate_save {
      * the stack pointer against this goroutine's own stack (3.14+). */
 #if PY_VERSION_HEX < 0x030C0000
     int recursion_depth; /* one counter for Python and C levels */
+    int recursion_cap;   /* a goroutine's limit for it (0: the thread's) */
 #else
     int py_recursion_depth;
 #endif
@@ -160,13 +163,15 @@ int gopy_compat_init(void)
     return 0;
 }
 
-/* The C-recursion budget of a fresh goroutine (3.12, 3.13).  The
+/* The C-recursion budget of a fresh goroutine (3.11-3.13).  The
  * interpreter's limit assumes an 8 MiB thread stack; a goroutine's is
  * smaller, so it gets a budget its stack can hold, so that deep recursion
- * through C raises RecursionError before it reaches the guard page.  (3.11
- * has one counter for Python and C levels, the recursion limit: there the
- * guard page is what stops C recursion deeper than the stack.  3.14+
- * compare the stack pointer with the goroutine's own stack bounds.) */
+ * through C raises RecursionError before it reaches the guard page.  3.11
+ * has one counter for Python and C levels: there the budget caps the
+ * recursion limit itself, pure Python recursion included (512 levels for
+ * the default 1 MiB stack; list.sort with a Python key overflowed it
+ * between 600 and 700).  3.14+ compare the stack pointer with the
+ * goroutine's own stack bounds. */
 int gopy_c_recursion_budget;
 
 void gopy_set_stack_size(size_t stack_bytes)
@@ -176,7 +181,7 @@ void gopy_set_stack_size(size_t stack_bytes)
 #elif PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
     long limit = C_RECURSION_LIMIT;
 #else
-    long limit = 0;
+    long limit = LONG_MAX;
 #endif
     /* Measured (docs/research-pystate.md §6): up to ~1.8 KiB of C stack
      * per unit of the C-recursion counter (list.sort with Python keys);
@@ -219,7 +224,11 @@ void gopy_tstate_save_init(py_tstate_save *s, PyObject *context, void *chunk_mem
     s->datastack_limit = (PyObject **)((char *)chunk + chunk_size);
     s->exc_info = &s->exc_state;
     s->context = context;
-#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030E0000
+#if PY_VERSION_HEX < 0x030C0000
+    s->recursion_cap = gopy_c_recursion_budget;
+    (void)stack_lo;
+    (void)stack_hi;
+#elif PY_VERSION_HEX < 0x030E0000
     s->c_recursion_remaining = gopy_c_recursion_budget;
     (void)stack_lo;
     (void)stack_hi;
@@ -239,6 +248,14 @@ void gopy_tstate_save_init(py_tstate_save *s, PyObject *context, void *chunk_mem
     s->id = atomic_fetch_add(&next_id, 1);
 }
 
+#if PY_VERSION_HEX < 0x030C0000
+static int recursion_limit_of(PyThreadState *ts, py_tstate_save *s)
+{
+    int cap = s->recursion_cap;
+    return cap > 0 && cap < ts->recursion_limit ? cap : ts->recursion_limit;
+}
+#endif
+
 void gopy_tstate_store(PyThreadState *ts, py_tstate_save *s)
 {
 #if PY_VERSION_HEX < 0x030D0000
@@ -247,7 +264,7 @@ void gopy_tstate_store(PyThreadState *ts, py_tstate_save *s)
     s->current_frame = ts->current_frame;
 #endif
 #if PY_VERSION_HEX < 0x030C0000
-    s->recursion_depth = ts->recursion_limit - ts->recursion_remaining;
+    s->recursion_depth = recursion_limit_of(ts, s) - ts->recursion_remaining;
 #else
     s->py_recursion_depth = ts->py_recursion_limit - ts->py_recursion_remaining;
 #endif
@@ -332,7 +349,7 @@ void gopy_tstate_load(PyThreadState *ts, py_tstate_save *s)
     ts->last_profiled_frame_seq++;
 #endif
 #if PY_VERSION_HEX < 0x030C0000
-    ts->recursion_remaining = ts->recursion_limit - s->recursion_depth;
+    ts->recursion_remaining = recursion_limit_of(ts, s) - s->recursion_depth;
 #else
     ts->py_recursion_remaining = ts->py_recursion_limit - s->py_recursion_depth;
 #endif

@@ -2,9 +2,10 @@
  * goroutine.c -- Python goroutines: gopy.go, the host hooks the runtime
  * calls around them, and after_func's calls.
  *
- * Each worker M has one PyThreadState (made by PyGILState_Ensure on its
- * thread, so PyGILState_Ensure inside goroutines finds it: ctypes
- * callbacks, Cython `with gil`).  A goroutine's own interpreter state is
+ * Each worker M has one PyThreadState (made as its thread starts, bound to
+ * the thread, so PyGILState_Ensure inside goroutines and in callbacks from
+ * its C goroutines finds it: ctypes callbacks, Cython `with gil`).  A
+ * goroutine's own interpreter state is
  * loaded into it on enter and saved on leave (compat.c).  Between two
  * goroutines on one M the GIL stays held and the thread state is not
  * restored to the M's own: leave saves, the next enter loads.  Only when
@@ -60,6 +61,7 @@ struct py_call_template {
 /* Per-M state (the runtime's mslot). */
 typedef struct {
     PyThreadState *ts;
+    bool ensured;         /* ts bound to the thread by PyGILState_Ensure */
     py_goroutine *loaded; /* whose state ts holds; NULL: the M's own */
     py_tstate_save *own;  /* the M's own state while a goroutine's is in ts */
 } py_m;
@@ -288,26 +290,48 @@ static void note_m_thread(void)
 
 /* ---- the host hooks ----------------------------------------------------------- */
 
+/* This M's per-M state with its thread state made and bound to this
+ * thread, or NULL (out of memory, or the interpreter is exiting). */
+static py_m *new_py_m(void)
+{
+    if (atomic_load(&gopy_state.stopping) || gopy_is_finalizing())
+        return NULL;
+    py_m *pm = calloc(1, sizeof *pm);
+    py_tstate_save *own = calloc(1, gopy_tstate_save_size());
+    PyThreadState *ts = pm != NULL && own != NULL ? PyThreadState_New(gopy_state.interp) : NULL;
+    if (ts == NULL) {
+        free(pm);
+        free(own);
+        return NULL;
+    }
+    pm->own = own;
+    pm->ts = ts;
+    gopy_tstate_m_init(ts);
+    return pm;
+}
+
+/* The M's thread state is made as its thread starts, without the GIL (a
+ * new thread state needs none, and the GIL may be busy for milliseconds):
+ * a ctypes callback on one of its C goroutines then takes this one with
+ * PyGILState_Ensure instead of making its own, whose C stack bounds would
+ * be the M thread's (compat.c, gopy_tstate_m_init). */
+static void hook_thread_start(void **mslot)
+{
+    *mslot = new_py_m();
+}
+
 static bool hook_acquire(void **mslot)
 {
     if (atomic_load(&gopy_state.stopping) || gopy_is_finalizing())
         return false;
     py_m *pm = *mslot;
-    if (pm == NULL) {
-        pm = calloc(1, sizeof *pm);
-        py_tstate_save *own = calloc(1, gopy_tstate_save_size());
-        if (pm == NULL || own == NULL) {
-            free(pm);
-            free(own);
-            return false;
-        }
-        pm->own = own;
-        /* The thread's one thread state, bound to it for PyGILState, for
-         * the M's lifetime (never released). */
+    if (pm == NULL && (pm = *mslot = new_py_m()) == NULL)
+        return false;
+    if (!pm->ensured) {
+        /* Bound to the thread for PyGILState for the M's lifetime (never
+         * released), so PyGILState_Ensure inside goroutines finds it. */
         (void)PyGILState_Ensure();
-        pm->ts = PyThreadState_Get();
-        gopy_tstate_m_init(pm->ts);
-        *mslot = pm;
+        pm->ensured = true;
         note_m_thread();
     } else {
         PyEval_RestoreThread(pm->ts);
@@ -365,6 +389,7 @@ static void hook_leave(void **mslot, void *gstate, bool exited)
 }
 
 static const struct gopy_host_hooks hooks = {
+    .thread_start = hook_thread_start,
     .acquire = hook_acquire,
     .release = hook_release,
     .enter = hook_enter,

@@ -423,6 +423,7 @@ static int module_exec(PyObject *m)
     if (PyErr_Occurred())
         return -1;
     gopy_state.module = m;
+    gopy_state.interp = PyInterpreterState_Get();
     if (gopy_compat_init() < 0 || gopy_context_init(m) < 0 || gopy_hooks_init(m) < 0)
         return -1;
     return gopy_goroutine_init();

@@ -35,6 +35,11 @@
  * given to gopy_rt_go_host.
  */
 struct gopy_host_hooks {
+    /* A new M's thread starts (before it runs anything; the host lock is
+     * not held and must not be taken: it may not be free for long).  The
+     * M's C goroutines may call into the host (callbacks) on this
+     * thread.  Optional. */
+    void (*thread_start)(void **mslot);
     /* Take the host lock for this M; may block.  Return false to refuse
      * (the host is shutting down): the M then never runs host code again. */
     bool (*acquire)(void **mslot);

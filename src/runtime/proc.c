@@ -1726,6 +1726,9 @@ static void *mstart(void *arg)
     if (pthread_getcpuclockid(pthread_self(), &m->cpuclock) == 0)
         atomic_store_explicit(&m->has_cpuclock, true, memory_order_release);
     sysmon_wake();
+    const struct gopy_host_hooks *hooks = sched.host_hooks;
+    if (hooks != NULL && hooks->thread_start != NULL)
+        hooks->thread_start(&m->host);
     if (m->nextp != NULL) {
         acquirep(m, m->nextp);
         m->nextp = NULL;
