@@ -2,13 +2,13 @@
 
 Inside a Python goroutine, time.sleep, socket.socket's operations (and so
 ssl, http.client, urllib.request, smtplib, socketserver...), the resolver
-calls, select.select, select.poll, selectors, and waiting for a subprocess
-or on its pipes park the goroutine instead of blocking its thread, which
+calls, select.select, select.poll, selectors, waiting for a subprocess
+or on its pipes, and waiting on a concurrent.futures.Future park the goroutine instead of blocking its thread, which
 runs the other goroutines bound to it meanwhile.  Outside goroutines (the
 main thread, threading.Threads, ctypes callbacks from C goroutines) each
 hooked call goes straight to the original.  One module per family says
 what it covers and how: time, socket (with ssl), select (with selectors),
-subprocess, resolver.
+subprocess, resolver, futures.
 
 install() runs once at `import gopy`, unless the environment variable
 GOPY_BLOCKING_HOOKS is 0; uninstall() puts the originals back.
@@ -16,9 +16,9 @@ GOPY_BLOCKING_HOOKS is 0; uninstall() puts the originals back.
 
 import os
 
-from . import resolver, select, socket, subprocess, time
+from . import futures, resolver, select, socket, subprocess, time
 
-_FAMILIES = (time, socket, select, subprocess, resolver)
+_FAMILIES = (time, socket, select, subprocess, resolver, futures)
 _installed = False
 
 
