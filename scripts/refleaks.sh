@@ -10,7 +10,8 @@
 #                                  misuse of the C API)
 #   scripts/refleaks.sh -- ARGS    extra pytest arguments (e.g. -k select)
 #
-# PYTHON_DBG picks another debug interpreter.  If it is missing and this
+# PYTHON_DBG picks another debug interpreter; GOPY_REFLEAK_ATTEMPTS=N runs
+# a failed leak test up to N times in all (default 1).  If it is missing and this
 # is a Debian/Ubuntu machine where we are root, it is installed with apt
 # together with pytest, pytest-timeout and hypothesis for it.  Takes about
 # 1.5 minutes (build ~25 s, leak tests ~1 min; --suite adds ~1 min).
@@ -66,7 +67,21 @@ export PYTHONPATH=$work
     { echo "refleaks.sh: gopy is not imported from $work" >&2; exit 2; }
 status=0
 log "reference leaks: tests/test_refleaks.py"
-"$PY" -m pytest -p no:cacheprovider -q -rs tests/test_refleaks.py ${extra[@]+"${extra[@]}"} || status=1
+cache=(-o "cache_dir=$work/.leak-cache")
+if ! "$PY" -m pytest "${cache[@]}" -q -rs tests/test_refleaks.py ${extra[@]+"${extra[@]}"}; then
+    # GOPY_REFLEAK_ATTEMPTS > 1: a test that failed runs again, and passes
+    # if it passes once (a leak shows every time; the stray references of
+    # CPython 3.14/3.15's debug builds do not: docs/decisions.md §14).
+    status=1
+    for ((n = 2; n <= ${GOPY_REFLEAK_ATTEMPTS:-1}; n++)); do
+        log "the leak tests that failed, again (attempt $n of $GOPY_REFLEAK_ATTEMPTS)"
+        if "$PY" -m pytest "${cache[@]}" -q -rs --lf tests/test_refleaks.py \
+                ${extra[@]+"${extra[@]}"}; then
+            status=0
+            break
+        fi
+    done
+fi
 
 if [ "$suite" = 1 ]; then
     log "the whole suite under $PY"

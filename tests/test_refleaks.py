@@ -80,17 +80,22 @@ def _quiesce(base):
     collect()
 
 
-def _record(work, inner, base, refs, blocks, start, stop):
+def _record(work, inner, base, refs, blocks, threads, start, stop):
     for i in range(start, stop):
         for _ in range(inner):
             work()
         _quiesce(base)
+        threads[i] = gopy.runtime.stats()["ms"]
         refs[i] = sys.gettotalrefcount()
         blocks[i] = sys.getallocatedblocks()
 
 
-def _deltas(values, first, last):
-    return [values[i] - values[i - 1] for i in range(first, last)]
+def _deltas(values, first, last, threads=None):
+    """Deltas of values[first-1:last]; with threads, a repetition in which
+    the runtime started a thread counts 0: the thread's state (made when
+    it starts, kept for its lifetime) is no leak of the workload."""
+    return [0 if threads is not None and threads[i] != threads[i - 1] else values[i] - values[i - 1]
+            for i in range(first, last)]
 
 
 def leak_deltas(work, inner, reps=REPS, extend_while=None):
@@ -106,6 +111,7 @@ def leak_deltas(work, inner, reps=REPS, extend_while=None):
     # replaces, so the bookkeeping itself is flat.
     refs = [10**12 + i for i in range(most)]
     blocks = [10**12 + i for i in range(most)]
+    threads = [0] * most
     done = 0
     # Collections only look at objects made since (the test process holds
     # a lot: a full collection of it all takes ~0.1 s on the debug build).
@@ -113,10 +119,10 @@ def leak_deltas(work, inner, reps=REPS, extend_while=None):
     gc.freeze()
     try:
         while True:
-            _record(work, inner, base, refs, blocks, done, done + reps)
+            _record(work, inner, base, refs, blocks, threads, done, done + reps)
             done += reps
-            tail = _deltas(blocks, done - 4, done)
-            window = _deltas(refs, done - (reps - WARMUP), done)
+            tail = _deltas(blocks, done - 4, done, threads)
+            window = _deltas(refs, done - (reps - WARMUP), done, threads)
             if not extend_while or done >= most or not extend_while(window, tail):
                 return window, tail
     finally:
@@ -124,8 +130,12 @@ def leak_deltas(work, inner, reps=REPS, extend_while=None):
 
 
 def leaked(deltas, inner):
+    # A lot at once, or growth in at least 70 % of the repetitions: a leak
+    # of one reference per repetition shows in all of them, while the
+    # debug builds of CPython 3.14/3.15 add a stray reference or two here
+    # and there (seen in 4 of 7 repetitions of a clean workload).
     grew = sum(deltas)
-    return grew >= 2 * inner or (grew > 0 and 2 * sum(1 for d in deltas if d > 0) > len(deltas))
+    return grew >= 2 * inner or (grew > 0 and 10 * sum(1 for d in deltas if d > 0) >= 7 * len(deltas))
 
 
 def blocks_leaked(tail, inner):
@@ -208,6 +218,7 @@ def test_leak_rule():
     assert not leaked([0, 0, 0, 5, 0, 0, 0], 20)
     assert not leaked([-2, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 1, 0], 10)
     assert not leaked([0, 0, 0, 0, 0, 0, 0], 20)
+    assert not leaked([6, 0, 0, 2, 1, 0, 2], 20)  # python3.14-dbg, test_sleep
     # ... steady growth, however small, or a lot at once is.
     assert leaked([1, 1, 1, 0, 1, 0, 1], 20)
     assert leaked([40, 0, 0, 0, 0, 0, 0], 20)
