@@ -86,8 +86,14 @@ setup() {
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
     fi
-    local new=$ROOT.new
+    local new=$ROOT.new r m
     unmount_all
+    # Mounts left by a run that was killed before its trap ran.
+    for r in "$ROOT" "$new"; do
+        for m in dev/shm dev/pts dev sys proc; do
+            if mountpoint -q "$r/$m" 2>/dev/null; then umount -l "$r/$m"; fi
+        done
+    done
     rm -rf --one-file-system "$new"
     mkdir -p "$(dirname "$ROOT")"
     debootstrap --variant=minbase sid "$new" "$MIRROR" >"$new.log" 2>&1 ||
