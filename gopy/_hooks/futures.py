@@ -46,12 +46,11 @@ def _park_until_done(future, timeout):
     index, _, _ = _gopy.select(_gopy.Recv(woken), _gopy.Recv(_gopy.after(max(timeout, 0))))
     if index == 1:
         # Timed out: do not leave a callback behind on a future polled
-        # with short timeouts again and again.
+        # with short timeouts again and again.  Once the future is done its
+        # callbacks run without the lock: the list is left alone then.
         with future._condition:
-            try:
+            if not future.done():
                 future._done_callbacks.remove(wake)
-            except ValueError:
-                pass  # it ran (or is running): nothing to take off
 
 
 _ODD = object()  # arguments the original should judge (it raises at once)
