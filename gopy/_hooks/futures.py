@@ -71,26 +71,24 @@ def _timeout_of(args, kwargs):
     return timeout
 
 
-def _result(self, *args, **kwargs):
-    if _in_goroutine() and not self.done():
-        timeout = _timeout_of(args, kwargs)
-        if timeout is not _ODD:
-            _park_until_done(self, timeout)
-            return _original_result(self, 0)  # done, or TimeoutError
-    return _original_result(self, *args, **kwargs)
+def _parking(original):
+    """original (Future.result or Future.exception), parking a goroutine
+    until the future is done or the timeout passes."""
+    def wait(self, *args, **kwargs):
+        if _in_goroutine() and not self.done():
+            timeout = _timeout_of(args, kwargs)
+            if timeout is not _ODD:
+                _park_until_done(self, timeout)
+                return original(self, 0)  # done, or TimeoutError
+        return original(self, *args, **kwargs)
+
+    wait.__name__, wait.__qualname__, wait.__doc__ = \
+        original.__name__, original.__qualname__, original.__doc__
+    return wait
 
 
-def _exception(self, *args, **kwargs):
-    if _in_goroutine() and not self.done():
-        timeout = _timeout_of(args, kwargs)
-        if timeout is not _ODD:
-            _park_until_done(self, timeout)
-            return _original_exception(self, 0)  # done, or TimeoutError
-    return _original_exception(self, *args, **kwargs)
-
-
-_result.__doc__ = _original_result.__doc__
-_exception.__doc__ = _original_exception.__doc__
+_result = _parking(_original_result)
+_exception = _parking(_original_exception)
 
 
 def install():
