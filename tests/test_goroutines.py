@@ -604,3 +604,36 @@ def test_stack_dump_shows_parked_goroutines_with_tracebacks():
         assert "[waiting: chan receive" in b
         assert "test_goroutines.py" in b
     gate.close()
+
+
+def test_a_parked_goroutine_with_a_shallow_call_chain_costs_one_page():
+    # Its G, record, first C frames and first Python frames share one page
+    # of its stack (docs/decisions.md §15); 8 KiB each before.  A fresh
+    # process, so that no reused stack was touched deeper earlier.
+    r = run_script("""
+        import gopy, time
+        def rss():
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * 4096
+        n, ready, ch = 4000, gopy.WaitGroup(), gopy.Chan()
+        def parked():
+            ready.done()
+            ch.recv_ok()
+        ready.add(1)
+        gopy.go(parked)   # the runtime's own threads and first allocations
+        ready.wait()
+        time.sleep(0.1)
+        base = rss()
+        ready.add(n)
+        for _ in range(n):
+            gopy.go(parked)
+        ready.wait()
+        time.sleep(0.1)
+        print((rss() - base) / n)
+        ch.close()
+    """)
+    assert r.returncode == 0, r.stderr
+    per_goroutine = float(r.stdout)
+    # Debug builds' C frames are several times larger.
+    limit = 12 * 1024 if hasattr(sys, "gettotalrefcount") else 6 * 1024
+    assert 4096 <= per_goroutine <= limit, per_goroutine

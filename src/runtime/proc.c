@@ -704,22 +704,38 @@ static G *hostq_pop(void)
         if (sched.hostq_head == NULL)
             sched.hostq_tail = NULL;
         atomic_fetch_sub(&sched.hostq_len, 1);
+        atomic_store_explicit(&sched.hostq_starts,
+                              atomic_load_explicit(&sched.hostq_starts, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
     }
     rt_unlock(&sched.hostq_lock);
     return g;
 }
 
 /* Unstarted host goroutines wait: make sure an M is on its way to take
- * the host lock for them (the standby), unless one already is.  An M that
- * holds the lock starts them itself as its goroutines park; the standby is
- * for when that M does not come back soon: its goroutine computes, or has
- * let the lock go in a blocking call.  The host then hands the standby the
- * lock (at once, or at its switch interval), and it starts them. */
-static void host_ensure_standby(void)
+ * the host lock for them (the standby), unless one already is, or an M
+ * that may start them waits for the lock anyway.  An M that holds the
+ * lock starts them itself as its goroutines park; the standby is for when
+ * that M does not come back soon: its goroutine computes, or has let the
+ * lock go in a blocking call.  The host then hands the standby the lock
+ * (at once, or at its switch interval), and it starts them.
+ *
+ * Spawns and a standby that got the lock recruit the next at once only
+ * while few Ms are busy (host_few_busy): that is how a fan-out of
+ * GIL-releasing jobs gets its Ms.  Beyond, every busy M could start them
+ * when it next holds the lock, and a new M each time the lock changes
+ * hands (each socket call lets it go) would only pile up threads: 10,000
+ * echo clients made 350 Ms on 2 cores.  There sysmon recruits one when
+ * the queue has not moved for HOST_START_PATIENCE (stalled: the busy Ms
+ * block or compute without the lock; docs/decisions.md §15). */
+static bool host_few_busy(void);
+
+static void host_ensure_standby(bool stalled)
 {
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load(&sched.hostq_len) == 0 || atomic_load(&sched.host_standby) != NULL ||
-        !host_enabled())
+        atomic_load(&sched.nhost_acquiring) > 0 || !host_enabled() ||
+        (!stalled && !host_few_busy()))
         return;
     rt_lock(&sched.lock);
     if (atomic_load(&sched.host_standby) != NULL) {
@@ -733,11 +749,27 @@ static void host_ensure_standby(void)
         atomic_store(&sched.host_standby, idle);
         rt_unlock(&sched.lock);
         rt_note_wakeup(&idle->park);
+        sysmon_wake(); /* to watch the queue (proc_host_stalled) */
         return;
     }
     mreserve();
     rt_unlock(&sched.lock);
     newm(NULL, false, true);
+    sysmon_wake();
+}
+
+/* No more Ms busy (not idle, not asleep locked) than GOMAXPROCS: a
+ * standby may still add parallelism. */
+static bool host_few_busy(void)
+{
+    int32_t busy = atomic_load(&sched.mcount) - atomic_load(&sched.nmidle) -
+                   atomic_load(&sched.nmidle_locked);
+    return busy <= atomic_load(&sched.gomaxprocs);
+}
+
+void proc_host_stalled(void)
+{
+    host_ensure_standby(true);
 }
 
 static bool m_has_bound_work(M *m)
@@ -971,7 +1003,7 @@ int newproc(void (*fn)(void *), void *arg, enum g_kind kind,
     atomic_fetch_add(&sched.ngoroutines, 1);
     if (kind == G_HOST) {
         hostq_push(g);
-        host_ensure_standby();
+        host_ensure_standby(false);
         return 0;
     }
     if (m != NULL && m->p != NULL)
@@ -1540,12 +1572,18 @@ static G *host_find(M *m)
                 resetspinning(m);
             handoffp(releasep(m));
         }
+        bool may_start = m->lockedg == NULL;
+        if (may_start)
+            atomic_fetch_add(&sched.nhost_acquiring, 1);
         bool ok = sched.host_hooks->acquire(&m->host);
+        if (may_start)
+            atomic_fetch_sub(&sched.nhost_acquiring, 1);
         /* A standby's job is done once it has the lock (or was refused
-         * it): the next one is needed if goroutines still wait. */
+         * it); so is a waiter's that stood in for one.  The next one, if
+         * goroutines still wait: see host_ensure_standby. */
         M *self = m;
-        if (atomic_compare_exchange_strong(&sched.host_standby, &self, NULL))
-            host_ensure_standby();
+        atomic_compare_exchange_strong(&sched.host_standby, &self, NULL);
+        host_ensure_standby(false);
         if (!ok)
             return NULL;
         m->host_held = true;

@@ -342,11 +342,18 @@ typedef struct {
 
     /* Host goroutines not yet started (any M holding the host lock may
      * start them), and the standby: the M on its way to take the host
-     * lock for them while they wait, if any (at most one). */
+     * lock for them while they wait, if any (at most one).  Ms that may
+     * start them and are waiting for the host lock anyway (host_find)
+     * count in nhost_acquiring: while one does, no standby is needed.
+     * hostq_starts counts the goroutines taken off the queue (changed
+     * under hostq_lock, read without): sysmon sees from it whether the
+     * queue moves (host_stalled). */
     rt_mutex hostq_lock;
     G *hostq_head, *hostq_tail;
     _Atomic int32_t hostq_len;
     _Atomic(M *) host_standby;
+    _Atomic int32_t nhost_acquiring;
+    _Atomic uint64_t hostq_starts;
     /* placement.c: the Ms that pools of host goroutines are spread over,
      * one per GOMAXPROCS slot, each chosen on first use (under lock; read
      * without it), and the round-robin cursor over them. */
@@ -548,5 +555,8 @@ void sysmon_start(void);
 void sysmon_wake(void);
 /* proc.c, for sysmon: add a P for a stuck M's work (see sysmon.c). */
 void proc_compensate(M *stuck);
+/* Host goroutines wait unstarted and none has started for a while:
+ * recruit a standby unless one is on its way (sysmon). */
+void proc_host_stalled(void);
 
 #endif

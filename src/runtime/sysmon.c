@@ -10,9 +10,11 @@
  * computes, or waits for a CPU), sysmon adds a P and starts an M on it
  * (Go's syscall handoff; see proc_compensate).  A computing G is left
  * alone: more threads than GOMAXPROCS would only time-slice the cores.
- * (Host goroutines need no watching: the standby M blocked on the host
+ * (Started host goroutines need no watching: an M blocked on the host
  * lock takes over the moment a busy M lets the lock go; proc.c.)  It
- * also warns about Ms that stall the goroutines bound to them.
+ * recruits an M for unstarted host goroutines when none has started for
+ * HOST_START_PATIENCE and no M is on its way for them, and warns about
+ * Ms that stall the goroutines bound to them.
  *
  * It also starts an M when timers are overdue and nobody runs them, and
  * polls the netpoller when nobody has for 10 ms (Ms busy with goroutines
@@ -38,6 +40,11 @@ enum {
     IDLE_BACKOFF_US = 1000, /* quiet this long before backing off */
 };
 #define NETPOLL_AGE_NS ((int64_t)10 * 1000 * 1000) /* poll when nobody has for this long */
+/* Unstarted host goroutines waiting this long with none started get an M
+ * (proc_host_stalled), and sysmon looks at least twice as often meanwhile:
+ * long enough that Ms busy with their own goroutines, which start one
+ * every 61 picks, are not taken for stuck (docs/decisions.md §15). */
+#define HOST_START_PATIENCE_NS ((int64_t)1000 * 1000)
 
 void sysmon_wake(void)
 {
@@ -169,7 +176,31 @@ static bool netpoll_unwatched(void)
 
 static bool nothing_to_watch(void)
 {
-    return all_idle() && timers_next() == 0 && !netpoll_unwatched();
+    return all_idle() && timers_next() == 0 && !netpoll_unwatched() &&
+           atomic_load(&sched.hostq_len) == 0;
+}
+
+/* The unstarted host goroutines' queue as sysmon last saw it move. */
+static struct {
+    uint64_t starts;
+    int64_t since;
+} host_seen;
+
+/* Unstarted host goroutines that nobody has started for a while: see
+ * proc_host_stalled.  Returns whether any wait. */
+static bool watch_host_queue(int64_t now)
+{
+    uint64_t starts = atomic_load_explicit(&sched.hostq_starts, memory_order_relaxed);
+    if (atomic_load(&sched.hostq_len) == 0 || starts != host_seen.starts) {
+        host_seen.starts = starts;
+        host_seen.since = now;
+        return atomic_load(&sched.hostq_len) > 0;
+    }
+    if (now - host_seen.since >= HOST_START_PATIENCE_NS) {
+        proc_host_stalled();
+        host_seen.since = now;
+    }
+    return true;
 }
 
 static void *sysmon(void *arg)
@@ -201,6 +232,7 @@ static void *sysmon(void *arg)
             wakep();
         if (netpoll_unwatched() && now - atomic_load(&sched.netpoll_last) > NETPOLL_AGE_NS)
             goready_list(netpoll(0));
+        bool host_waiting = watch_host_queue(now);
         /* Poll fast only while some M looks stuck or was just helped:
          * the next goroutine may block the same way (200 goroutines each
          * calling time.sleep).  Otherwise back off, as Go's sysmon does. */
@@ -213,6 +245,8 @@ static void *sysmon(void *arg)
         } else {
             delay_us = SYSMON_MIN_US;
         }
+        if (host_waiting && delay_us > HOST_START_PATIENCE_NS / 2000)
+            delay_us = HOST_START_PATIENCE_NS / 2000;
     }
     return NULL;
 }

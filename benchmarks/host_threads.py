@@ -1,0 +1,117 @@
+"""How many threads and how much memory n echo clients (W13's body) cost gopy.
+
+    PYTHONPATH=. python benchmarks/host_threads.py [--n 10000] [--hold]
+
+Runs W13's gopy body once against the echo server process and prints the time,
+the peak RSS, the Ms the runtime made (and how often it recruited a standby), and
+the OS threads of the process.  With --hold the clients stay connected after their
+round trips while the goroutines' stacks are read (mincore): how many pages of each
+stack are resident and how deep the C stack and the frames reached, which is what
+docs/decisions.md §15 chose the layout of a goroutine's top of stack from.
+"""
+
+import argparse
+import collections
+import ctypes
+import os
+import resource
+import socket
+import sys
+import time
+
+if __package__ in (None, ""):  # `python benchmarks/host_threads.py`
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import gopy  # noqa: E402
+from benchmarks.servers import raise_fd_limit  # noqa: E402
+from benchmarks.workloads import EchoSpec, Server  # noqa: E402
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def stack_report():
+    """Resident pages of each goroutine stack (the large anonymous mappings), and
+    how far below its top the lowest and highest written bytes lie."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    slot = gopy.runtime.stats()["stack_size_python"] + PAGE  # guard page + stack
+    pages, deepest, frames_top = collections.Counter(), collections.Counter(), collections.Counter()
+    for line in open("/proc/self/maps"):
+        fields = line.split()
+        lo, hi = (int(x, 16) for x in fields[0].split("-"))
+        if hi - lo < 64 * slot or len(fields) >= 6:
+            continue
+        n = (hi - lo) // PAGE
+        vec = ctypes.create_string_buffer(n)
+        if libc.mincore(lo, hi - lo, vec) != 0:
+            continue
+        per = slot // PAGE
+        for s in range(0, n - per + 1, per):
+            resident = [i for i in range(per) if vec.raw[s + i] & 1]
+            if not resident:
+                continue
+            top = lo + (s + per) * PAGE
+            pages[len(resident)] += 1
+            low = lo + (s + resident[0]) * PAGE
+            data = ctypes.string_at(low, PAGE)
+            first = next((k for k, c in enumerate(data) if c), PAGE)
+            deepest[(top - low - first) // 256 * 256] += 1
+            high = lo + (s + resident[-1]) * PAGE
+            data = ctypes.string_at(high, PAGE)
+            last = max((k for k, c in enumerate(data) if c), default=0)
+            frames_top[(top - high - last) // 256 * 256] += 1
+    print("resident pages per stack:", dict(pages.most_common(4)))
+    print("lowest written byte, bytes below the top:", dict(deepest.most_common(3)))
+    print("highest written byte (frames), bytes below the top:", dict(frames_top.most_common(3)))
+
+
+def clients(spec, hold):
+    """W13's gopy body; with hold, every client waits on `hold` before it closes."""
+    connected, finished = gopy.WaitGroup(), gopy.WaitGroup()
+    connected.add(spec.n)
+    finished.add(spec.n)
+    talk = gopy.Chan()
+
+    def client(i):
+        with socket.create_connection(("127.0.0.1", spec.port)) as sock:
+            connected.done()
+            talk.recv_ok()
+            assert spec.exchange(sock, i) == spec.expected(i)
+            finished.done()
+            if hold is not None:
+                hold.wait()
+
+    for i in range(spec.n):
+        gopy.go(client, i)
+    connected.wait()
+    talk.close()
+    finished.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=10_000)
+    ap.add_argument("--hold", action="store_true", help="report the goroutine stacks too")
+    args = ap.parse_args()
+    raise_fd_limit()
+    spec = EchoSpec(args.n, Server.get("echo").port)
+    hold = gopy.WaitGroup() if args.hold else None
+    if hold is not None:
+        hold.add(1)
+    done = gopy.Chan(1)
+    start = time.perf_counter()
+    gopy.go(lambda: done.send(clients(spec, hold)))
+    done.recv()
+    elapsed = time.perf_counter() - start
+    stats = gopy.runtime.stats()
+    print(f"{args.n} clients: {elapsed:.2f} s, peak RSS "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB, "
+          f"Ms made {stats['ms']} (standbys recruited {stats['host_recruits']}), "
+          f"threads {len(os.listdir('/proc/self/task'))}, GOMAXPROCS {stats['gomaxprocs']}")
+    if hold is not None:
+        stack_report()
+        hold.done()
+
+
+if __name__ == "__main__":
+    main()
