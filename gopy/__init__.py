@@ -14,6 +14,7 @@ import threading as _threading
 import traceback as _traceback
 
 from . import _gopy, _hooks, atomic, context, errgroup, runtime
+from ._aio import aselect, to_goroutine
 from ._gopy import (
     Chan,
     ClosedChannelError,
@@ -44,7 +45,7 @@ from ._gopy import (
 
 __all__ = [
     "Chan", "SendChan", "RecvChan", "Recv", "Send", "select",
-    "go", "go_c", "offload", "excepthook", "get_include",
+    "go", "go_c", "offload", "excepthook", "get_include", "aselect", "to_goroutine",
     "sleep", "after", "tick", "Timer", "Ticker", "after_func",
     "ClosedChannelError", "DeadlockError",
     "Mutex", "RWMutex", "WaitGroup", "Once", "once_func", "once_value", "Cond", "Pool", "Map",

@@ -1241,3 +1241,41 @@ def test_offload_outside_goroutines_and_bad_arguments():
             gopy.offload()
 
     check(work)
+
+
+def test_asyncio_awaits_cancellations_and_to_goroutine():
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+
+    async def once():
+        ch = gopy.Chan()
+        gopy.go(lambda: ch.send(Obj(1)))
+        assert (await ch.arecv()).payload == [1]
+        got = gopy.Chan(1)
+        gopy.go(lambda: got.send(ch.recv()))
+        await ch.asend(Obj(2))
+        assert recv_value(got).payload == [2]
+        gopy.go(lambda: ch.send(Obj(3)))
+        i, value, ok = await gopy.aselect(gopy.Recv(ch), gopy.Recv(None))
+        assert (i, value.payload, ok) == (0, [3], True)
+        waiting = asyncio.ensure_future(ch.arecv())
+        await asyncio.sleep(0)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert (await gopy.to_goroutine(Obj, 4)).payload == [4]
+        with pytest.raises(KeyError):
+            await gopy.to_goroutine(lambda o: {}[o], Obj())
+        buffered = gopy.Chan(2)
+        buffered.send(Obj(5))
+        buffered.close()
+        assert [v.payload async for v in buffered] == [[5]]
+
+    def work():
+        loop.run_until_complete(once())
+
+    try:
+        check(work, warm=3)
+    finally:
+        loop.close()

@@ -588,7 +588,68 @@ static Py_hash_t chan_hash(PyObject *self)
     return h == -1 ? -2 : h;
 }
 
+/* ---- asyncio: the awaitable forms live in gopy/_aio.py ------------------------------- */
+
+/* gopy._aio's function `name` called with the channel object (a Chan or a
+ * view) and, for asend, the value: the coroutine (or async iterator) it
+ * returns, a new reference.  The functions are looked up once and kept
+ * (aio_fns: written with the GIL held, never released). */
+enum aio_fn { AIO_ARECV, AIO_ARECV_OK, AIO_ASEND, AIO_AITER, AIO_NFNS };
+static PyObject *aio_fns[AIO_NFNS];
+static const char *const aio_names[AIO_NFNS] = {"arecv", "arecv_ok", "asend", "chan_aiter"};
+
+static PyObject *aio_call(enum aio_fn which, PyObject *chan, PyObject *value)
+{
+    if (aio_fns[which] == NULL) {
+        PyObject *mod = PyImport_ImportModule("gopy._aio");
+        if (mod == NULL)
+            return NULL;
+        PyObject *fn = PyObject_GetAttrString(mod, aio_names[which]);
+        Py_DECREF(mod);
+        if (fn == NULL)
+            return NULL;
+        aio_fns[which] = fn;
+    }
+    PyObject *args[2] = {chan, value};
+    return PyObject_Vectorcall(aio_fns[which], args, value == NULL ? 1 : 2, NULL);
+}
+
+static PyObject *chan_arecv(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return aio_call(AIO_ARECV, self, NULL);
+}
+
+static PyObject *chan_arecv_ok(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return aio_call(AIO_ARECV_OK, self, NULL);
+}
+
+static PyObject *chan_asend(PyObject *self, PyObject *value)
+{
+    return aio_call(AIO_ASEND, self, value);
+}
+
+static PyObject *chan_aiter(PyObject *self)
+{
+    return aio_call(AIO_AITER, self, NULL);
+}
+
+static PyAsyncMethods chan_as_async = {.am_aiter = chan_aiter};
+
+#define AIO_RECV_METHODS                                                                    \
+    {"arecv", chan_arecv, METH_NOARGS,                                                      \
+     "arecv() -> awaitable\n\nawait ch.arecv(): recv() from a coroutine, without blocking "  \
+     "its event loop.  A cancelled arecv never takes a value."},                            \
+        {"arecv_ok", chan_arecv_ok, METH_NOARGS,                                             \
+         "arecv_ok() -> awaitable\n\nawait ch.arecv_ok(): recv_ok() from a coroutine."}
+#define AIO_SEND_METHOD                                                                     \
+    {"asend", chan_asend, METH_O,                                                           \
+     "asend(value) -> awaitable\n\nawait ch.asend(v): send(v) from a coroutine, without "    \
+     "blocking its event loop.  A cancelled asend never delivers."}
+
 static PyMethodDef Chan_methods[] = {
+    AIO_RECV_METHODS,
+    AIO_SEND_METHOD,
     {"send", (PyCFunction)Chan_send, METH_O,
      "send(value) -> None\n\nSend value, blocking until a receiver takes it (unbuffered) "
      "or it is buffered.  Raises ClosedChannelError if the channel is or gets closed."},
@@ -623,6 +684,7 @@ PyTypeObject Chan_Type = {
     .tp_dealloc = (destructor)Chan_dealloc,
     .tp_repr = (reprfunc)Chan_repr,
     .tp_as_sequence = &Chan_as_sequence,
+    .tp_as_async = &chan_as_async,
     .tp_hash = chan_hash,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "Chan(cap=0, *, ctype=None)\n\nA Go channel.  cap 0 is unbuffered.  With a ctypes "
@@ -736,6 +798,7 @@ static PySequenceMethods view_as_sequence = {.sq_length = (lenfunc)view_len};
 
 static PyMethodDef SendChan_methods[] = {
     {"send", (PyCFunction)view_send, METH_O, "send(value) -> None"},
+    AIO_SEND_METHOD,
     {"close", (PyCFunction)view_close, METH_NOARGS, "close() -> None"},
     {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, NULL},
     {NULL},
@@ -744,6 +807,7 @@ static PyMethodDef SendChan_methods[] = {
 static PyMethodDef RecvChan_methods[] = {
     {"recv", (PyCFunction)view_recv, METH_NOARGS, "recv() -> object"},
     {"recv_ok", (PyCFunction)view_recv_ok, METH_NOARGS, "recv_ok() -> (value, ok)"},
+    AIO_RECV_METHODS,
     {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, NULL},
     {NULL},
 };
@@ -773,6 +837,7 @@ PyTypeObject RecvChan_Type = {
     .tp_hash = chan_hash,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "The receive-only view of a Chan: recv, recv_ok, iteration, len, cap.",
+    .tp_as_async = &chan_as_async,
     .tp_traverse = (traverseproc)view_traverse,
     .tp_richcompare = chan_richcompare,
     .tp_iter = PyObject_SelfIter,
