@@ -635,9 +635,39 @@ class ManyConnections(Workload):
         return {"W13": elapsed, "W13m": peak_rss_bytes(), "W13t": thread_count()}
 
 
+class LoopAwait(Workload):
+    """W16. ``w16(n) -> results``: a coroutine on an asyncio loop awaits, one after
+    another, n calls of ``f(i) = 2 * i`` run off the loop: in a goroutine for gopy
+    (``await gopy.to_goroutine(f, i)``), on the loop's default executor for asyncio
+    (``run_in_executor``), with ``asyncio.to_thread`` for threads.  The loop sleeps in
+    its selector during each call, so each await pays a wake-up of the loop's thread."""
+    summary = "a coroutine awaits n calls run off the loop, one at a time: µs per await"
+    id, func, sizes = "W16", "w16", (5_000, 500)
+    metrics = (Metric("W16", "loop await", US, Target(5e-6)),)
+
+    def score(self, n, arg, out, elapsed):
+        check(list(out) == [2 * i for i in range(n)], "W16: results lost or wrong")
+        return {"W16": elapsed / n}
+
+
+class LoopPingPong(Workload):
+    """W17. ``w17(n) -> v``: a coroutine and a goroutine (a thread for the peers) pass an
+    int back and forth n round trips, each hop adding 1, so the final value is 2n: gopy
+    with ``asend``/``arecv`` on two unbuffered channels, asyncio with
+    ``run_in_executor(None, queue.get)``, threads with ``asyncio.to_thread(queue.get)``."""
+    summary = "coroutine ↔ goroutine (thread) ping-pong: µs per round trip"
+    id, func, sizes = "W17", "w17", (5_000, 500)
+    metrics = (Metric("W17", "loop ping-pong", US),)
+
+    def score(self, n, arg, out, elapsed):
+        check(out == 2 * n, f"W17: final value {out!r}, expected {2 * n}")
+        return {"W17": elapsed / n}
+
+
 WORKLOADS = [SpawnJoin(), PingPong(), Stream(), Select4(), Fanout(), FanoutZlib(),
              Sleepers(), BlockingCalls(), Parked(), LockUncontended(), LockContended(),
-             PoolFanout(), PoolBlocking(), HttpFanout(), ManyConnections()]
+             PoolFanout(), PoolBlocking(), HttpFanout(), ManyConnections(), LoopAwait(),
+             LoopPingPong()]
 BY_ID = {w.id: w for w in WORKLOADS}
 METRIC_OWNER = {m.id: w for w in WORKLOADS for m in w.metrics}  # metric id -> workload
 

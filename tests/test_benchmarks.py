@@ -107,3 +107,19 @@ def test_wrong_echo_bytes_are_caught():
         BY_ID["W13"].measure(one_byte_short, 5)
     message = EchoSpec.message(7, 3)
     assert len(message) == 32 and message.startswith(b"client 00007 trip 03 ")
+
+
+@pytest.mark.parametrize("peer", ["gopy_w", "asyncio_w", "threads_w"])
+def test_loop_bridge_bodies_compute_what_w16_and_w17_check(peer):
+    import importlib
+
+    module = importlib.import_module(f"benchmarks.py.{peer}")
+    assert sorted(BY_ID["W16"].measure_module(module, 50)) == ["W16"]
+    assert sorted(BY_ID["W17"].measure_module(module, 50)) == ["W17"]
+
+
+def test_w16_and_w17_catch_a_wrong_answer():
+    with pytest.raises(WrongResult):
+        BY_ID["W16"].score(3, None, [0, 2, 5], 1.0)
+    with pytest.raises(WrongResult):
+        BY_ID["W17"].score(3, None, 5, 1.0)

@@ -277,3 +277,39 @@ def w13(spec):
         return received
 
     return asyncio.run(main())
+
+
+def w16(n):
+    def f(i):
+        return 2 * i
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        return [await loop.run_in_executor(None, f, i) for i in range(n)]
+
+    return asyncio.run(main())
+
+
+def w17(n):
+    import queue
+    import threading
+
+    ping, pong = queue.SimpleQueue(), queue.SimpleQueue()
+
+    def server():
+        while (v := ping.get()) is not None:
+            pong.put(v + 1)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        t = threading.Thread(target=server)
+        t.start()
+        v = 0
+        for _ in range(n):
+            ping.put(v + 1)
+            v = await loop.run_in_executor(None, pong.get)
+        ping.put(None)
+        t.join()
+        return v
+
+    return asyncio.run(main())

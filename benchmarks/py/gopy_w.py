@@ -302,3 +302,36 @@ def w13(spec):
         return received
 
     return _in_goroutine(body)
+
+
+def w16(n):
+    import asyncio
+
+    def f(i):
+        return 2 * i
+
+    async def main():
+        return [await gopy.to_goroutine(f, i) for i in range(n)]
+
+    return asyncio.run(main())
+
+
+def w17(n):
+    import asyncio
+
+    ping, pong = Chan(), Chan()
+
+    def server():
+        for v in ping:
+            pong.send(v + 1)
+
+    async def main():
+        go(server)
+        v = 0
+        for _ in range(n):
+            await ping.asend(v + 1)
+            v = await pong.arecv()
+        ping.close()
+        return v
+
+    return asyncio.run(main())

@@ -214,3 +214,39 @@ def _pool(spec):
 
 
 w10 = w11 = w12 = _pool
+
+
+def w16(n):
+    import asyncio
+
+    def f(i):
+        return 2 * i
+
+    async def main():
+        return [await asyncio.to_thread(f, i) for i in range(n)]
+
+    return asyncio.run(main())
+
+
+def w17(n):
+    import asyncio
+    import queue
+
+    ping, pong = queue.SimpleQueue(), queue.SimpleQueue()
+
+    def server():
+        while (v := ping.get()) is not None:
+            pong.put(v + 1)
+
+    async def main():
+        t = threading.Thread(target=server)
+        t.start()
+        v = 0
+        for _ in range(n):
+            ping.put(v + 1)
+            v = await asyncio.to_thread(pong.get)
+        ping.put(None)
+        t.join()
+        return v
+
+    return asyncio.run(main())

@@ -25,6 +25,8 @@ NO_EQUIVALENT = {
     "W9": "no lock of its own (threading.Lock: see 'threads')",
     "W9c": "no lock of its own (threading.Lock: see 'threads')",
     "W13": "a connection held by a pool task holds a worker thread: 10,000 threads",
+    "W16": "run_in_executor's default executor is a ThreadPoolExecutor: see 'asyncio'",
+    "W17": "run_in_executor's default executor is a ThreadPoolExecutor: see 'asyncio'",
 }
 NOTES = {
     "W7": f"default pool size: {_WORKERS} workers",
