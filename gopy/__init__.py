@@ -145,8 +145,11 @@ def _others_can_act(blocked, runtime_threads):
     for t in _threading.enumerate():
         if t.ident == me or t.ident in blocked or t.ident in runtime_threads:
             continue
-        if type(t).__module__.startswith(_FRAMEWORK_THREAD_MODULES) or \
-                getattr(t.run, "__module__", "").startswith(_FRAMEWORK_THREAD_MODULES):
+        # A framework's own Thread subclass, or a plain Thread running one of
+        # its functions (ipykernel's IOPub thread and output-pipe watchers).
+        code = (type(t), t.run, getattr(t, "_target", None))
+        if any((getattr(c, "__module__", None) or "").startswith(_FRAMEWORK_THREAD_MODULES)
+               for c in code):
             continue
         if t.is_alive():
             return True
