@@ -71,6 +71,8 @@ default_tests=(
     tests/test_hooks_socket.py
     tests/test_hooks_select.py
     tests/test_hooks_subprocess.py
+    tests/test_asyncio.py
+    tests/test_hooks_futures.py
     "tests/test_hooks_time.py::test_sleep_parks"
     "tests/test_hooks_time.py::test_sleep_zero_lets_the_goroutines_on_the_thread_run"
     "tests/test_hooks_time.py::test_worker_pool_of_sleepers_does_not_serialise"

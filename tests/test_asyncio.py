@@ -377,3 +377,14 @@ def test_a_closed_loop_with_awaits_pending_takes_nothing_once_they_are_freed():
     gc.collect()
     time.sleep(0.05)
     assert gopy.select(gopy.Send(ch, "anyone?"), default=True)[0] == -1
+
+
+def test_awaiting_on_a_closed_loop_raises_and_takes_nothing():
+    ch = gopy.Chan()
+    loop = asyncio.new_event_loop()
+    loop.close()
+    coro = ch.arecv()
+    with pytest.raises(RuntimeError):
+        loop.run_until_complete(coro)
+    coro.close()
+    assert gopy.select(gopy.Send(ch, "anyone?"), default=True)[0] == -1

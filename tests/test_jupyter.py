@@ -64,8 +64,10 @@ def test_goroutines_in_a_kernel():
         "print(await c.arecv(), await gopy.to_goroutine(pow, 3, 4))",
         # 3: a cell nobody can ever wake: DeadlockError, as in a script
         "gopy.Chan().recv()",
+        # 5 (below): a timer can wake it: no false DeadlockError
         # 4: the kernel goes on after it
         "print('still alive', gopy.runtime.num_goroutine() >= 0)",
+        "print(type(gopy.after(0.3).recv()).__name__)",
     ])
     assert sorted(stream(cells[0], "stdout").splitlines()) == [
         "cell done", "goroutine 0", "goroutine 1", "goroutine 2"]
@@ -76,6 +78,7 @@ def test_goroutines_in_a_kernel():
     assert err.ename == "DeadlockError"
     assert "all goroutines are asleep" in err.evalue
     assert stream(cells[4], "stdout") == "still alive True\n"
+    assert stream(cells[5], "stdout") == "float\n" and not errors(cells[5])
 
 
 def test_an_interrupted_blocked_cell_leaves_the_kernel_working():
