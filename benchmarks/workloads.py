@@ -650,6 +650,34 @@ class LoopAwait(Workload):
         return {"W16": elapsed / n}
 
 
+def loop_thread_ping_pong(n, await_get):
+    """W17 for the thread-based peers: a thread echoes ints (+1) between two
+    queue.SimpleQueues; the coroutine puts, then awaits ``await_get(pong.get)``
+    (an awaitable running the blocking get off the loop).  The final value."""
+    import asyncio
+    import queue
+    import threading
+
+    ping, pong = queue.SimpleQueue(), queue.SimpleQueue()
+
+    def server():
+        while (v := ping.get()) is not None:
+            pong.put(v + 1)
+
+    async def main():
+        t = threading.Thread(target=server)
+        t.start()
+        v = 0
+        for _ in range(n):
+            ping.put(v + 1)
+            v = await await_get(pong.get)
+        ping.put(None)
+        t.join()
+        return v
+
+    return asyncio.run(main())
+
+
 class LoopPingPong(Workload):
     """W17. ``w17(n) -> v``: a coroutine and a goroutine (a thread for the peers) pass an
     int back and forth n round trips, each hop adding 1, so the final value is 2n: gopy

@@ -9,7 +9,7 @@ import gc
 import sys
 import time
 
-from benchmarks.workloads import POOL_SETTLE, SLEEP, clock, rss_bytes
+from benchmarks.workloads import POOL_SETTLE, SLEEP, clock, loop_thread_ping_pong, rss_bytes
 
 PEER = "asyncio"
 NO_EQUIVALENT = {
@@ -291,25 +291,5 @@ def w16(n):
 
 
 def w17(n):
-    import queue
-    import threading
-
-    ping, pong = queue.SimpleQueue(), queue.SimpleQueue()
-
-    def server():
-        while (v := ping.get()) is not None:
-            pong.put(v + 1)
-
-    async def main():
-        loop = asyncio.get_running_loop()
-        t = threading.Thread(target=server)
-        t.start()
-        v = 0
-        for _ in range(n):
-            ping.put(v + 1)
-            v = await loop.run_in_executor(None, pong.get)
-        ping.put(None)
-        t.join()
-        return v
-
-    return asyncio.run(main())
+    return loop_thread_ping_pong(
+        n, lambda get: asyncio.get_running_loop().run_in_executor(None, get))

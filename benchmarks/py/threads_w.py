@@ -6,7 +6,7 @@ import threading
 import time
 from queue import Queue
 
-from benchmarks.workloads import POOL_SETTLE, SLEEP, clock, rss_bytes
+from benchmarks.workloads import POOL_SETTLE, SLEEP, clock, loop_thread_ping_pong, rss_bytes
 
 PEER = "threads"
 NO_EQUIVALENT = {
@@ -230,23 +230,5 @@ def w16(n):
 
 def w17(n):
     import asyncio
-    import queue
 
-    ping, pong = queue.SimpleQueue(), queue.SimpleQueue()
-
-    def server():
-        while (v := ping.get()) is not None:
-            pong.put(v + 1)
-
-    async def main():
-        t = threading.Thread(target=server)
-        t.start()
-        v = 0
-        for _ in range(n):
-            ping.put(v + 1)
-            v = await asyncio.to_thread(pong.get)
-        ping.put(None)
-        t.join()
-        return v
-
-    return asyncio.run(main())
+    return loop_thread_ping_pong(n, asyncio.to_thread)
