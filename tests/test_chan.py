@@ -119,6 +119,22 @@ def test_unbuffered_len_cap():
     assert gopy.Chan(cap=3).cap == 3
 
 
+def test_channels_and_views_are_true_empty_or_not():
+    # Only a nil channel (None) is false, as in Go: `if ch:`, `tick(d) or []`.
+    empty, full = gopy.Chan(), gopy.Chan(1)
+    full.send(1)
+    closed = gopy.Chan(2)
+    closed.close()
+    for ch in (empty, full, closed):
+        for obj in (ch, ch.send_only(), ch.recv_only()):
+            assert bool(obj) is True
+    assert len(empty) == 0 and len(full) == 1
+    ticker, timer = gopy.Ticker(3600), gopy.Timer(3600)
+    assert (ticker.c or None) is ticker.c and bool(timer.c) is True
+    ticker.stop()
+    timer.stop()
+
+
 def test_buffered_full_send_blocks_until_recv():
     ch = gopy.Chan(2)
     ch.send("a")

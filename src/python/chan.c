@@ -678,11 +678,21 @@ static PyGetSetDef Chan_getset[] = {
 
 static PySequenceMethods Chan_as_sequence = {.sq_length = (lenfunc)Chan_len};
 
+/* A channel (or view) is always true, empty or not: `if ch:` tests for a
+ * nil channel (None), as in Go, and `gopy.tick(d) or []` is the ticker. */
+static int chan_bool(PyObject *Py_UNUSED(self))
+{
+    return 1;
+}
+
+static PyNumberMethods chan_as_number = {.nb_bool = chan_bool};
+
 PyTypeObject Chan_Type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gopy.Chan",
     .tp_basicsize = sizeof(ChanObject),
     .tp_dealloc = (destructor)Chan_dealloc,
     .tp_repr = (reprfunc)Chan_repr,
+    .tp_as_number = &chan_as_number,
     .tp_as_sequence = &Chan_as_sequence,
     .tp_as_async = &chan_as_async,
     .tp_hash = chan_hash,
@@ -817,6 +827,7 @@ PyTypeObject SendChan_Type = {
     .tp_basicsize = sizeof(ChanViewObject),
     .tp_dealloc = (destructor)view_dealloc,
     .tp_repr = (reprfunc)SendChan_repr,
+    .tp_as_number = &chan_as_number,
     .tp_as_sequence = &view_as_sequence,
     .tp_hash = chan_hash,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
@@ -833,6 +844,7 @@ PyTypeObject RecvChan_Type = {
     .tp_basicsize = sizeof(ChanViewObject),
     .tp_dealloc = (destructor)view_dealloc,
     .tp_repr = (reprfunc)RecvChan_repr,
+    .tp_as_number = &chan_as_number,
     .tp_as_sequence = &view_as_sequence,
     .tp_hash = chan_hash,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
