@@ -16,6 +16,11 @@
 #                                     benchmark table) on that version
 #   scripts/sid.sh run CMD...         CMD inside the chroot, in /src (a
 #                                     copy of this checkout)
+#   scripts/sid.sh build313t          the free-threaded CPython 3.13
+#                                     (3.13t), built from Debian's source
+#                                     into /opt/python3.13t in the chroot,
+#                                     kept while the chroot and its recipe
+#                                     stay (about 6 minutes on 2 cores)
 #
 # GOPY_SID_ROOT: where the chroot lives (default /var/cache/gopy/sid).
 # Needs root; the first setup takes about 2 minutes and 1.2 GB.
@@ -109,6 +114,43 @@ setup() {
     chroot_ok || { echo "sid.sh: the new chroot does not work" >&2; exit 1; }
 }
 
+# Debian ships no free-threaded interpreter; its archive keeps the source
+# of python3.13 (3.14's and 3.15's answer 404).
+FT_SOURCE=python3.13=3.13.15-1
+FT_BUILD_DEPS="dpkg-dev xz-utils libssl-dev zlib1g-dev libffi-dev libbz2-dev liblzma-dev"
+FT_RECIPE="gopy-313t-1 $FT_SOURCE --disable-gil $FT_BUILD_DEPS"
+FT_PREFIX=/opt/python3.13t
+
+ft_ok() {  # built from this recipe, and the GIL stays off
+    [ "$(cat "$ROOT$FT_PREFIX/.gopy-recipe" 2>/dev/null)" = "$FT_RECIPE" ] &&
+        chroot "$ROOT" "$FT_PREFIX/bin/python3.13t" -c \
+            'import sys, ssl, ctypes, zlib, venv; sys.exit(sys._is_gil_enabled())' 2>/dev/null
+}
+
+build_313t() {
+    if ft_ok; then
+        echo "3.13t: $ROOT$FT_PREFIX (cached)"
+        return 0
+    fi
+    log "building CPython 3.13t from Debian's source into $FT_PREFIX"
+    in_root "$ROOT" "
+        grep -qs '^deb-src' /etc/apt/sources.list ||
+            sed -n 's/^deb /deb-src /p' /etc/apt/sources.list >>/etc/apt/sources.list
+        apt-get update -q >/dev/null
+        apt-get install -y -q --no-install-recommends $FT_BUILD_DEPS >/dev/null
+        rm -rf /build-313t && mkdir /build-313t && cd /build-313t
+        apt-get source -q --download-only $FT_SOURCE >/dev/null
+        tar -xf python3.13_*.orig.tar.xz
+        cd Python-3.13.*/
+        ./configure --disable-gil --prefix=$FT_PREFIX >../configure.log 2>&1 ||
+            { tail -20 ../configure.log; exit 1; }
+        make -j\$(nproc) >../make.log 2>&1 || { tail -30 ../make.log; exit 1; }
+        rm -rf $FT_PREFIX && make install >../install.log 2>&1 || { tail -20 ../install.log; exit 1; }
+        echo '$FT_RECIPE' >$FT_PREFIX/.gopy-recipe
+        cd / && rm -rf /build-313t"
+    ft_ok || { echo "sid.sh: the 3.13t build does not work" >&2; exit 1; }
+}
+
 copy_checkout() {  # the checkout as it is, without build output, to $ROOT/src
     rm -rf --one-file-system "$ROOT/src"
     mkdir -p "$ROOT/src"
@@ -153,6 +195,11 @@ test)
                 scripts/refleaks.sh --suite"
     done
     ;;
+build313t)
+    setup
+    mount_into "$ROOT"
+    build_313t
+    ;;
 bench)
     v=${1:?usage: scripts/sid.sh bench VERSION [python -m gopy options]}
     shift
@@ -168,7 +215,7 @@ bench)
         python -m gopy $*"
     ;;
 *)
-    sed -n '2,21p' "$0"
+    sed -n '2,26p' "$0"
     exit 2
     ;;
 esac

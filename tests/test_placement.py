@@ -166,7 +166,9 @@ def test_thousands_of_goroutines_in_short_gil_releasing_calls_use_few_threads(pr
         gopy.go(stat_a_few_times)
     done.wait()
     made = gopy.runtime.stats()["ms"] - before
-    assert made <= 16, f"{made} threads made for {n} goroutines on GOMAXPROCS=2"
+    # 7-8 on a release build, 43 under ASan (slower: sysmon finds the queue
+    # standing still more often); 121-263 when each hand-over recruited.
+    assert made <= 64, f"{made} threads made for {n} goroutines on GOMAXPROCS=2"
 
 
 def test_more_blocked_goroutines_than_gomaxprocs_all_get_threads(procs2):
