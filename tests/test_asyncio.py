@@ -287,12 +287,13 @@ def test_asends_cancelled_at_random_moments_deliver_only_what_they_say():
     n = 300
     ch = gopy.Chan()
     received = []
-    stop = gopy.Chan()
+    stop, stopped = gopy.Chan(), gopy.Chan(1)
 
     def consume():
         while True:
             i, value, ok = gopy.select(gopy.Recv(ch), gopy.Recv(stop))
             if i == 1:
+                stopped.send(True)
                 return
             received.append(value)
             if value % 5 == 0:
@@ -314,8 +315,8 @@ def test_asends_cancelled_at_random_moments_deliver_only_what_they_say():
         return delivered
 
     delivered = run(main(), timeout=120)
-    time.sleep(0.05)
     stop.close()
+    assert recv_value(stopped) is True
     assert received == delivered
 
 
