@@ -10,7 +10,9 @@ the wake-up of the loop's thread by another thread:
 - gopy: await ch.arecv() of a value a goroutine sends; await ch.asend(v) to a
   goroutine; await gopy.to_goroutine(f);
 - executors: await run_in_executor(None, ch.recv) and asyncio.to_thread(ch.recv) of
-  the same goroutine's values.
+  the same goroutine's values;
+- batched: 1,000 tasks each awaiting ch.arecv() at once, then a goroutine sends 1,000
+  values (the loop wakes once per batch: what is left is the cost of each await).
 
 docs/decisions.md §16 discusses the figures.
 """
@@ -83,6 +85,15 @@ async def main(n):
     gopy.go(sender, ch, n)
     rows.append(("asyncio.to_thread(ch.recv)", await per_await(
         n, lambda _: asyncio.to_thread(ch.recv))))
+
+    k = 1000
+    tasks = [asyncio.ensure_future(ch.arecv()) for _ in range(k)]
+    await asyncio.sleep(0.05)  # every one parked
+    start = time.perf_counter()
+    gopy.go(sender, ch, k)
+    assert sorted(await asyncio.gather(*tasks)) == list(range(k))
+    rows.append((f"batched: {k:,} awaits pending, then a goroutine sends {k:,}",
+                 (time.perf_counter() - start) / k * 1e6))
     return rows
 
 
