@@ -1,4 +1,4 @@
-"""How many threads and how much memory n echo clients (W13's body) cost gopy.
+"""How many threads and how much memory n echo clients (W13's gopy body) cost gopy.
 
     PYTHONPATH=. python benchmarks/host_threads.py [--n 10000] [--hold]
 
@@ -15,7 +15,6 @@ import collections
 import ctypes
 import os
 import resource
-import socket
 import sys
 import time
 
@@ -23,6 +22,7 @@ if __package__ in (None, ""):  # `python benchmarks/host_threads.py`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import gopy  # noqa: E402
+from benchmarks.py.gopy_w import _in_goroutine as in_goroutine, echo_clients  # noqa: E402
 from benchmarks.servers import raise_fd_limit  # noqa: E402
 from benchmarks.workloads import EchoSpec, Server  # noqa: E402
 
@@ -65,29 +65,6 @@ def stack_report():
     print("highest written byte (frames), bytes below the top:", dict(frames_top.most_common(3)))
 
 
-def clients(spec, hold):
-    """W13's gopy body; with hold, every client waits on `hold` before it closes."""
-    connected, finished = gopy.WaitGroup(), gopy.WaitGroup()
-    connected.add(spec.n)
-    finished.add(spec.n)
-    talk = gopy.Chan()
-
-    def client(i):
-        with socket.create_connection(("127.0.0.1", spec.port)) as sock:
-            connected.done()
-            talk.recv_ok()
-            assert spec.exchange(sock, i) == spec.expected(i)
-            finished.done()
-            if hold is not None:
-                hold.wait()
-
-    for i in range(spec.n):
-        gopy.go(client, i)
-    connected.wait()
-    talk.close()
-    finished.wait()
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=10_000)
@@ -98,11 +75,10 @@ def main():
     hold = gopy.WaitGroup() if args.hold else None
     if hold is not None:
         hold.add(1)
-    done = gopy.Chan(1)
     start = time.perf_counter()
-    gopy.go(lambda: done.send(clients(spec, hold)))
-    done.recv()
+    received = in_goroutine(echo_clients, spec, hold)
     elapsed = time.perf_counter() - start
+    assert all(received[i] == spec.expected(i) for i in range(spec.n))
     stats = gopy.runtime.stats()
     print(f"{args.n} clients: {elapsed:.2f} s, peak RSS "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB, "

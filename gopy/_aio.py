@@ -19,6 +19,7 @@ The inbox wakes its loop once per batch (``call_soon_threadsafe`` when the
 first outcome arrives), never when it holds nothing.
 """
 
+import functools
 import threading
 import weakref
 
@@ -41,7 +42,7 @@ class _Inbox:
     """Outcomes posted by goroutines for one event loop, delivered on it in
     batches."""
 
-    __slots__ = ("_loop", "_lock", "_items", "__weakref__")
+    __slots__ = ("_loop", "_lock", "_items")
 
     def __init__(self, loop):
         self._loop = loop
@@ -49,21 +50,19 @@ class _Inbox:
         self._items = None  # None: no delivery scheduled
 
     def post(self, deliver, arg):
-        """Have deliver(arg) run on the loop (any thread, GIL or not).
-        False if the loop is closed: nothing will run."""
+        """Have deliver(arg) run on the loop (from any thread); nothing runs
+        if the loop is closed."""
         with self._lock:
             items = self._items
             if items is not None:
                 items.append((deliver, arg))
-                return True
+                return
             self._items = [(deliver, arg)]
         try:
             self._loop.call_soon_threadsafe(self._deliver)
         except RuntimeError:  # the loop is closed
             with self._lock:
                 self._items = None
-            return False
-        return True
 
     def _deliver(self):
         with self._lock:
@@ -86,7 +85,8 @@ def _inbox(loop):
     return inbox
 
 
-def _make_waiter_type():
+@functools.cache
+def _waiter_type():
     asyncio = _asyncio()
 
     class _Waiter(asyncio.Future):
@@ -116,9 +116,6 @@ def _make_waiter_type():
     return _Waiter
 
 
-_Waiter = None
-
-
 def _bridge(cases, abort, inbox, waiter_ref):
     """The goroutine that makes a select for a coroutine (see the module)."""
     try:
@@ -133,11 +130,9 @@ def _bridge(cases, abort, inbox, waiter_ref):
 
 async def _wait(cases):
     """select(*cases), parked in a bridge goroutine: (i, value, ok)."""
-    global _Waiter
-    loop = _asyncio().get_running_loop()
-    if _Waiter is None:
-        _Waiter = _make_waiter_type()
-    waiter = _Waiter(loop=loop)
+    asyncio = _asyncio()
+    loop = asyncio.get_running_loop()
+    waiter = _waiter_type()(loop=loop)
     waiter._abort = abort = Chan()
     go(_bridge, cases, abort, _inbox(loop), weakref.ref(waiter))
     cancelled = None
@@ -145,9 +140,7 @@ async def _wait(cases):
         try:
             kind, value = await waiter
             break
-        except BaseException as exc:
-            if not isinstance(exc, _asyncio().CancelledError):
-                raise
+        except asyncio.CancelledError as exc:
             cancelled = exc
             if waiter.done():
                 kind, value = waiter.result()
@@ -179,11 +172,7 @@ async def arecv_ok(chan):
 
 
 async def arecv(chan):
-    case = Recv(chan)
-    i, value, ok = select(case, default=True)
-    if i == -1:
-        i, value, ok = await _wait((case,))
-    return value
+    return (await arecv_ok(chan))[0]
 
 
 async def asend(chan, value):

@@ -267,41 +267,51 @@ def _pool(spec):
 w10 = w11 = w12 = _pool
 
 
-def w13(spec):
-    def body():
-        received = [None] * spec.n
-        errors = []
-        connected, finished = gopy.WaitGroup(), gopy.WaitGroup()
-        connected.add(spec.n)
-        finished.add(spec.n)
-        talk = Chan()  # closed once every client is connected
+def echo_clients(spec, hold=None):
+    """W13's body (call it in a goroutine): spec.n client goroutines, all
+    connected, then their round trips; what each received.  With hold (a
+    WaitGroup), each client keeps its connection open until hold is done
+    (benchmarks/host_threads.py reads their stacks meanwhile)."""
+    received = [None] * spec.n
+    errors = []
+    connected, finished = gopy.WaitGroup(), gopy.WaitGroup()
+    connected.add(spec.n)
+    finished.add(spec.n)
+    talk = Chan()  # closed once every client is connected
 
-        def client(i):
-            sock = None
-            try:
-                sock = socket.create_connection(("127.0.0.1", spec.port))
-            except OSError as exc:
-                errors.append(exc)
-            connected.done()
-            talk.recv_ok()
-            try:
-                if sock is not None:
-                    with sock:
-                        received[i] = spec.exchange(sock, i)
-            except OSError as exc:
-                errors.append(exc)
+    def client(i):
+        sock, counted = None, False
+        try:
+            sock = socket.create_connection(("127.0.0.1", spec.port))
+        except OSError as exc:
+            errors.append(exc)
+        connected.done()
+        talk.recv_ok()
+        try:
+            if sock is not None:
+                with sock:
+                    received[i] = spec.exchange(sock, i)
+                    if hold is not None:  # finished, but the connection stays
+                        finished.done()
+                        counted = True
+                        hold.wait()
+        except OSError as exc:
+            errors.append(exc)
+        if not counted:
             finished.done()
 
-        for i in range(spec.n):
-            go(client, i)
-        connected.wait()
-        talk.close()
-        finished.wait()
-        if errors:
-            raise errors[0]
-        return received
+    for i in range(spec.n):
+        go(client, i)
+    connected.wait()
+    talk.close()
+    finished.wait()
+    if errors:
+        raise errors[0]
+    return received
 
-    return _in_goroutine(body)
+
+def w13(spec):
+    return _in_goroutine(echo_clients, spec)
 
 
 def w16(n):

@@ -712,6 +712,15 @@ static G *hostq_pop(void)
     return g;
 }
 
+/* No more Ms busy (not idle, not asleep locked) than GOMAXPROCS: a
+ * standby may still add parallelism. */
+static bool host_few_busy(void)
+{
+    int32_t busy = atomic_load(&sched.mcount) - atomic_load(&sched.nmidle) -
+                   atomic_load(&sched.nmidle_locked);
+    return busy <= atomic_load(&sched.gomaxprocs);
+}
+
 /* Unstarted host goroutines wait: make sure an M is on its way to take
  * the host lock for them (the standby), unless one already is, or an M
  * that may start them waits for the lock anyway.  An M that holds the
@@ -728,8 +737,6 @@ static G *hostq_pop(void)
  * echo clients made 350 Ms on 2 cores.  There sysmon recruits one when
  * the queue has not moved for HOST_START_PATIENCE (stalled: the busy Ms
  * block or compute without the lock; docs/decisions.md §15). */
-static bool host_few_busy(void);
-
 static void host_ensure_standby(bool stalled)
 {
     atomic_thread_fence(memory_order_seq_cst);
@@ -756,15 +763,6 @@ static void host_ensure_standby(bool stalled)
     rt_unlock(&sched.lock);
     newm(NULL, false, true);
     sysmon_wake();
-}
-
-/* No more Ms busy (not idle, not asleep locked) than GOMAXPROCS: a
- * standby may still add parallelism. */
-static bool host_few_busy(void)
-{
-    int32_t busy = atomic_load(&sched.mcount) - atomic_load(&sched.nmidle) -
-                   atomic_load(&sched.nmidle_locked);
-    return busy <= atomic_load(&sched.gomaxprocs);
 }
 
 void proc_host_stalled(void)

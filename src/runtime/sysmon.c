@@ -180,7 +180,8 @@ static bool nothing_to_watch(void)
            atomic_load(&sched.hostq_len) == 0;
 }
 
-/* The unstarted host goroutines' queue as sysmon last saw it move. */
+/* The unstarted host goroutines' queue as sysmon last saw it move
+ * (sysmon's thread only). */
 static struct {
     uint64_t starts;
     int64_t since;
@@ -191,10 +192,11 @@ static struct {
 static bool watch_host_queue(int64_t now)
 {
     uint64_t starts = atomic_load_explicit(&sched.hostq_starts, memory_order_relaxed);
-    if (atomic_load(&sched.hostq_len) == 0 || starts != host_seen.starts) {
+    bool waiting = atomic_load(&sched.hostq_len) > 0;
+    if (!waiting || starts != host_seen.starts) {
         host_seen.starts = starts;
         host_seen.since = now;
-        return atomic_load(&sched.hostq_len) > 0;
+        return waiting;
     }
     if (now - host_seen.since >= HOST_START_PATIENCE_NS) {
         proc_host_stalled();
