@@ -6,8 +6,10 @@ own; timing is never asserted except as generous bounds.
 
 import gc
 import os
+import signal
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import threading
 import time
@@ -18,7 +20,20 @@ import gopy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# A background job of a non-interactive shell starts with SIGINT ignored;
+# Python then leaves it so, and so would every interpreter a test starts:
+# the Ctrl-C tests need it to mean KeyboardInterrupt, as in a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 DEFAULT_TIMEOUT = 120  # seconds: only to turn a hang into a failure
+
+# A free-threaded CPython with the GIL off: goroutines run Python in parallel.
+FREE_THREADED = bool(getattr(sys, "_is_gil_enabled", lambda: True)() is False)
+# CPython 3.13t makes every class immortal once a second thread has started
+# (gh-117783, until 3.14's collector learned deferred references): a cycle
+# through a class is never collected there.
+CLASSES_IMMORTAL = bool(sysconfig.get_config_var("Py_GIL_DISABLED")) and sys.version_info[:2] == (3, 13)
 
 
 def pytest_configure(config):
@@ -46,6 +61,13 @@ def wait_until(pred, timeout=30.0, interval=0.005):
         if time.monotonic() > deadline:
             return False
         time.sleep(interval)
+
+
+def join_all(threads, timeout=60):
+    """Join threads, failing the test if one is stuck."""
+    for t in threads:
+        t.join(timeout)
+        assert not t.is_alive(), f"{t.name} is stuck"
 
 
 def recv_timeout(ch, timeout=30.0):

@@ -12,8 +12,8 @@ import weakref
 import pytest
 
 import gopy
-from conftest import (collect, nothing_ready, parked_on, recv_value, run_in_goroutine,
-                      run_script, wait_until)
+from conftest import (CLASSES_IMMORTAL, collect, nothing_ready, parked_on, recv_value,
+                      run_in_goroutine, run_script, wait_until)
 
 
 class Obj:
@@ -692,6 +692,8 @@ def test_view_in_a_cycle_is_collected(view):
     assert ref() is None and log == [1]
 
 
+@pytest.mark.xfail(CLASSES_IMMORTAL, strict=True,
+                   reason="3.13t never frees a class once a thread has started (gh-117783)")
 def test_cycle_through_ctype_is_collected():
     class Point(ctypes.Structure):
         _fields_ = [("x", ctypes.c_int64)]
@@ -804,7 +806,9 @@ def test_collections_while_goroutines_and_threads_use_a_channel():
     produced = 0
     while produced < n_prod:
         gc.collect()
-        if gopy.select(gopy.Recv(done), default=True)[0] == 0:
+        # A pause between collections: on a free-threaded build each one
+        # stops every thread, and back to back they would starve the rest.
+        if gopy.select(gopy.Recv(done), gopy.Recv(gopy.after(0.001)))[0] == 0:
             produced += 1
     ch.close()
     for t in threads:

@@ -15,7 +15,7 @@ import pytest
 
 import gopy
 
-from conftest import recv_value
+from conftest import FREE_THREADED, recv_value
 
 
 @pytest.fixture
@@ -114,8 +114,10 @@ def test_same_function_ping_pong_partners_share_a_thread(procs2):
     got = [recv_value(idents) for _ in range(2)]
     assert all(before == after for before, after in got)
     # Partners wait on different channels: never a pool, so they were
-    # started by one thread, one after the other.
-    assert got[0][0] == got[1][0]
+    # started by one thread, one after the other.  (With the GIL off an
+    # idle M takes a new goroutine at once, as a Go P with nothing to do
+    # steals one: there they may start apart.)
+    assert got[0][0] == got[1][0] or FREE_THREADED
 
 
 def test_fifo_receivers_when_all_share_a_thread():
@@ -127,7 +129,7 @@ def test_fifo_receivers_when_all_share_a_thread():
 
         def receiver(k, parked):
             parked.send(None)
-            order.send((k, ch.recv()))
+            order.send((k, ch.recv(), threading.get_ident()))
 
         def start():
             for k in range(5):
@@ -143,7 +145,13 @@ def test_fifo_receivers_when_all_share_a_thread():
         for v in range(5):
             ch.send(v)
         got = sorted(recv_value(order) for _ in range(5))
-        assert got == [(k, k) for k in range(5)]
+        threads = {ident for _, _, ident in got}
+        # With the GIL off an idle M may start some of them elsewhere
+        # (GOMAXPROCS bounds the Ms computing, not those waiting): the
+        # premise holds only where they did share one.
+        assert len(threads) == 1 or FREE_THREADED
+        if len(threads) == 1:
+            assert [(k, v) for k, v, _ in got] == [(k, k) for k in range(5)]
     finally:
         gopy.runtime.gomaxprocs(old)
 

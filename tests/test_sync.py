@@ -16,19 +16,13 @@ import weakref
 import pytest
 
 import gopy
-from conftest import (goroutines_waiting_on, recv_value, run_in_goroutine, run_script,
+from conftest import (goroutines_waiting_on, join_all, recv_value, run_in_goroutine, run_script,
                       wait_until)
 
 
 class Obj:
     def __init__(self, n=0):
         self.n = n
-
-
-def join_all(threads):
-    for t in threads:
-        t.join(60)
-        assert not t.is_alive(), "thread did not finish"
 
 
 # ---- Mutex -----------------------------------------------------------------------
@@ -284,25 +278,25 @@ def test_rwmutex_writer_preference():
 def test_rwmutex_hammer():
     """Go's HammerRWMutex: readers and writers never overlap."""
     rw = gopy.RWMutex()
-    activity = [0]
+    # Atomic, as in Go: readers overlap (in parallel on a free-threaded
+    # build, where `activity += 1` on a plain int could lose updates).
+    activity = gopy.atomic.Int64()
     wg = gopy.WaitGroup()
 
     def reader(n):
         for i in range(n):
             with rw.rlocker():
-                activity[0] += 1
-                assert 1 <= activity[0] < 10000
+                assert 1 <= activity.add(1) < 10000
                 if i % 3 == 0:
                     gopy.runtime.gosched()
-                activity[0] -= 1
+                activity.add(-1)
 
     def writer(n):
         for i in range(n):
             with rw:
-                activity[0] += 10000
-                assert activity[0] == 10000
+                assert activity.add(10000) == 10000
                 gopy.runtime.gosched()
-                activity[0] -= 10000
+                activity.add(-10000)
 
     for i in range(12):
         wg.go(writer if i % 4 == 0 else reader, 200)
@@ -312,7 +306,7 @@ def test_rwmutex_hammer():
         t.start()
     wg.wait()
     join_all(threads)
-    assert activity[0] == 0
+    assert activity.load() == 0
     assert rw.try_lock()
     rw.unlock()
 

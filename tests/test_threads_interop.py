@@ -8,13 +8,7 @@ import pytest
 
 import gopy
 from gopy import Recv, Send, select
-from conftest import recv_value
-
-
-def join_all(threads, timeout=60):
-    for t in threads:
-        t.join(timeout)
-        assert not t.is_alive(), f"{t.name} is stuck"
+from conftest import join_all, recv_value
 
 
 def test_thread_to_goroutine_and_back():

@@ -341,9 +341,12 @@ static PyTypeObject Bool_Type = {
 
 /* ---- Value ----------------------------------------------------------------- */
 
-/* Holds one reference to the object in v.  Loads take their reference
- * with the GIL held, so no other thread can swap and drop it between the
- * read and the incref (the binding always holds the GIL here). */
+/* Holds one reference to the object in v.  A load takes its reference
+ * holding the cell's lock (the GIL, or the cell's critical section on a
+ * free-threaded build), as every change does: no other thread can swap
+ * the object out and drop it between the read and the incref.  The old
+ * object's reference is dropped after the lock is let go (its finalizer
+ * may run any code). */
 typedef struct {
     PyObject_HEAD
     PyObject *v;
@@ -368,10 +371,20 @@ static int ValueCell_traverse(ValueCell *self, visitproc visit, void *arg)
     return 0;
 }
 
+/* Put v (a new reference) in the cell; the old object, whose reference
+ * the caller now owns (NULL once cleared). */
+static PyObject *cell_exchange(ValueCell *self, PyObject *v)
+{
+    PyObject *old;
+    GOPY_BEGIN_LOCKED(self);
+    old = __atomic_exchange_n(&self->v, v, __ATOMIC_SEQ_CST);
+    GOPY_END_LOCKED();
+    return old;
+}
+
 static int ValueCell_clear(ValueCell *self)
 {
-    PyObject *old = __atomic_exchange_n(&self->v, NULL, __ATOMIC_SEQ_CST);
-    Py_XDECREF(old);
+    Py_XDECREF(cell_exchange(self, NULL));
     return 0;
 }
 
@@ -386,13 +399,17 @@ static void ValueCell_dealloc(ValueCell *self)
 
 static PyObject *ValueCell_load(ValueCell *self, PyObject *Py_UNUSED(ignored))
 {
-    PyObject *v = __atomic_load_n(&self->v, __ATOMIC_SEQ_CST);
-    return Py_NewRef(v != NULL ? v : Py_None);
+    PyObject *v;
+    GOPY_BEGIN_LOCKED(self);
+    v = __atomic_load_n(&self->v, __ATOMIC_SEQ_CST);
+    v = Py_NewRef(v != NULL ? v : Py_None);
+    GOPY_END_LOCKED();
+    return v;
 }
 
 static PyObject *ValueCell_swap(ValueCell *self, PyObject *value)
 {
-    PyObject *old = __atomic_exchange_n(&self->v, Py_NewRef(value), __ATOMIC_SEQ_CST);
+    PyObject *old = cell_exchange(self, Py_NewRef(value));
     return old != NULL ? old : Py_NewRef(Py_None); /* the cell's reference, now ours */
 }
 
@@ -411,14 +428,16 @@ static PyObject *ValueCell_compare_and_swap(ValueCell *self, PyObject *const *ar
         return NULL;
     }
     PyObject *expected = args[0];
+    bool swapped;
     Py_INCREF(args[1]);
-    if (__atomic_compare_exchange_n(&self->v, &expected, args[1], false, __ATOMIC_SEQ_CST,
-                                    __ATOMIC_SEQ_CST)) {
-        Py_DECREF(args[0]); /* the cell's reference to the old object */
-        Py_RETURN_TRUE;
-    }
-    Py_DECREF(args[1]);
-    Py_RETURN_FALSE;
+    GOPY_BEGIN_LOCKED(self);
+    swapped = __atomic_compare_exchange_n(&self->v, &expected, args[1], false, __ATOMIC_SEQ_CST,
+                                          __ATOMIC_SEQ_CST);
+    GOPY_END_LOCKED();
+    /* Swapped: drop the cell's reference to the old object (args[0], which
+     * the caller still holds); else the one taken for the new. */
+    Py_DECREF(swapped ? args[0] : args[1]);
+    return PyBool_FromLong(swapped);
 }
 
 static PyObject *ValueCell_repr(ValueCell *self)

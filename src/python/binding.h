@@ -58,10 +58,18 @@ int gopy_call_blocking(int (*fn)(void *, bool), void *arg);
  * reported as a deadlock. */
 int gopy_call_blocking_ex(int (*fn)(void *, bool), void *arg, bool can_deadlock);
 /* goroutine.c: the idents of the runtime's threads that run Python (a
- * tuple, borrowed), which cannot be the thread that would end a wait. */
+ * tuple, a new reference; NULL with an exception), which cannot be the
+ * thread that would end a wait. */
 PyObject *gopy_runtime_thread_idents(void);
 /* Set the Python exception for a failing status; returns -1. */
 int gopy_status_error(int status);
+
+/* goroutine.c: a thread that is about to make or take a thread state
+ * (without holding one) calls gopy_attach_begin first: false if the
+ * interpreter is exiting (then take none); else gopy_attach_done once it
+ * holds one.  The exit waits for the threads in between. */
+bool gopy_attach_begin(void);
+void gopy_attach_done(void);
 
 /* ---- offload.c: gopy.offload ------------------------------------------------ */
 
@@ -96,10 +104,21 @@ typedef struct {
     gopy_timer *timer;   /* channel of after()/tick(): freed with us */
     PyObject *weakreflist;
     /* Receives from Python in progress (recv, iteration, select), changed
-     * only with the GIL held: while one is, a thread without the GIL may
-     * take values out of the buffer (see Chan_traverse). */
+     * only with the GIL held (attached, on a free-threaded build: atomic
+     * there, and steady through a collection, which stops every attached
+     * thread): while one is, a thread without the GIL may take values out
+     * of the buffer (see Chan_traverse).  chan_receiving() changes it. */
     Py_ssize_t receiving;
 } ChanObject;
+
+static inline void chan_receiving(ChanObject *ch, Py_ssize_t delta)
+{
+#ifdef Py_GIL_DISABLED
+    __atomic_fetch_add(&ch->receiving, delta, __ATOMIC_RELAXED);
+#else
+    ch->receiving += delta;
+#endif
+}
 
 /* SendChan / RecvChan: a direction-restricted view of a Chan. */
 typedef struct {
@@ -148,7 +167,9 @@ py_call_template *gopy_template_new(PyObject *fn, PyObject *args);
 void gopy_template_release(py_call_template *t);
 void gopy_template_fire(void *template);
 /* Python goroutines' frames, for runtime.stack(): a list of
- * (filename, lineno, name) tuples, innermost last (GIL held). */
+ * (filename, lineno, name) tuples, innermost last (GIL held); None on a
+ * free-threaded build for a goroutine of another thread, which may be
+ * running. */
 PyObject *gopy_goroutine_frames(void *gstate);
 void gopy_host_stop(void);
 
@@ -242,5 +263,16 @@ void gopy_err_restore(PyObject *exc);
 int gopy_sleep_takes_as_float(PyObject *secs, double *d);
 /* v (an int, borrowed) is below zero. */
 bool gopy_long_is_negative(PyObject *v);
+/* A block of code that holds op's lock on a free-threaded build (CPython's
+ * critical section: let go, and retaken, whenever the thread blocks or its
+ * goroutine parks, so it orders short field updates, never a wait); on a
+ * GIL build the GIL is that lock and these compile to a plain block. */
+#if PY_VERSION_HEX >= 0x030D0000
+#define GOPY_BEGIN_LOCKED(op) Py_BEGIN_CRITICAL_SECTION(op)
+#define GOPY_END_LOCKED() Py_END_CRITICAL_SECTION()
+#else
+#define GOPY_BEGIN_LOCKED(op) {
+#define GOPY_END_LOCKED() }
+#endif
 
 #endif

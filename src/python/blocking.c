@@ -60,11 +60,12 @@ static int others_can_act(void)
 {
     PyObject *pkg = PyImport_ImportModule("gopy");
     PyObject *parked = pkg != NULL ? parked_threads() : NULL;
-    PyObject *r = parked != NULL ? PyObject_CallMethod(pkg, "_others_can_act", "OO", parked,
-                                                       gopy_runtime_thread_idents())
-                                 : NULL;
+    PyObject *ours = parked != NULL ? gopy_runtime_thread_idents() : NULL;
+    PyObject *r = ours != NULL ? PyObject_CallMethod(pkg, "_others_can_act", "OO", parked, ours)
+                               : NULL;
     Py_XDECREF(pkg);
     Py_XDECREF(parked);
+    Py_XDECREF(ours);
     if (r == NULL)
         return -1;
     int can = PyObject_IsTrue(r);

@@ -157,9 +157,9 @@ static PyObject *chan_recv(ChanObject *ch, bool *ok)
         return PyErr_NoMemory();
     chan_op op = {ch->c, buf, false};
     PyObject *result = NULL;
-    ch->receiving++; /* see ChanObject.receiving */
+    chan_receiving(ch, 1);
     int status = gopy_call_blocking(op_recv, &op);
-    ch->receiving--;
+    chan_receiving(ch, -1);
     if (status == GOPY_OK) {
         *ok = op.ok;
         result = gopy_elem_to_py(ch, buf, op.ok);
@@ -393,7 +393,8 @@ static void Chan_dealloc(ChanObject *ch)
 /* Are the values buffered in ch's channel ours to report and to drop? */
 static bool owns_buffer(ChanObject *ch)
 {
-    return ch->kind == ELEM_OBJECT && ch->receiving == 0 && !gopy_rt_chan_shared(ch->c);
+    return ch->kind == ELEM_OBJECT && __atomic_load_n(&ch->receiving, __ATOMIC_RELAXED) == 0 &&
+           !gopy_rt_chan_shared(ch->c);
 }
 
 typedef struct {
@@ -593,25 +594,31 @@ static Py_hash_t chan_hash(PyObject *self)
 /* gopy._aio's function `name` called with the channel object (a Chan or a
  * view) and, for asend, the value: the coroutine (or async iterator) it
  * returns, a new reference.  The functions are looked up once and kept
- * (aio_fns: written with the GIL held, never released). */
+ * (aio_fns: set once by compare-and-swap, never released). */
 enum aio_fn { AIO_ARECV, AIO_ARECV_OK, AIO_ASEND, AIO_AITER, AIO_NFNS };
 static PyObject *aio_fns[AIO_NFNS];
 static const char *const aio_names[AIO_NFNS] = {"arecv", "arecv_ok", "asend", "chan_aiter"};
 
 static PyObject *aio_call(enum aio_fn which, PyObject *chan, PyObject *value)
 {
-    if (aio_fns[which] == NULL) {
+    PyObject *fn = __atomic_load_n(&aio_fns[which], __ATOMIC_ACQUIRE);
+    if (fn == NULL) {
         PyObject *mod = PyImport_ImportModule("gopy._aio");
         if (mod == NULL)
             return NULL;
-        PyObject *fn = PyObject_GetAttrString(mod, aio_names[which]);
+        fn = PyObject_GetAttrString(mod, aio_names[which]);
         Py_DECREF(mod);
         if (fn == NULL)
             return NULL;
-        aio_fns[which] = fn;
+        PyObject *none = NULL;
+        if (!__atomic_compare_exchange_n(&aio_fns[which], &none, fn, false, __ATOMIC_ACQ_REL,
+                                         __ATOMIC_ACQUIRE)) {
+            Py_DECREF(fn); /* another thread's look-up won: the same function */
+            fn = none;
+        }
     }
     PyObject *args[2] = {chan, value};
-    return PyObject_Vectorcall(aio_fns[which], args, value == NULL ? 1 : 2, NULL);
+    return PyObject_Vectorcall(fn, args, value == NULL ? 1 : 2, NULL);
 }
 
 static PyObject *chan_arecv(PyObject *self, PyObject *Py_UNUSED(ignored))

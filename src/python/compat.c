@@ -8,8 +8,8 @@
  * recursion depths and C stack bounds, the exception being raised and the
  * stack of handled ones, the contextvars context, the threading.local
  * storage, the trashcan's pending list, asyncio's running loop and task,
- * asyncgen hooks, the JIT's executor and the data stack the frames live
- * in.  Switching goroutines saves those fields from the thread state and
+ * asyncgen hooks, the JIT's executor, the data stack the frames live in,
+ * and on free-threaded builds the critical sections it is inside.  Switching goroutines saves those fields from the thread state and
  * loads the next goroutine's (greenlet does the same; see
  * docs/decisions.md for why not one PyThreadState per goroutine).  The
  * lists below follow each version's struct _ts (Include/cpython/pystate.h)
@@ -29,11 +29,13 @@
 #if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x03100000
 #error "gopy supports CPython 3.11 to 3.15"
 #endif
-#ifdef Py_GIL_DISABLED
-#error "gopy does not support free-threaded CPython yet"
-#endif
-
 #if PY_VERSION_HEX >= 0x030D0000
+#ifdef Py_GIL_DISABLED
+/* 3.13t's pycore_tstate.h uses struct _brc_thread_state and friends
+ * without including their header. */
+#include "internal/pycore_gc.h"
+#include "internal/pycore_critical_section.h" /* suspend / resume, below */
+#endif
 #include "internal/pycore_tstate.h" /* _PyThreadStateImpl */
 #endif
 #if PY_VERSION_HEX >= 0x030E0000
@@ -115,6 +117,15 @@ struct py_tstate_save {
     struct _PyExitData *jit_exit;
     int generator_return_kind; /* _PyThreadStateImpl (internal) */
 #endif
+#if defined(Py_GIL_DISABLED) && PY_VERSION_HEX >= 0x030D0000
+    /* Free-threaded builds: the critical sections the goroutine is inside
+     * (suspended, their locks let go, while it is parked) ... */
+    uintptr_t critical_section;
+#if PY_VERSION_HEX >= 0x030E0000
+    /* ... and the C stack's references the collector must see (3.14t). */
+    struct _PyCStackRef *c_stack_refs;
+#endif
+#endif
     int recursion_headroom;
     int coroutine_origin_tracking_depth;
     /* asyncio (3.11, 3.12) caches the running loop by thread state id:
@@ -138,6 +149,17 @@ size_t gopy_tstate_save_size(void)
 
 int gopy_compat_init(void)
 {
+#if defined(Py_GIL_DISABLED) && PY_VERSION_HEX >= 0x030E0000
+    /* 3.14t counts references from interpreter stacks lazily (deferred
+     * reference counting) and its collector finds them by walking each
+     * thread's frames: a parked goroutine's are in no thread's chain, so
+     * what only they hold would be freed under them (greenlet #511).
+     * Until goroutines show their frames to the collector, refuse. */
+    PyErr_SetString(PyExc_ImportError,
+                    "gopy: free-threaded CPython 3.14 and later are not supported yet "
+                    "(3.13t is; see docs/free-threading.md)");
+    return -1;
+#endif
 #if PY_VERSION_HEX >= 0x030D0000
     ts_impl_shift = gopy_ts_impl_shift(PY_VERSION_HEX, Py_Version);
 #endif
@@ -308,6 +330,19 @@ void gopy_tstate_store(PyThreadState *ts, py_tstate_save *s)
     s->jit_exit = ts->jit_exit;
     s->generator_return_kind = (int)TS_IMPL(ts, int, generator_return_kind);
 #endif
+#if defined(Py_GIL_DISABLED) && PY_VERSION_HEX >= 0x030D0000
+    /* A goroutine that parks inside a critical section (a list.sort whose
+     * key function receives from a channel) lets its locks go, as a thread
+     * that blocks does: another goroutine of this M, or another thread,
+     * may need them meanwhile.  load() takes them back. */
+    if (_PyCriticalSection_IsActive(ts->critical_section))
+        _PyCriticalSection_SuspendAll(ts);
+    s->critical_section = ts->critical_section;
+    ts->critical_section = 0;
+#if PY_VERSION_HEX >= 0x030E0000
+    s->c_stack_refs = TS_IMPL(ts, struct _PyCStackRef *, c_stack_refs);
+#endif
+#endif
     s->recursion_headroom = ts->recursion_headroom;
     s->coroutine_origin_tracking_depth = ts->coroutine_origin_tracking_depth;
     s->id = ts->id;
@@ -392,6 +427,16 @@ void gopy_tstate_load(PyThreadState *ts, py_tstate_save *s)
 #if PY_VERSION_HEX >= 0x030F0000
     ts->jit_exit = s->jit_exit;
     TS_IMPL(ts, int, generator_return_kind) = s->generator_return_kind;
+#endif
+#if defined(Py_GIL_DISABLED) && PY_VERSION_HEX >= 0x030D0000
+#if PY_VERSION_HEX >= 0x030E0000
+    TS_IMPL(ts, struct _PyCStackRef *, c_stack_refs) = s->c_stack_refs;
+#endif
+    /* Retake the locks of the innermost critical section (the outer ones
+     * are taken back as the inner ones end, as after a thread blocked). */
+    ts->critical_section = s->critical_section;
+    if (s->critical_section != 0)
+        _PyCriticalSection_Resume(ts);
 #endif
     ts->recursion_headroom = s->recursion_headroom;
     ts->coroutine_origin_tracking_depth = s->coroutine_origin_tracking_depth;

@@ -192,10 +192,21 @@ static PyObject *err_object(int err)
     }
 }
 
+/* c->done, a new reference (NULL if not made yet); c's lock orders it. */
+static PyObject *cached_done(ContextObject *c)
+{
+    PyObject *done;
+    GOPY_BEGIN_LOCKED(c);
+    done = Py_XNewRef(c->done);
+    GOPY_END_LOCKED();
+    return done;
+}
+
 static PyObject *Context_done(ContextObject *c, PyObject *Py_UNUSED(ignored))
 {
-    if (c->done != NULL)
-        return Py_NewRef(c->done);
+    PyObject *done = cached_done(c);
+    if (done != NULL)
+        return done;
     if (!gopy_rt_context_cancellable(c->handle))
         Py_RETURN_NONE; /* never cancelled: Recv(None) is a nil case */
     gopy_chan *d = gopy_context_done(c->handle);
@@ -205,9 +216,19 @@ static PyObject *Context_done(ContextObject *c, PyObject *Py_UNUSED(ignored))
     ChanObject *ch = gopy_chan_wrap(d, ELEM_OBJECT, NULL);
     if (ch == NULL)
         return NULL;
-    c->done = gopy_recv_view(ch);
+    PyObject *view = gopy_recv_view(ch);
     Py_DECREF(ch);
-    return Py_XNewRef(c->done);
+    if (view == NULL)
+        return NULL;
+    /* Two threads may get here at once: the first view made is kept, so
+     * every caller gets the same object. */
+    GOPY_BEGIN_LOCKED(c);
+    if (c->done == NULL)
+        c->done = Py_NewRef(view);
+    done = Py_NewRef(c->done);
+    GOPY_END_LOCKED();
+    Py_DECREF(view);
+    return done;
 }
 
 static PyObject *Context_err(ContextObject *c, PyObject *Py_UNUSED(ignored))
@@ -343,11 +364,14 @@ static void CancelFunc_dealloc(CancelFuncObject *f)
 void gopy_context_cancel_with(PyObject *ctx, PyObject *cause)
 {
     ContextObject *owner = owner_of((ContextObject *)ctx);
-    /* The GIL is held from the cancel to the store: no Python code can see
-     * the node cancelled without its cause. */
+    /* The owner's lock (the GIL, or its critical section) is held from the
+     * cancel to the store, and cause() reads under it: no Python code can
+     * see the node cancelled without its cause. */
+    GOPY_BEGIN_LOCKED(owner);
     if (gopy_rt_context_cancel(owner->handle) && cause != NULL && cause != Py_None &&
         owner->cause == NULL)
         owner->cause = Py_NewRef(cause);
+    GOPY_END_LOCKED();
 }
 
 static PyObject *CancelFunc_call(CancelFuncObject *f, PyObject *args, PyObject *kwargs)
@@ -608,13 +632,17 @@ static PyObject *ctx_cause(PyObject *m, PyObject *arg)
     ContextObject *o = owner_of(c);
     while (o != NULL && o->handle != origin)
         o = o->cancel_parent;
+    PyObject *cause = NULL;
     if (o != NULL) {
+        /* expiry_cause is set before the context is shared; cause under
+         * the lock gopy_context_cancel_with holds. */
         if (gopy_context_err(origin) == GOPY_CTX_DEADLINE_EXCEEDED && o->expiry_cause != NULL)
             return Py_NewRef(o->expiry_cause);
-        if (o->cause != NULL)
-            return Py_NewRef(o->cause);
+        GOPY_BEGIN_LOCKED(o);
+        cause = Py_XNewRef(o->cause);
+        GOPY_END_LOCKED();
     }
-    return err_object(gopy_context_err(c->handle));
+    return cause != NULL ? cause : err_object(gopy_context_err(c->handle));
 }
 
 /* ---- after_func ------------------------------------------------------------------------- */

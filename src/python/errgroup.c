@@ -59,10 +59,10 @@ static PyObject *GroupTask_call(GroupTaskObject *t, PyObject *args, PyObject *kw
     GroupObject *group = t->group;
     if (failure != NULL && gopy_rt_errgroup_fail(group->g)) {
         /* The first failure: kept, and the context cancelled with it. */
-        group->first_error = failure;
-        failure = NULL;
+        __atomic_store_n(&group->first_error, failure, __ATOMIC_RELEASE); /* see Group_repr */
         if (group->ctx != NULL)
-            gopy_context_cancel_with(group->ctx, group->first_error);
+            gopy_context_cancel_with(group->ctx, failure);
+        failure = NULL;
     }
     Py_XDECREF(failure); /* a later one: dropped, as in Go */
     gopy_rt_errgroup_done(group->g, t->slot);
@@ -304,10 +304,13 @@ static PyObject *Group_exit(GroupObject *self, PyObject *const *args, Py_ssize_t
 
 static PyObject *Group_repr(GroupObject *self)
 {
+    /* Not waited for: a goroutine may store the first failure meanwhile
+     * (wait() sees it through the runtime's own ordering). */
+    bool failed = __atomic_load_n(&self->first_error, __ATOMIC_ACQUIRE) != NULL;
     return PyUnicode_FromFormat("<gopy.errgroup.Group%s active=%lld%s>",
                                 self->ctx != NULL ? " with context" : "",
                                 (long long)gopy_rt_errgroup_active(self->g),
-                                self->first_error != NULL ? " failed" : "");
+                                failed ? " failed" : "");
 }
 
 static PyMethodDef Group_methods[] = {

@@ -28,10 +28,58 @@ struct py_goroutine {
     PyObject *fn, *args, *kwargs;
     py_call_template *call;   /* after_func: the call to make, else NULL */
     PyThreadState *loaded_in; /* the M thread state holding our state, or NULL */
+#ifdef Py_GIL_DISABLED
+    /* Who may touch the record now (enum record_access): without the GIL,
+     * runtime.stack() on another thread reads a parked goroutine's frames
+     * while its M could resume it. */
+    _Atomic uint32_t access;
+#endif
     _Alignas(16) char save[]; /* py_tstate_save, gopy_tstate_save_size() bytes */
 };
 
 #define G_SAVE(g) ((py_tstate_save *)(g)->save)
+
+#ifdef Py_GIL_DISABLED
+/* py_goroutine.access: FREE while parked (or finished), ACTIVE while its M
+ * runs it or a spawner fills the record, READING while runtime.stack()
+ * reads its saved frames.  The M and the spawner claim it by moving it
+ * from FREE to ACTIVE, waiting out a reader (a few microseconds); a reader
+ * only ever tries once. */
+enum record_access { RECORD_FREE, RECORD_ACTIVE, RECORD_READING };
+
+static void record_claim(py_goroutine *g)
+{
+    uint32_t free = RECORD_FREE;
+    if (atomic_compare_exchange_strong(&g->access, &free, RECORD_ACTIVE))
+        return;
+    /* Wait detached: a stop-the-world the reader runs into must not wait
+     * for this thread. */
+    PyThreadState *ts = PyThreadState_GetUnchecked();
+    if (ts != NULL)
+        PyEval_SaveThread();
+    do {
+        sched_yield();
+        free = RECORD_FREE;
+    } while (!atomic_compare_exchange_weak(&g->access, &free, RECORD_ACTIVE));
+    if (ts != NULL)
+        PyEval_RestoreThread(ts);
+}
+
+static void record_release(py_goroutine *g)
+{
+    atomic_store(&g->access, RECORD_FREE);
+}
+#else /* the GIL keeps readers out */
+static void record_claim(py_goroutine *g)
+{
+    (void)g;
+}
+
+static void record_release(py_goroutine *g)
+{
+    (void)g;
+}
+#endif
 
 /* Frames of a goroutine's own call chain start in this many bytes (more
  * come from CPython's own chunks, as in a thread).  The chunk ends at the
@@ -125,12 +173,14 @@ static void init_call(void *area, void *arg)
 {
     py_goroutine *g = area;
     spawn_call *c = arg;
+    record_claim(g);
     g->fn = c->fn;
     g->args = c->args;
     g->kwargs = c->kwargs;
     g->call = NULL;
-    g->loaded_in = NULL;
+    __atomic_store_n(&g->loaded_in, NULL, __ATOMIC_RELAXED);
     init_save(g, c->context);
+    record_release(g);
 }
 
 static int64_t monotonic_ns(void)
@@ -234,9 +284,11 @@ static void init_template_call(void *area, void *arg)
     py_goroutine *g = area;
     py_call_template *t = arg;
     atomic_fetch_add(&t->refs, 1);
+    record_claim(g);
     g->fn = g->args = g->kwargs = NULL;
     g->call = t;
-    g->loaded_in = NULL;
+    __atomic_store_n(&g->loaded_in, NULL, __ATOMIC_RELAXED);
+    record_release(g);
 }
 
 /* Called by the timer, on a scheduler stack, without the GIL: start a
@@ -268,41 +320,74 @@ static void unpack_call(py_goroutine *g)
 }
 
 /* Idents of the Ms' threads (a tuple, replaced when an M first takes the
- * GIL; GIL held). */
+ * GIL; read and replaced holding the module's lock: the GIL, or its
+ * critical section on a free-threaded build). */
 static PyObject *m_idents;
 
 PyObject *gopy_runtime_thread_idents(void)
 {
+    PyObject *idents;
+    GOPY_BEGIN_LOCKED(gopy_state.module);
     if (m_idents == NULL)
         m_idents = PyTuple_New(0);
-    return m_idents;
+    idents = Py_XNewRef(m_idents);
+    GOPY_END_LOCKED();
+    return idents;
 }
 
 static void note_m_thread(void)
 {
     PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
     PyObject *one = ident != NULL ? PyTuple_Pack(1, ident) : NULL;
-    PyObject *all = one != NULL ? PySequence_Concat(gopy_runtime_thread_idents(), one) : NULL;
     Py_XDECREF(ident);
-    Py_XDECREF(one);
-    if (all == NULL) {
+    if (one == NULL) {
         PyErr_Clear(); /* then it merely counts as a thread that might act */
         return;
     }
-    Py_XSETREF(m_idents, all);
+    GOPY_BEGIN_LOCKED(gopy_state.module);
+    PyObject *all = m_idents != NULL ? PySequence_Concat(m_idents, one) : Py_NewRef(one);
+    if (all != NULL)
+        Py_XSETREF(m_idents, all);
+    else
+        PyErr_Clear();
+    GOPY_END_LOCKED();
+    Py_DECREF(one);
 }
 
 /* ---- the host hooks ----------------------------------------------------------- */
+
+/* Threads between their look at `stopping` and holding a thread state (an
+ * M making or taking its own, an offload helper taking one): the exit
+ * waits for them (gopy_host_stop), so that none makes or takes a thread
+ * state while the interpreter is torn down (3.13t crashed in
+ * PyGILState_Ensure there).  Sequentially consistent with `stopping`: a
+ * thread counted here either sees it set or is waited for. */
+static _Atomic int attaching;
+
+bool gopy_attach_begin(void)
+{
+    atomic_fetch_add(&attaching, 1);
+    if (!atomic_load(&gopy_state.stopping) && !gopy_is_finalizing())
+        return true;
+    atomic_fetch_sub(&attaching, 1);
+    return false;
+}
+
+void gopy_attach_done(void)
+{
+    atomic_fetch_sub(&attaching, 1);
+}
 
 /* This M's per-M state with its thread state made and bound to this
  * thread, or NULL (out of memory, or the interpreter is exiting). */
 static py_m *new_py_m(void)
 {
-    if (atomic_load(&gopy_state.stopping) || gopy_is_finalizing())
+    if (!gopy_attach_begin())
         return NULL;
     py_m *pm = calloc(1, sizeof *pm);
     py_tstate_save *own = calloc(1, gopy_tstate_save_size());
     PyThreadState *ts = pm != NULL && own != NULL ? PyThreadState_New(gopy_state.interp) : NULL;
+    gopy_attach_done();
     if (ts == NULL) {
         free(pm);
         free(own);
@@ -326,10 +411,10 @@ static void hook_thread_start(void **mslot)
 
 static bool hook_acquire(void **mslot)
 {
-    if (atomic_load(&gopy_state.stopping) || gopy_is_finalizing())
-        return false;
     py_m *pm = *mslot;
     if (pm == NULL && (pm = *mslot = new_py_m()) == NULL)
+        return false;
+    if (!gopy_attach_begin())
         return false;
     if (!pm->ensured) {
         /* Bound to the thread for PyGILState for the M's lifetime (never
@@ -340,6 +425,7 @@ static bool hook_acquire(void **mslot)
     } else {
         PyEval_RestoreThread(pm->ts);
     }
+    gopy_attach_done();
     if (atomic_load(&gopy_state.stopping)) {
         PyEval_SaveThread();
         return false;
@@ -363,6 +449,7 @@ static void hook_enter(void **mslot, void *gstate, bool first)
 {
     py_m *pm = *mslot;
     py_goroutine *g = gstate;
+    record_claim(g);
     if (pm->loaded == NULL)
         gopy_tstate_store(pm->ts, pm->own);
     if (first && g->call != NULL) {
@@ -375,7 +462,7 @@ static void hook_enter(void **mslot, void *gstate, bool first)
     }
     gopy_tstate_load(pm->ts, G_SAVE(g));
     pm->loaded = g;
-    g->loaded_in = pm->ts;
+    __atomic_store_n(&g->loaded_in, pm->ts, __ATOMIC_RELAXED);
 }
 
 static void hook_leave(void **mslot, void *gstate, bool exited)
@@ -383,13 +470,14 @@ static void hook_leave(void **mslot, void *gstate, bool exited)
     py_m *pm = *mslot;
     py_goroutine *g = gstate;
     gopy_tstate_store(pm->ts, G_SAVE(g));
-    g->loaded_in = NULL;
-    if (!exited)
-        return; /* ts keeps g's values (saved) until the next enter */
-    /* The goroutine released its objects before it ended; the M's own
-     * state goes back so nothing points into the finished record. */
-    gopy_tstate_load(pm->ts, pm->own);
-    pm->loaded = NULL;
+    __atomic_store_n(&g->loaded_in, NULL, __ATOMIC_RELAXED);
+    if (exited) {
+        /* The goroutine released its objects before it ended; the M's own
+         * state goes back so nothing points into the finished record. */
+        gopy_tstate_load(pm->ts, pm->own);
+        pm->loaded = NULL;
+    } /* else ts keeps g's values (saved) until the next enter */
+    record_release(g);
 }
 
 static const struct gopy_host_hooks hooks = {
@@ -417,6 +505,12 @@ void gopy_host_stop(void)
 {
     atomic_store(&gopy_state.stopping, true);
     gopy_rt_host_stop();
+    /* Those already on their way get there (and, seeing `stopping`, let
+     * their state go): wait with the GIL released, which they may need. */
+    Py_BEGIN_ALLOW_THREADS
+    while (atomic_load(&attaching) > 0)
+        sched_yield();
+    Py_END_ALLOW_THREADS
 }
 
 /* ---- frames, for runtime.stack() ------------------------------------------------ */
@@ -425,6 +519,20 @@ PyObject *gopy_goroutine_frames(void *gstate)
 {
     py_goroutine *g = gstate;
     PyObject *frame;
+#ifdef Py_GIL_DISABLED
+    PyThreadState *me = PyThreadState_Get();
+    if (__atomic_load_n(&g->loaded_in, __ATOMIC_RELAXED) == me) {
+        frame = (PyObject *)PyThreadState_GetFrame(me); /* it is us */
+    } else {
+        /* Parked: held still while its frames are read.  Running (or
+         * being set up): nothing can be read safely, so no frames. */
+        uint32_t free = RECORD_FREE;
+        if (!atomic_compare_exchange_strong(&g->access, &free, RECORD_READING))
+            Py_RETURN_NONE;
+        frame = gopy_tstate_save_frame(me, G_SAVE(g));
+        atomic_store(&g->access, RECORD_FREE);
+    }
+#else
     if (g->loaded_in != NULL) {
         /* Running on its M (in a call that let the GIL go, since we hold
          * it), or it is us. */
@@ -432,6 +540,7 @@ PyObject *gopy_goroutine_frames(void *gstate)
     } else {
         frame = gopy_tstate_save_frame(PyThreadState_Get(), G_SAVE(g));
     }
+#endif
     PyObject *list = PyList_New(0);
     if (list == NULL) {
         Py_XDECREF(frame);

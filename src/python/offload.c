@@ -28,9 +28,10 @@ static void run_call(void *arg)
     offload_call *c = arg;
     /* At interpreter exit, taking the GIL could end or block this thread;
      * the goroutine will never resume to see the call anyway. */
-    if (atomic_load(&gopy_state.stopping) || gopy_is_finalizing())
+    if (!gopy_attach_begin())
         return;
     PyGILState_STATE gil = PyGILState_Ensure();
+    gopy_attach_done();
     if (c->context == NULL || PyContext_Enter(c->context) == 0) {
         c->result = PyObject_Vectorcall(c->args[0], c->args + 1, c->nargsf, c->kwnames);
         if (c->result == NULL)

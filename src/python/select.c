@@ -169,7 +169,7 @@ static void receiving(const gopy_case *cases, ChanObject **chans, int n, int del
 {
     for (int i = 0; i < n; i++)
         if (cases[i].dir == GOPY_RECV && chans[i] != NULL)
-            chans[i]->receiving += delta;
+            chan_receiving(chans[i], delta);
 }
 
 static size_t round8(size_t n)

@@ -601,7 +601,7 @@ static int once_begin(gopy_once *o, long long *running_in)
     if (gopy_rt_once_done(o))
         return 0;
     long long me = caller_id();
-    if (*running_in == me) {
+    if (__atomic_load_n(running_in, __ATOMIC_RELAXED) == me) {
         PyErr_SetString(PyExc_RuntimeError,
                         "sync: Once.do called from its own function (Go would deadlock)");
         return -1;
@@ -615,14 +615,15 @@ static int once_begin(gopy_once *o, long long *running_in)
             gopy_status_error(status);
         return -1;
     }
+    /* Atomic: other callers read it (free-threaded builds) while f runs. */
     if (op.run)
-        *running_in = me;
+        __atomic_store_n(running_in, me, __ATOMIC_RELAXED);
     return op.run ? 1 : 0;
 }
 
 static void once_end(gopy_once *o, long long *running_in)
 {
-    *running_in = 0;
+    __atomic_store_n(running_in, 0, __ATOMIC_RELAXED);
     gopy_rt_once_end(o, true);
 }
 
@@ -807,8 +808,11 @@ static PyObject *OnceCall_call(OnceCallObject *self, PyObject *args, PyObject *k
     }
     if (self->exc != NULL) {
         /* The same exception each time, with fn's traceback (not one that
-         * grows by a frame per call). */
+         * grows by a frame per call); callers on other threads reset it
+         * too, so under the lock. */
+        GOPY_BEGIN_LOCKED(self);
         PyException_SetTraceback(self->exc, self->tb != NULL ? self->tb : Py_None);
+        GOPY_END_LOCKED();
         gopy_err_restore(Py_NewRef(self->exc));
         return NULL;
     }
@@ -1065,14 +1069,25 @@ static void Pool_dealloc(PoolObject *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* Pool.new, a new reference (None if unset); set under the pool's lock. */
+static PyObject *new_fn_of(PoolObject *self)
+{
+    PyObject *fn;
+    GOPY_BEGIN_LOCKED(self);
+    fn = Py_NewRef(self->new_fn != NULL ? self->new_fn : Py_None);
+    GOPY_END_LOCKED();
+    return fn;
+}
+
 static PyObject *Pool_get(PoolObject *self, PyObject *Py_UNUSED(ignored))
 {
     PyObject *item = gopy_pool_get(self->p); /* the pool's reference, now ours */
     if (item != NULL)
         return item;
-    if (self->new_fn != NULL && self->new_fn != Py_None)
-        return PyObject_CallNoArgs(self->new_fn);
-    Py_RETURN_NONE;
+    PyObject *new_fn = new_fn_of(self);
+    item = new_fn != Py_None ? PyObject_CallNoArgs(new_fn) : Py_NewRef(Py_None);
+    Py_DECREF(new_fn);
+    return item;
 }
 
 static PyObject *Pool_put(PoolObject *self, PyObject *x)
@@ -1084,7 +1099,7 @@ static PyObject *Pool_put(PoolObject *self, PyObject *x)
 
 static PyObject *Pool_get_new(PoolObject *self, void *Py_UNUSED(closure))
 {
-    return Py_NewRef(self->new_fn != NULL ? self->new_fn : Py_None);
+    return new_fn_of(self);
 }
 
 static int Pool_set_new(PoolObject *self, PyObject *value, void *Py_UNUSED(closure))
@@ -1095,7 +1110,12 @@ static int Pool_set_new(PoolObject *self, PyObject *value, void *Py_UNUSED(closu
         PyErr_SetString(PyExc_TypeError, "Pool.new must be a callable or None");
         return -1;
     }
-    Py_XSETREF(self->new_fn, Py_NewRef(value));
+    PyObject *old;
+    GOPY_BEGIN_LOCKED(self);
+    old = self->new_fn;
+    self->new_fn = Py_NewRef(value);
+    GOPY_END_LOCKED();
+    Py_XDECREF(old); /* outside the lock: it may run any code */
     return 0;
 }
 

@@ -1,0 +1,205 @@
+"""Sharing gopy's objects between goroutines and threads that run Python at
+the same moment (a free-threaded build with the GIL off: docs/free-threading.md).
+Every test here also runs on GIL builds, where it asserts the same behaviour;
+only what the GIL itself decides (is it off, do pure-Python goroutines
+overlap) differs by build."""
+
+import os
+import sys
+import sysconfig
+import threading
+import time
+
+import pytest
+
+import gopy
+from conftest import FREE_THREADED, join_all, recv_timeout, recv_value
+
+FT_BUILD = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
+def run_in_both(in_goroutines, in_threads):
+    """Call each function of the first list in a goroutine and each of the
+    second in a thread, all at once; return when every one has."""
+    wg = gopy.WaitGroup()
+    for f in in_goroutines:
+        wg.go(f)
+    threads = [threading.Thread(target=f) for f in in_threads]
+    for t in threads:
+        t.start()
+    wg.wait()
+    join_all(threads)
+
+
+def spin(n):
+    acc = 0
+    for k in range(n):
+        acc = (acc * 31 + k) % 1_000_003
+    return acc
+
+
+def test_import_keeps_the_gil_off_on_a_free_threaded_build():
+    # The suite runs with PYTHON_GIL=0 there; without the Py_mod_gil slot
+    # importing gopy would have turned the GIL back on.
+    enabled = getattr(sys, "_is_gil_enabled", lambda: True)()
+    assert enabled is (not FT_BUILD or os.environ.get("PYTHON_GIL") == "1")
+
+
+@pytest.mark.skipif(os.cpu_count() < 2, reason="needs two cores to overlap anything")
+def test_pure_python_goroutines_overlap_only_without_the_gil():
+    # Two goroutines computing in pure Python: the process's CPU time over
+    # the wall time is ~2 on two cores with the GIL off, ~1 with it.
+    # Generous bounds: they catch serialisation (or its absence), not speed.
+    old = gopy.runtime.gomaxprocs(2)
+    try:
+        n = 1_500_000
+        wg = gopy.WaitGroup()
+        out = [None, None]
+
+        def work(i):
+            out[i] = spin(n)
+
+        cpu, wall = time.process_time(), time.perf_counter()
+        for i in range(2):
+            wg.go(work, i)
+        wg.wait()
+        ratio = (time.process_time() - cpu) / (time.perf_counter() - wall)
+    finally:
+        gopy.runtime.gomaxprocs(old)
+    assert out == [spin(n)] * 2
+    if FREE_THREADED:
+        assert ratio > 1.3
+    else:
+        assert ratio < 1.5
+
+
+def test_atomic_value_swapped_and_loaded_from_many_goroutines():
+    # Loads race swaps that drop the old object's last reference: a load
+    # must never take a reference to an object already freed.
+    v = gopy.atomic.Value(object())
+    seen = gopy.atomic.Int64()
+
+    def swapper():
+        for i in range(20_000):
+            old = v.swap([i])
+            assert isinstance(old, (list, object))
+
+    def loader():
+        for _ in range(20_000):
+            x = v.load()
+            if isinstance(x, list):
+                seen.add(1)
+                assert len(x) == 1
+
+    run_in_both([swapper, swapper, loader, loader], [swapper, loader])
+    assert isinstance(v.load(), list)
+    assert seen.load() > 0
+
+
+def test_atomic_value_compare_and_swap_counts_exactly():
+    # A counter kept in a Value by compare-and-swap: no increment lost.
+    v = gopy.atomic.Value(0)
+
+    def incr():
+        for _ in range(2_000):
+            while True:
+                old = v.load()
+                if v.compare_and_swap(old, old + 1):
+                    break
+
+    run_in_both([incr] * 4, [incr] * 2)
+    assert v.load() == 6 * 2_000
+
+
+def test_concurrent_cancels_leave_exactly_one_cause_and_it_is_seen():
+    # Goroutines and threads cancel one context with causes of their own;
+    # anyone who sees it done sees the winner's cause, never None.
+    for _ in range(50):
+        ctx, cancel = gopy.context.with_cancel_cause(gopy.context.background())
+        causes = [ValueError(i) for i in range(6)]
+        seen = []
+        go_ = gopy.Chan()
+
+        def canceller(c):
+            go_.recv()
+            cancel(c)
+            seen.append(gopy.context.cause(ctx))
+
+        fns = [lambda c=c: canceller(c) for c in causes]
+        gopy.go(go_.close)
+        run_in_both(fns[:4], fns[4:])
+        winner = gopy.context.cause(ctx)
+        assert winner in causes
+        assert seen == [winner] * 6
+
+
+def test_done_channel_is_one_object_for_every_caller():
+    ctx, cancel = gopy.context.with_cancel(gopy.context.background())
+    got = gopy.Chan(8)
+    start = gopy.Chan()
+
+    def get():
+        start.recv()
+        got.send(ctx.done())
+
+    for _ in range(8):
+        gopy.go(get)
+    start.close()
+    views = [recv_value(got) for _ in range(8)]
+    assert all(d is views[0] for d in views)
+    cancel()
+    assert recv_timeout(views[0]) == (None, False)
+
+
+def test_goroutine_parked_inside_a_critical_section_lets_its_lock_go():
+    # list.sort holds the list's lock (a critical section, on a free-threaded
+    # build) while it calls the key function; this one receives from a
+    # channel, so the goroutine parks mid-sort.  Another goroutine then
+    # appends to the list: it must get the lock (the parked one let it go),
+    # not wait for a sort that waits for it.  CPython reports the change
+    # when the sort ends, as it does for a thread.
+    lst = [3, 1, 2]
+    keys = gopy.Chan()
+    result = gopy.Chan(1)
+
+    def sorter():
+        try:
+            lst.sort(key=lambda x: keys.recv())
+            result.send("sorted")
+        except ValueError as exc:
+            result.send(str(exc))
+
+    def appender():
+        for k in (30, 10, 20):
+            keys.send(k)
+            if k == 10:
+                lst.append(4)
+
+    gopy.go(sorter)
+    gopy.go(appender)
+    assert recv_value(result) == "list modified during sort"
+    assert sorted(lst) == [1, 2, 3]  # the sort keeps its own items (CPython drops the 4)
+
+
+def test_once_value_exception_raised_to_many_callers_keeps_its_traceback():
+    def fail():
+        raise KeyError("once")
+
+    f = gopy.once_value(fail)
+    got = gopy.Chan(16)
+
+    def call():
+        try:
+            f()
+        except KeyError as exc:
+            tb = exc.__traceback__
+            while tb.tb_next is not None:
+                tb = tb.tb_next
+            got.send((exc, tb.tb_frame.f_code.co_name))
+
+    run_in_both([call] * 12, [call] * 4)
+    results = [recv_value(got) for _ in range(16)]
+    # One exception object for every caller, its traceback ending where fn
+    # raised (callers still propagating it add their own frames above).
+    assert len({id(e) for e, _ in results}) == 1
+    assert {name for _, name in results} == {"fail"}
