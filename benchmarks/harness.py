@@ -155,11 +155,13 @@ def worker_main(peer: str) -> None:
     except Exception as exc:  # not installed, or broken: the harness names it skipped
         reply({"ready": False, "reason": f"{type(exc).__name__}: {exc}"})
         os._exit(0)
+    no_equivalent = dict(module.NO_EQUIVALENT)
+    no_equivalent.update((w.id, w.why_not_here()) for w in BY_ID.values() if w.why_not_here())
     reply({"ready": True, "version": version,
            "has": [w.id for w in BY_ID.values()
                    if all(hasattr(module, f) for f in (w.func, *w.also))
-                   and w.id not in module.NO_EQUIVALENT],
-           "no_equivalent": module.NO_EQUIVALENT, "notes": module.NOTES,
+                   and w.id not in no_equivalent],
+           "no_equivalent": no_equivalent, "notes": module.NOTES,
            "caps": {k: list(v) for k, v in module.CAPS.items()},
            "patched": sorted(getattr(module, "PATCHED", ()))})
 

@@ -1,4 +1,4 @@
-"""The Python workloads W1-W13: what each one runs, how big, how it is checked and scored.
+"""The Python workloads W1-W17: what each one runs, how big, how it is checked and scored.
 
 This module is the single place where workloads are timed and their results checked.
 A peer module (``benchmarks/py/<peer>_w.py``) only supplies the body of each workload
@@ -173,6 +173,10 @@ class Workload:
     def size(self, quick: bool) -> int:
         return self.sizes[1] if quick else self.sizes[0]
 
+    def why_not_here(self) -> Optional[str]:
+        """Why this workload means nothing on this interpreter, if it does not."""
+        return None
+
     def limits_note(self, quick: bool) -> Optional[str]:
         """Why ``size`` is below ``sizes`` on this machine, if it is."""
         return None
@@ -293,8 +297,11 @@ class Fanout(Workload):
     kind, payload = "sha256", 1 << 20
     metrics = (Metric("W5", "sha256", TIMES, Target(peer="tpe"), higher_is_better=True),)
 
+    def job(self) -> Callable:
+        return fanout_jobs(self.kind, self.payload)
+
     def measure(self, body, n):
-        job = fanout_jobs(self.kind, self.payload)
+        job = self.job()
         start = clock()
         expected = [job(i) for i in range(n)]
         serial = clock() - start
@@ -635,6 +642,34 @@ class ManyConnections(Workload):
         return {"W13": elapsed, "W13m": peak_rss_bytes(), "W13t": thread_count()}
 
 
+def py_kernel(i: int) -> int:
+    """W15's job: pure Python (no call releases the GIL), about 20 ms."""
+    acc = i
+    for k in range(300_000):
+        acc = (acc * 31 + k) % 1_000_003
+    return acc
+
+
+def gil_enabled() -> bool:
+    return getattr(sys, "_is_gil_enabled", lambda: True)()
+
+
+class FreeThreadedFanout(Fanout):
+    """W15. As W5 (``w15 = w5`` in the peers) with ``py_kernel``: 64 pure-Python jobs
+    at once, scored as speedup over running them serially just before (what
+    GOMAXPROCS=1 gets).  Free-threaded builds only: with a GIL, pure Python takes turns."""
+    summary = "64 pure-Python CPU jobs in goroutines, GIL off: speedup over serial"
+    id, func, sizes = "W15", "w15", (64, 16)
+    metrics = (Metric("W15", "py CPU fan-out", TIMES, Target(0.8 * (os.cpu_count() or 1)),
+                      higher_is_better=True),)
+
+    def job(self):
+        return py_kernel
+
+    def why_not_here(self):
+        return "GIL build: pure Python runs one thread at a time" if gil_enabled() else None
+
+
 class LoopAwait(Workload):
     """W16. ``w16(n) -> results``: a coroutine on an asyncio loop awaits, one after
     another, n calls of ``f(i) = 2 * i`` run off the loop: in a goroutine for gopy
@@ -694,8 +729,8 @@ class LoopPingPong(Workload):
 
 WORKLOADS = [SpawnJoin(), PingPong(), Stream(), Select4(), Fanout(), FanoutZlib(),
              Sleepers(), BlockingCalls(), Parked(), LockUncontended(), LockContended(),
-             PoolFanout(), PoolBlocking(), HttpFanout(), ManyConnections(), LoopAwait(),
-             LoopPingPong()]
+             PoolFanout(), PoolBlocking(), HttpFanout(), ManyConnections(),
+             FreeThreadedFanout(), LoopAwait(), LoopPingPong()]
 BY_ID = {w.id: w for w in WORKLOADS}
 METRIC_OWNER = {m.id: w for w in WORKLOADS for m in w.metrics}  # metric id -> workload
 

@@ -136,6 +136,11 @@ def w5(arg):
     return results
 
 
+
+# W15: the same fan-out, of a pure-Python kernel (free-threaded builds).
+w15 = w5
+
+
 def _count_finished(n, work):
     """Start n goroutines running work(); return how many finished."""
     finished = []
