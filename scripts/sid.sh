@@ -14,6 +14,7 @@
 #   scripts/sid.sh bench VERSION [ARGS...]
 #                                     python -m gopy ARGS (the demo and the
 #                                     benchmark table) on that version
+#                                     (3.13t: the free-threaded build, GIL off)
 #   scripts/sid.sh run CMD...         CMD inside the chroot, in /src (a
 #                                     copy of this checkout)
 #   scripts/sid.sh build313t          the free-threaded CPython 3.13
@@ -21,6 +22,14 @@
 #                                     into /opt/python3.13t in the chroot,
 #                                     kept while the chroot and its recipe
 #                                     stay (about 6 minutes on 2 cores)
+#   scripts/sid.sh test313t [N]       the README's test command on 3.13t
+#                                     with the GIL off (PYTHON_GIL=0), then
+#                                     N iterations (default 3) of the racy
+#                                     tests looped (scripts/stress_python.sh,
+#                                     GOMAXPROCS up to 8)
+#   scripts/sid.sh ftcheck            compile the binding as for 3.14t and
+#                                     3.15t: Debian's 3.14/3.15 headers with
+#                                     Py_GIL_DISABLED, warnings as errors
 #
 # GOPY_SID_ROOT: where the chroot lives (default /var/cache/gopy/sid).
 # Needs root; the first setup takes about 2 minutes and 1.2 GB.
@@ -200,22 +209,59 @@ build313t)
     mount_into "$ROOT"
     build_313t
     ;;
+test313t)
+    iters=${1:-3}
+    setup
+    mount_into "$ROOT"
+    build_313t
+    copy_checkout
+    log "CPython 3.13t, the GIL off (Debian sid chroot)"
+    # Some test dependencies' newest releases have no wheel for 3.13t and
+    # build from source only with a Rust toolchain: take the newest wheel.
+    in_root "$ROOT" "
+        export PYTHON_GIL=0 PIP_PREFER_BINARY=1
+        $FT_PREFIX/bin/python3.13t -VV
+        rm -rf /venv-313t && $FT_PREFIX/bin/python3.13t -m venv /venv-313t && . /venv-313t/bin/activate
+        cd /src
+        # The README's test command:
+        python -m pip install -q -e '.[test]' && python -m pytest -q -p no:cacheprovider
+        python -c 'import sys, gopy; assert not sys._is_gil_enabled(), \"the GIL came back\"'
+        PYTHON=python scripts/stress_python.sh -n $iters"
+    ;;
+ftcheck)
+    setup
+    copy_checkout
+    for v in 3.14 3.15; do
+        log "the binding as for CPython ${v}t (Py_GIL_DISABLED, $v headers)"
+        in_root "$ROOT" "
+            cd /src && for f in src/python/*.c; do
+                gcc -fsyntax-only -std=gnu11 -Wall -Wextra -Wno-missing-field-initializers \
+                    -Werror -DPy_GIL_DISABLED=1 -isystem /usr/include/python$v \
+                    -Iinclude -Isrc/runtime \$f || exit 1
+            done && echo \"compiles: src/python/*.c\""
+    done
+    ;;
 bench)
     v=${1:?usage: scripts/sid.sh bench VERSION [python -m gopy options]}
     shift
     setup
-    copy_checkout
     mount_into "$ROOT"
+    py=python$v env=
+    if [ "$v" = 3.13t ]; then  # the GIL off
+        build_313t
+        py=$FT_PREFIX/bin/python3.13t env="export PYTHON_GIL=0 PIP_PREFER_BINARY=1"
+    fi
+    copy_checkout
     # The peers that install on this version take part; the rest are
     # reported as not installed.
-    SID_LENIENT=1 in_root "$ROOT" "
-        rm -rf /venv-bench-$v && python$v -m venv /venv-bench-$v && . /venv-bench-$v/bin/activate
+    SID_LENIENT=1 in_root "$ROOT" "$env
+        rm -rf /venv-bench-$v && $py -m venv /venv-bench-$v && . /venv-bench-$v/bin/activate
         cd /src && python -m pip install -q -e . && python -m pip install -q matplotlib
         for peer in gevent trio runloom; do python -m pip install -q --only-binary=:all: \$peer; done
         python -m gopy $*"
     ;;
 *)
-    sed -n '2,26p' "$0"
+    sed -n '2,34p' "$0"
     exit 2
     ;;
 esac
