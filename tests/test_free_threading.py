@@ -13,7 +13,7 @@ import time
 import pytest
 
 import gopy
-from conftest import FREE_THREADED, join_all, recv_timeout, recv_value
+from conftest import FREE_THREADED, join_all, recv_timeout, recv_value, wait_until
 
 FT_BUILD = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 
@@ -203,3 +203,43 @@ def test_once_value_exception_raised_to_many_callers_keeps_its_traceback():
     # raised (callers still propagating it add their own frames above).
     assert len({id(e) for e, _ in results}) == 1
     assert {name for _, name in results} == {"fail"}
+
+
+def test_stack_read_while_goroutines_switch_on_other_threads():
+    # runtime.stack() reads parked goroutines' frames while their Ms resume
+    # and park them again (held still while read, without the GIL): it
+    # never crashes, and shows each parked goroutine where it waits.
+    stop = gopy.Chan()
+    done = gopy.WaitGroup()
+
+    def player(inp, out):
+        while True:
+            i, v, _ = gopy.select(gopy.Recv(inp), gopy.Recv(stop))
+            if i == 1 or gopy.select(gopy.Send(out, v + 1), gopy.Recv(stop))[0] == 1:
+                return
+
+    pairs = [(gopy.Chan(), gopy.Chan()) for _ in range(4)]
+    for a, b in pairs:
+        done.go(player, a, b)
+        done.go(player, b, a)
+        a.send(0)
+    try:
+        for _ in range(100):
+            text = gopy.runtime.stack()
+            assert text.count("goroutine ") >= 8
+    finally:
+        stop.close()
+        done.wait()
+    # Once they wait where they will stay, their frames show.
+    ready, release = gopy.Chan(), gopy.Chan()
+
+    def parked_here():
+        ready.send(None)
+        release.recv()
+
+    gopy.go(parked_here)
+    ready.recv()
+    try:
+        assert wait_until(lambda: "in parked_here" in gopy.runtime.stack())
+    finally:
+        release.close()
