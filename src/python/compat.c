@@ -482,15 +482,27 @@ PyObject *gopy_tstate_save_frame(PyThreadState *ts, py_tstate_save *s)
 {
     /* Point the current thread state at the goroutine's frame chain just
      * long enough for PyThreadState_GetFrame to make (or find) the frame
-     * object; with the collector off nothing can run Python code in
-     * between. */
+     * object.  No Python code may run in between: 3.11 may collect inside
+     * an allocation (running finalizers), so the collector is off there;
+     * 3.12+ only schedule a collection for the next bytecode boundary
+     * (gh-97922), and toggling the collector from here would race with a
+     * user's gc.disable() on a free-threaded build. */
+#if PY_VERSION_HEX < 0x030C0000
     int gc_was_on = PyGC_Disable();
-#if PY_VERSION_HEX < 0x030D0000
     if (s->cframe == NULL) {
         if (gc_was_on)
             PyGC_Enable();
         return NULL;
     }
+    _PyCFrame *saved = ts->cframe;
+    ts->cframe = s->cframe;
+    PyFrameObject *f = PyThreadState_GetFrame(ts);
+    ts->cframe = saved;
+    if (gc_was_on)
+        PyGC_Enable();
+#elif PY_VERSION_HEX < 0x030D0000
+    if (s->cframe == NULL)
+        return NULL;
     _PyCFrame *saved = ts->cframe;
     ts->cframe = s->cframe;
     PyFrameObject *f = PyThreadState_GetFrame(ts);
@@ -501,8 +513,6 @@ PyObject *gopy_tstate_save_frame(PyThreadState *ts, py_tstate_save *s)
     PyFrameObject *f = PyThreadState_GetFrame(ts);
     ts->current_frame = saved;
 #endif
-    if (gc_was_on)
-        PyGC_Enable();
     return (PyObject *)f;
 }
 
