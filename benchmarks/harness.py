@@ -608,7 +608,9 @@ def _met_text(result: Result) -> str:
     if not result.target:
         return ""
     if result.met is None:
-        return "n/a" if result.met_reason == "applies at full size only" else "?"
+        gopy = result.cells.get(REFERENCE)
+        not_here = gopy is not None and gopy.status == "n/a"  # W15 on a GIL build
+        return "n/a" if not_here or result.met_reason == "applies at full size only" else "?"
     return "yes" if result.met else "NO"
 
 
@@ -653,8 +655,8 @@ def format_table(results, width: int = 100) -> str:
             "ratio: the best peer's figure ÷ gopy's (where higher is better: speedups ×, "
             "requests /s, in flight n: gopy's ÷ the best peer's); > 1 means gopy is ahead. "
             "—: no honest equivalent (see notes). *: fewer goroutines than the workload's "
-            "size (see notes). met n/a: a total-time target needs full sizes; ?: no gopy "
-            "figure.",
+            "size (see notes). met n/a: the target does not apply here (a total-time target "
+            "needs full sizes; W15 needs the GIL off); ?: no gopy figure.",
             width))
         out.extend(_ratio_lines(python_rows, peers, width))
         out.extend(_legend_lines(python_rows, peers, meta, width))
@@ -707,12 +709,25 @@ def _legend_lines(rows, peers, meta, width) -> list:
             n = sizes.get(workload.id)
             lines.append(textwrap.shorten(
                 f"{workload.id}: {'' if n is None else f'n={n:,} · '}{workload.summary}", width))
-    notes = []
+    def cells_of(peer, workload):
+        return [c for r in rows if METRIC_OWNER.get(r.id) is workload
+                for c in [r.cells.get(peer)] if c is not None]
+
+    def note_of(peer, workload):
+        return next((c.note for c in cells_of(peer, workload) if c.note), None)
+
+    # A note every peer that was there shares (W15 on a GIL build) is said once.
+    shared = {}
+    for w in shown:
+        present = [p for p in peers if any(c.status != "skipped" for c in cells_of(p, w))]
+        found = {note_of(p, w) for p in present}
+        if len(present) > 1 and len(found) == 1 and None not in found:
+            shared[w] = found.pop()
+    notes = [f"{w.id}, every peer: {n}" for w, n in shared.items()]
     for peer in peers:
         for workload in shown:
-            cells = [r.cells.get(peer) for r in rows if METRIC_OWNER.get(r.id) is workload]
-            note = next((c.note for c in cells if c is not None and c.note), None)
-            if note:
+            note = note_of(peer, workload)
+            if note and workload not in shared:
                 notes.append(f"{peer} {workload.id}: {note}")
     if notes:
         lines.append("notes:")
