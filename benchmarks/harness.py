@@ -156,7 +156,7 @@ def worker_main(peer: str) -> None:
         reply({"ready": False, "reason": f"{type(exc).__name__}: {exc}"})
         os._exit(0)
     no_equivalent = dict(module.NO_EQUIVALENT)
-    no_equivalent.update((w.id, w.why_not_here()) for w in BY_ID.values() if w.why_not_here())
+    no_equivalent.update((w.id, why) for w in BY_ID.values() if (why := w.why_not_here()))
     reply({"ready": True, "version": version,
            "has": [w.id for w in BY_ID.values()
                    if all(hasattr(module, f) for f in (w.func, *w.also))

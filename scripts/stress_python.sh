@@ -37,9 +37,11 @@ shift $((OPTIND - 1))
 # positive" cases, goroutine programs, lock_os_thread, sync, context and
 # errgroup wake-ups, the concurrent property test, spawn backlogs, garbage
 # collection beside channel traffic, interpreter exit, the standard library's
-# blocking calls parking beside other goroutines.  ~35 s per iteration.
+# blocking calls parking beside other goroutines, objects shared by goroutines
+# and threads running at once (test_free_threading.py).  ~40 s per iteration.
 default_tests=(
     tests/test_select.py
+    tests/test_free_threading.py
     tests/test_threads_interop.py
     "tests/test_chan.py::test_close_wakes_all_blocked_receivers_goroutines_and_threads"
     "tests/test_chan.py::test_close_wakes_all_blocked_senders"
@@ -81,6 +83,7 @@ default_tests=(
     tests/test_hooks_ssl.py
     tests/test_netpoll.py
     tests/test_placement.py
+    "tests/test_debugging.py::test_stall_warning_when_a_thread_blocks_its_goroutines"
 )
 optional_tests=(
     tests/test_sync.py

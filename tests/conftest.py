@@ -28,12 +28,14 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 
 DEFAULT_TIMEOUT = 120  # seconds: only to turn a hang into a failure
 
-# A free-threaded CPython with the GIL off: goroutines run Python in parallel.
-FREE_THREADED = bool(getattr(sys, "_is_gil_enabled", lambda: True)() is False)
+# A free-threaded build of CPython, and one running with the GIL off:
+# goroutines run Python in parallel.
+FT_BUILD = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
 # CPython 3.13t makes every class immortal once a second thread has started
 # (gh-117783, until 3.14's collector learned deferred references): a cycle
 # through a class is never collected there.
-CLASSES_IMMORTAL = bool(sysconfig.get_config_var("Py_GIL_DISABLED")) and sys.version_info[:2] == (3, 13)
+CLASSES_IMMORTAL = FT_BUILD and sys.version_info[:2] == (3, 13)
 
 
 def pytest_configure(config):

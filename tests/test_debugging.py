@@ -104,9 +104,10 @@ def test_stall_warning_when_a_thread_blocks_its_goroutines():
     lines = [line.rsplit(" ", 1) for line in r.stdout.split("\n")[:2]]
     if lines[0][1] != lines[1][1]:
         # With the GIL off an idle M may start the blocker at once, on a
-        # thread of its own: then there is no hazard, and no warning.
+        # thread of its own: then there is no hazard, and no warning (and
+        # either may report first once the holder lets the lock go).
         assert FREE_THREADED
-        assert [what for what, _ in lines] == ["holder done", "blocker got the lock"]
+        assert sorted(what for what, _ in lines) == ["blocker got the lock", "holder done"]
         assert "gopy: warning" not in r.stderr
         return
     assert [what for what, _ in lines] == ["blocker timed out", "holder done"]

@@ -9,7 +9,8 @@
  * stack of handled ones, the contextvars context, the threading.local
  * storage, the trashcan's pending list, asyncio's running loop and task,
  * asyncgen hooks, the JIT's executor, the data stack the frames live in,
- * and on free-threaded builds the critical sections it is inside.  Switching goroutines saves those fields from the thread state and
+ * and on free-threaded builds the critical sections it is inside.
+ * Switching goroutines saves those fields from the thread state and
  * loads the next goroutine's (greenlet does the same; see
  * docs/decisions.md for why not one PyThreadState per goroutine).  The
  * lists below follow each version's struct _ts (Include/cpython/pystate.h)
@@ -489,29 +490,24 @@ PyObject *gopy_tstate_save_frame(PyThreadState *ts, py_tstate_save *s)
      * user's gc.disable() on a free-threaded build. */
 #if PY_VERSION_HEX < 0x030C0000
     int gc_was_on = PyGC_Disable();
-    if (s->cframe == NULL) {
-        if (gc_was_on)
-            PyGC_Enable();
-        return NULL;
+#endif
+#if PY_VERSION_HEX < 0x030D0000
+    PyFrameObject *f = NULL;
+    if (s->cframe != NULL) {
+        _PyCFrame *saved = ts->cframe;
+        ts->cframe = s->cframe;
+        f = PyThreadState_GetFrame(ts);
+        ts->cframe = saved;
     }
-    _PyCFrame *saved = ts->cframe;
-    ts->cframe = s->cframe;
-    PyFrameObject *f = PyThreadState_GetFrame(ts);
-    ts->cframe = saved;
-    if (gc_was_on)
-        PyGC_Enable();
-#elif PY_VERSION_HEX < 0x030D0000
-    if (s->cframe == NULL)
-        return NULL;
-    _PyCFrame *saved = ts->cframe;
-    ts->cframe = s->cframe;
-    PyFrameObject *f = PyThreadState_GetFrame(ts);
-    ts->cframe = saved;
 #else
     struct _PyInterpreterFrame *saved = ts->current_frame;
     ts->current_frame = s->current_frame;
     PyFrameObject *f = PyThreadState_GetFrame(ts);
     ts->current_frame = saved;
+#endif
+#if PY_VERSION_HEX < 0x030C0000
+    if (gc_was_on)
+        PyGC_Enable();
 #endif
     return (PyObject *)f;
 }

@@ -65,6 +65,14 @@ static void record_claim(py_goroutine *g)
         PyEval_RestoreThread(ts);
 }
 
+/* A reader's one try: true if the goroutine is parked, and now held still
+ * until record_release. */
+static bool record_try_read(py_goroutine *g)
+{
+    uint32_t free = RECORD_FREE;
+    return atomic_compare_exchange_strong(&g->access, &free, RECORD_READING);
+}
+
 static void record_release(py_goroutine *g)
 {
     atomic_store(&g->access, RECORD_FREE);
@@ -328,9 +336,7 @@ PyObject *gopy_runtime_thread_idents(void)
 {
     PyObject *idents;
     GOPY_BEGIN_LOCKED(gopy_state.module);
-    if (m_idents == NULL)
-        m_idents = PyTuple_New(0);
-    idents = Py_XNewRef(m_idents);
+    idents = m_idents != NULL ? Py_NewRef(m_idents) : PyTuple_New(0);
     GOPY_END_LOCKED();
     return idents;
 }
@@ -526,11 +532,10 @@ PyObject *gopy_goroutine_frames(void *gstate)
     } else {
         /* Parked: held still while its frames are read.  Running (or
          * being set up): nothing can be read safely, so no frames. */
-        uint32_t free = RECORD_FREE;
-        if (!atomic_compare_exchange_strong(&g->access, &free, RECORD_READING))
+        if (!record_try_read(g))
             Py_RETURN_NONE;
         frame = gopy_tstate_save_frame(me, G_SAVE(g));
-        atomic_store(&g->access, RECORD_FREE);
+        record_release(g);
     }
 #else
     if (g->loaded_in != NULL) {
