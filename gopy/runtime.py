@@ -6,6 +6,7 @@ from ._gopy import (
     lock_os_thread,
     num_cpu,
     num_goroutine,
+    set_preempt_slice,
     set_stall_warning,
     stats,
     unlock_os_thread,
@@ -13,7 +14,8 @@ from ._gopy import (
 from ._gopy import _goroutines
 
 __all__ = ["gomaxprocs", "num_cpu", "num_goroutine", "gosched", "lock_os_thread",
-           "unlock_os_thread", "stack", "stats", "set_stall_warning"]
+           "unlock_os_thread", "stack", "stats", "set_stall_warning",
+           "set_preempt_slice"]
 
 
 def stack():

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import gopy
-from conftest import FREE_THREADED, build_overflowing_lib, run_script, wait_until
+from conftest import FREE_THREADED, FT_BUILD, build_overflowing_lib, run_script, wait_until
 
 
 def test_stack_lists_every_goroutine_with_state_and_wait_reason():
@@ -81,40 +81,87 @@ def test_stall_warning_when_a_thread_blocks_its_goroutines():
     # that then blocks on the lock blocks its whole thread, and the
     # lock's holder, bound to that thread, can never run to release it.
     r = run_script("""
-        import gopy, threading
+        import gopy, threading, time
         lock = threading.Lock()
         out = gopy.Chan(2)
+        start = time.monotonic()
         def holder():
             with lock:
                 gopy.sleep(0.1)
-            out.send(("holder done", threading.get_ident()))
+            out.send(("holder done", time.monotonic() - start > 2.5, threading.get_ident()))
         def blocker():
             gopy.sleep(0.01)
             got = lock.acquire(timeout=3)
             if got:
                 lock.release()
             out.send(("blocker got the lock" if got else "blocker timed out",
-                      threading.get_ident()))
+                      time.monotonic() - start > 2.5, threading.get_ident()))
         gopy.go(holder)
         gopy.go(blocker)
         for _ in range(2):
             print(*out.recv())
     """, env={"GOPY_STALL_WARNING": "0.5"}, timeout=60)
     assert r.returncode == 0, r.stderr
-    lines = [line.rsplit(" ", 1) for line in r.stdout.split("\n")[:2]]
-    if lines[0][1] != lines[1][1]:
+    lines = [line.rsplit(" ", 2) for line in r.stdout.split("\n")[:2]]
+    lines = [(what, late == "True", ident) for what, late, ident in lines]
+    if lines[0][2] != lines[1][2]:
         # With the GIL off an idle M may start the blocker at once, on a
         # thread of its own: then there is no hazard, and no warning (and
         # either may report first once the holder lets the lock go).
         assert FREE_THREADED
-        assert sorted(what for what, _ in lines) == ["blocker got the lock", "holder done"]
+        assert sorted(what for what, _, _ in lines) == ["blocker got the lock", "holder done"]
         assert "gopy: warning" not in r.stderr
         return
-    assert [what for what, _ in lines] == ["blocker timed out", "holder done"]
+    # The holder, on the blocked thread, got to run only after the blocker
+    # timed out (which of the two then reported first is the scheduler's
+    # choice: the blocker may be preempted as its call returns).
+    assert sorted(lines)[0][:2] == ("blocker timed out", True)
+    assert sorted(lines)[1][:2] == ("holder done", True)
     assert "gopy: warning: thread M" in r.stderr
+    assert "has been blocked in one goroutine's call for" in r.stderr
     assert "goroutine(s) bound to that thread wait to run" in r.stderr
     assert "[running]: Python goroutine on thread M" in r.stderr
     assert "[runnable]: Python goroutine on thread M" in r.stderr
+    # ... and where the blocked goroutine is, from the binding.
+    assert "The goroutine running on that thread, most recent call last:" in r.stderr
+    assert ", in blocker\n" in r.stderr
+
+
+def test_stall_warning_names_a_goroutine_computing_where_it_cannot_be_preempted():
+    r = run_script("""
+        import gopy, threading, time
+        out = gopy.Chan(2)
+        def gen():
+            end = time.perf_counter() + 1.5
+            while time.perf_counter() < end:
+                yield 1
+        def computer():
+            gopy.sleep(0.01)
+            out.send(("computer", sum(gen()) > 0, threading.get_ident()))
+        def other():
+            gopy.sleep(0.05)
+            out.send(("other", True, threading.get_ident()))
+        gopy.go(computer)
+        gopy.go(other)
+        for _ in range(2):
+            print(*out.recv())
+    """, env={"GOPY_STALL_WARNING": "0.5"}, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = [line.split() for line in r.stdout.split("\n")[:2]]
+    if lines[0][2] != lines[1][2]:
+        assert FREE_THREADED  # two threads: nothing stalls
+        assert "gopy: warning" not in r.stderr
+        return
+    # A generator that sum() consumes is Python called back from C: not
+    # preempted, so the other goroutine waits, and the warning says why.
+    assert [line[0] for line in lines] == ["computer", "other"]
+    assert "has computed in one goroutine for" in r.stderr
+    assert "without parking while 1 goroutine(s) bound to that thread wait to run" in r.stderr
+    assert "The goroutine running on that thread, most recent call last:" in r.stderr
+    assert ", in gen\n" in r.stderr
+    # With the GIL off the thread runs on while the binding looks: only its
+    # innermost frame is safe to read.
+    assert (", in computer\n" in r.stderr) == (not FT_BUILD)
 
 
 def test_no_stall_warning_for_a_lone_blocking_call():

@@ -212,6 +212,21 @@ int gopy_sleep_ns(int64_t ns);
 /* Add in_goroutine() and wrap_time_sleep() to the module. */
 int gopy_hooks_init(PyObject *m);
 
+/* ---- preempt.c: preemption of goroutines computing in Python ------------ */
+
+/* The runtime's preempt hook (any thread, no GIL needed): make the
+ * goroutine running on the thread of ts call gopy_rt_preempt_take at its
+ * next loop back-edge. */
+void gopy_preempt_request(PyThreadState *ts);
+/* The runtime's stalled hook (likewise): print the traceback of the
+ * goroutine running on the thread of ts to sys.stderr, soon. */
+void gopy_preempt_print_traceback(PyThreadState *ts);
+/* In a fork child (GIL held): no preempter thread yet, no hook armed. */
+void gopy_preempt_after_fork_child(void);
+/* Module init: note threading's lock types (preemption stays out of their
+ * `with` blocks).  -1 with an exception. */
+int gopy_preempt_init(void);
+
 /* ---- netpoll.c: the netpoller ------------------------------------------- */
 
 /* Add netpoll_wait, netpoll_close, POLL_READ and POLL_WRITE to the module. */
@@ -251,6 +266,14 @@ void gopy_set_stack_size(size_t stack_bytes);
  * exception) if it has none; s is switched out. */
 PyObject *gopy_tstate_save_frame(PyThreadState *ts, py_tstate_save *s);
 bool gopy_is_finalizing(void);
+/* Is the running code Python that a C function called back (more than one
+ * entry into the interpreter on ts's frame chain)?  Preemption stays out
+ * of such code (preempt.c). */
+bool gopy_frame_called_back(PyThreadState *ts);
+/* Does match(obj, arg) hold for an object on the locals or value stack of
+ * one of ts's frames (the running goroutine's)?  Borrowed objects, GIL
+ * held, nothing may run meanwhile. */
+bool gopy_frames_hold(PyThreadState *ts, bool (*match)(PyObject *, void *), void *arg);
 /* The context a goroutine spawned now runs in: a copy of the current one,
  * or NULL (no exception) when that would be an empty context. */
 PyObject *gopy_context_for_spawn(void);

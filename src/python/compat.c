@@ -15,8 +15,9 @@
  * docs/decisions.md for why not one PyThreadState per goroutine).  The
  * lists below follow each version's struct _ts (Include/cpython/pystate.h)
  * and _PyThreadStateImpl (Include/internal/pycore_tstate.h): check them on
- * every new CPython version.  What stays the M's: the GIL fields, tracing
- * and profiling, the free-chunk cache of the data stack, and the
+ * every new CPython version.  What stays the M's: the GIL fields, the
+ * trace and profile functions (whether a goroutine is inside one is its
+ * own), the free-chunk cache of the data stack, and the
  * per-thread lists and caches of 3.14+ (asyncio's task list,
  * dict_global_version, 3.15's lazy_imports and PyThreadState_Ensure count).
  */
@@ -38,6 +39,17 @@
 #include "internal/pycore_critical_section.h" /* suspend / resume, below */
 #endif
 #include "internal/pycore_tstate.h" /* _PyThreadStateImpl */
+#endif
+/* The interpreter frame's layout (who owns a frame: an entry from C?). */
+#if PY_VERSION_HEX < 0x030E0000
+#include "internal/pycore_frame.h"
+#else
+#include "internal/pycore_interpframe_structs.h"
+/* 3.15's header leaves some parameters unused (-Wextra). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#include "internal/pycore_stackref.h"
+#pragma GCC diagnostic pop
 #endif
 #if PY_VERSION_HEX >= 0x030E0000
 #include "internal/pycore_ceval.h"     /* _Py_InitializeRecursionLimits */
@@ -126,6 +138,15 @@ struct py_tstate_save {
     /* ... and the C stack's references the collector must see (3.14t). */
     struct _PyCStackRef *c_stack_refs;
 #endif
+#endif
+    /* Inside a trace or monitoring callback, and which event: a
+     * goroutine parked or preempted there must not mute the callbacks of
+     * the others on its thread. */
+    int tracing;
+#if PY_VERSION_HEX < 0x030C0000
+    int tracing_what;
+#else
+    int what_event;
 #endif
     int recursion_headroom;
     int coroutine_origin_tracking_depth;
@@ -344,6 +365,12 @@ void gopy_tstate_store(PyThreadState *ts, py_tstate_save *s)
     s->c_stack_refs = TS_IMPL(ts, struct _PyCStackRef *, c_stack_refs);
 #endif
 #endif
+    s->tracing = ts->tracing;
+#if PY_VERSION_HEX < 0x030C0000
+    s->tracing_what = ts->tracing_what;
+#else
+    s->what_event = ts->what_event;
+#endif
     s->recursion_headroom = ts->recursion_headroom;
     s->coroutine_origin_tracking_depth = ts->coroutine_origin_tracking_depth;
     s->id = ts->id;
@@ -362,11 +389,12 @@ void gopy_tstate_load(PyThreadState *ts, py_tstate_save *s)
 #if PY_VERSION_HEX < 0x030C0000
     if (s->cframe == NULL)
         s->cframe = &ts->root_cframe;
-    /* Tracing is the thread's: carry its flag over to the goroutine's
-     * innermost C frame. */
-    int use_tracing = ts->cframe->use_tracing;
+    /* Tracing is the thread's, muted while the goroutine is inside a
+     * callback: set its innermost C frame's flag as CPython would
+     * (_PyThreadState_UpdateTracingState). */
     ts->cframe = s->cframe;
-    ts->cframe->use_tracing = use_tracing;
+    ts->cframe->use_tracing =
+        s->tracing == 0 && (ts->c_tracefunc != NULL || ts->c_profilefunc != NULL) ? 255 : 0;
 #elif PY_VERSION_HEX < 0x030D0000
     if (s->cframe == NULL)
         s->cframe = &ts->root_cframe;
@@ -439,6 +467,12 @@ void gopy_tstate_load(PyThreadState *ts, py_tstate_save *s)
     if (s->critical_section != 0)
         _PyCriticalSection_Resume(ts);
 #endif
+    ts->tracing = s->tracing;
+#if PY_VERSION_HEX < 0x030C0000
+    ts->tracing_what = s->tracing_what;
+#else
+    ts->what_event = s->what_event;
+#endif
     ts->recursion_headroom = s->recursion_headroom;
     ts->coroutine_origin_tracking_depth = s->coroutine_origin_tracking_depth;
     ts->id = s->id;
@@ -510,6 +544,66 @@ PyObject *gopy_tstate_save_frame(PyThreadState *ts, py_tstate_save *s)
         PyGC_Enable();
 #endif
     return (PyObject *)f;
+}
+
+bool gopy_frame_called_back(PyThreadState *ts)
+{
+    /* Count the interpreter's entries from C on the frame chain: the
+     * goroutine's own call makes one; a C function that called Python back
+     * (a finalizer, sort's key, sum over a generator, an import, a trace
+     * function) makes another. */
+    int entries = 0;
+#if PY_VERSION_HEX < 0x030C0000 /* the first frame of each C call is marked (3.11) */
+    for (_PyInterpreterFrame *f = ts->cframe->current_frame; f != NULL; f = f->previous)
+        entries += f->is_entry;
+#elif PY_VERSION_HEX < 0x030D0000 /* a shim frame on the C stack per call (3.12) */
+    for (_PyInterpreterFrame *f = ts->cframe->current_frame; f != NULL; f = f->previous)
+        entries += f->owner == FRAME_OWNED_BY_CSTACK;
+#elif PY_VERSION_HEX < 0x030E0000 /* the thread state points at the frame (3.13) */
+    for (_PyInterpreterFrame *f = ts->current_frame; f != NULL; f = f->previous)
+        entries += f->owner == FRAME_OWNED_BY_CSTACK;
+#elif PY_VERSION_HEX < 0x030F0000 /* 3.14: entry frames are the interpreter's (or the C stack's) */
+    for (_PyInterpreterFrame *f = ts->current_frame; f != NULL; f = f->previous)
+        entries += f->owner >= FRAME_OWNED_BY_INTERPRETER;
+#else /* 3.15: entries and the chain's base frame are the interpreter's */
+    for (_PyInterpreterFrame *f = ts->current_frame; f != NULL && f->previous != NULL;
+         f = f->previous)
+        entries += f->owner == FRAME_OWNED_BY_INTERPRETER;
+#endif
+    return entries > 1;
+}
+
+bool gopy_frames_hold(PyThreadState *ts, bool (*match)(PyObject *, void *), void *arg)
+{
+    /* Each frame's locals and value stack, as far as the interpreter saved
+     * its stack pointer (at every call and callback: the collector reads
+     * them there too); the interpreter's own entry frames hold nothing. */
+#if PY_VERSION_HEX < 0x030D0000
+    _PyInterpreterFrame *f = ts->cframe->current_frame;
+#else
+    _PyInterpreterFrame *f = ts->current_frame;
+#endif
+    for (; f != NULL; f = f->previous) {
+#if PY_VERSION_HEX < 0x030C0000 /* 3.11: a PyObject * array up to stacktop */
+        for (int i = 0; i < f->stacktop; i++)
+            if (f->localsplus[i] != NULL && match(f->localsplus[i], arg))
+                return true;
+#elif PY_VERSION_HEX < 0x030E0000 /* 3.12, 3.13: the same, after a C entry's shim frame */
+        if (f->owner == FRAME_OWNED_BY_CSTACK)
+            continue;
+        for (int i = 0; i < f->stacktop; i++)
+            if (f->localsplus[i] != NULL && match(f->localsplus[i], arg))
+                return true;
+#else /* 3.14+: tagged stack references up to stackpointer (NULL while unsaved in debug builds) */
+        if (f->owner >= FRAME_OWNED_BY_INTERPRETER || f->stackpointer == NULL)
+            continue;
+        for (_PyStackRef *r = f->localsplus; r < f->stackpointer; r++)
+            if (!PyStackRef_IsNull(*r) && !PyStackRef_IsTaggedInt(*r) &&
+                match(PyStackRef_AsPyObjectBorrow(*r), arg))
+                return true;
+#endif
+    }
+    return false;
 }
 
 PyObject *gopy_context_for_spawn(void)

@@ -486,12 +486,28 @@ static void hook_leave(void **mslot, void *gstate, bool exited)
     record_release(g);
 }
 
+static void hook_preempt(void **mslot)
+{
+    py_m *pm = *mslot;
+    if (pm != NULL)
+        gopy_preempt_request(pm->ts);
+}
+
+static void hook_stalled(void **mslot)
+{
+    py_m *pm = *mslot;
+    if (pm != NULL)
+        gopy_preempt_print_traceback(pm->ts);
+}
+
 static const struct gopy_host_hooks hooks = {
     .thread_start = hook_thread_start,
     .acquire = hook_acquire,
     .release = hook_release,
     .enter = hook_enter,
     .leave = hook_leave,
+    .preempt = hook_preempt,
+    .stalled = hook_stalled,
 };
 
 int gopy_goroutine_init(void)

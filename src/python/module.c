@@ -235,6 +235,17 @@ static PyObject *mod_set_stall_warning(PyObject *self, PyObject *d)
     Py_RETURN_NONE;
 }
 
+static PyObject *mod_set_preempt_slice(PyObject *self, PyObject *d)
+{
+    (void)self;
+    int64_t ns;
+    if (gopy_duration_ns(d, &ns) < 0)
+        return NULL;
+    int64_t old = gopy_rt_preempt_slice();
+    gopy_rt_set_preempt_slice(ns > 0 ? ns : 0);
+    return PyFloat_FromDouble((double)old / 1e9);
+}
+
 static PyObject *mod_goid(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
     (void)self;
@@ -247,12 +258,12 @@ static PyObject *mod_stats(PyObject *self, PyObject *Py_UNUSED(ignored))
     gopy_rt_stats s;
     gopy_rt_get_stats(&s);
     return Py_BuildValue(
-        "{sLsLsLsLsLsLsLsLsLsLsLsssLsLsLsLsLsL}", "goroutines", (long long)s.goroutines, "ms",
+        "{sLsLsLsLsLsLsLsLsLsLsLsLsssLsLsLsLsLsL}", "goroutines", (long long)s.goroutines, "ms",
         (long long)s.ms, "ms_idle", (long long)s.ms_idle, "ps", (long long)s.ps, "gomaxprocs",
         (long long)s.gomaxprocs, "context_switches", (long long)s.context_switches, "steals",
         (long long)s.steals, "handoffs", (long long)s.handoffs, "host_recruits",
         (long long)s.host_recruits, "timers", (long long)s.timers, "host_queue",
-        (long long)s.host_queue, "stack_guard", s.stack_guard, "stack_size_c",
+        (long long)s.host_queue, "preemptions", (long long)s.preemptions, "stack_guard", s.stack_guard, "stack_size_c",
         (long long)s.stack_size_c, "stack_size_python", (long long)s.stack_size_host,
         "netpoll_waiters", (long long)s.netpoll_waiters, "offload_threads",
         (long long)s.offload_threads, "offload_busy", (long long)s.offload_busy,
@@ -319,6 +330,7 @@ static PyObject *mod_after_fork_child(PyObject *self, PyObject *Py_UNUSED(ignore
     /* The child's threads are gone, and CPython has deleted their thread
      * states: start a fresh runtime; the new Ms make new ones. */
     gopy_rt_after_fork_child();
+    gopy_preempt_after_fork_child();
     gopy_state.main_thread = PyThread_get_thread_ident();
     Py_RETURN_NONE;
 }
@@ -360,6 +372,10 @@ static PyMethodDef module_methods[] = {
      "set_stall_warning(d) -> None\n\nWarn on stderr when a thread stays in one call longer "
      "than d seconds while goroutines bound to it wait (0: never; default 5 s, or the "
      "GOPY_STALL_WARNING environment variable)."},
+    {"set_preempt_slice", mod_set_preempt_slice, METH_O,
+     "set_preempt_slice(d) -> float\n\nPreempt a goroutine computing in Python for longer "
+     "than d seconds while goroutines of its thread wait (0: never; default 0.01, or the "
+     "GOPY_PREEMPT_SLICE environment variable).  Returns the previous slice."},
     {"stats", mod_stats, METH_NOARGS, "stats() -> dict"},
     {"_goroutines", mod_goroutines, METH_NOARGS, "live goroutines, for runtime.stack()"},
     {"_shutdown", mod_shutdown, METH_NOARGS, "interpreter exit: start no more Python work"},
@@ -424,7 +440,8 @@ static int module_exec(PyObject *m)
         return -1;
     gopy_state.module = m;
     gopy_state.interp = PyInterpreterState_Get();
-    if (gopy_compat_init() < 0 || gopy_context_init(m) < 0 || gopy_hooks_init(m) < 0)
+    if (gopy_compat_init() < 0 || gopy_context_init(m) < 0 || gopy_hooks_init(m) < 0 ||
+        gopy_preempt_init() < 0)
         return -1;
     return gopy_goroutine_init();
 }

@@ -48,6 +48,16 @@ struct gopy_host_hooks {
      * true for its first run, `exited` once it has returned for good. */
     void (*enter)(void **mslot, void *gstate, bool first);
     void (*leave)(void **mslot, void *gstate, bool exited);
+    /* Called by sysmon (no host lock, must not block): the goroutine
+     * running on this M has run a whole preemption slice while goroutines
+     * bound to the M wait.  The binding makes it call
+     * gopy_rt_preempt_take at its next safe point, and yield if told to.
+     * Optional. */
+    void (*preempt)(void **mslot);
+    /* Called by sysmon (no host lock, must not block) after it warned that
+     * this M's goroutine stalls the others bound to it: the binding may add
+     * what only it can see (the goroutine's traceback).  Optional. */
+    void (*stalled)(void **mslot);
 };
 
 void gopy_rt_set_host_hooks(const struct gopy_host_hooks *hooks);
@@ -350,9 +360,25 @@ void gopy_rt_dump_goroutines(int fd);
  * GOPY_STALL_WARNING seconds). */
 void gopy_rt_set_stall_warning(int64_t ns);
 
+/* Preemption of host goroutines (docs/decisions.md §18).  A host goroutine
+ * that runs longer than the slice (default 10 ms, or GOPY_PREEMPT_SLICE
+ * seconds; 0 turns preemption off) while others bound to its M are
+ * runnable is asked to yield through the preempt hook. */
+void gopy_rt_set_preempt_slice(int64_t ns);
+int64_t gopy_rt_preempt_slice(void);
+/* At a safe point: was the calling goroutine's M asked to preempt it?
+ * Takes the request.  DUE: yield now (gopy_rt_preempt_yield); STALE: the
+ * request was for an earlier stretch (the goroutine parked since, or
+ * another runs): nothing to do; NONE: no request, or not a goroutine that
+ * may be preempted (not a host goroutine, or locked to its thread). */
+enum { GOPY_PREEMPT_NONE, GOPY_PREEMPT_STALE, GOPY_PREEMPT_DUE };
+int gopy_rt_preempt_take(void);
+/* Yield the calling host goroutine for preemption (counted in stats). */
+void gopy_rt_preempt_yield(void);
+
 typedef struct {
     int64_t goroutines, ms, ms_idle, ps, gomaxprocs, context_switches, steals,
-        handoffs, host_recruits, timers, host_queue;
+        handoffs, host_recruits, timers, host_queue, preemptions;
     const char *stack_guard;
     int64_t stack_size_c, stack_size_host;
     int64_t netpoll_waiters; /* goroutines and threads waiting on descriptors */

@@ -1874,6 +1874,9 @@ void rt_init(void)
         const char *stall = getenv("GOPY_STALL_WARNING");
         double secs = stall != NULL && *stall != '\0' ? strtod(stall, NULL) : 5.0;
         atomic_store(&sched.stall_warn_ns, secs > 0 ? (int64_t)(secs * 1e9) : 0);
+        const char *slice = getenv("GOPY_PREEMPT_SLICE");
+        secs = slice != NULL && *slice != '\0' ? strtod(slice, NULL) : 0.010;
+        atomic_store(&sched.preempt_ns, secs > 0 ? (int64_t)(secs * 1e9) : 0);
         rt_lock(&sched.lock);
         (void)procresize(env_procs()); /* no timers yet */
         rt_unlock(&sched.lock);
@@ -1967,6 +1970,27 @@ void gopy_rt_host_stop(void)
 
 void gopy_yield(void)
 {
+    gosched();
+}
+
+int gopy_rt_preempt_take(void)
+{
+    M *m = getm();
+    G *g = getg();
+    if (m == NULL || g == NULL ||
+        atomic_load_explicit(&m->preempt_tick, memory_order_relaxed) == 0)
+        return GOPY_PREEMPT_NONE;
+    uint64_t asked = atomic_exchange(&m->preempt_tick, 0);
+    if (asked == 0)
+        return GOPY_PREEMPT_NONE;
+    /* A goroutine locked to its thread owns it: nobody else runs there. */
+    bool same = asked == atomic_load_explicit(&m->schedtick, memory_order_relaxed);
+    return same && g->kind == G_HOST && g->locked == 0 ? GOPY_PREEMPT_DUE : GOPY_PREEMPT_STALE;
+}
+
+void gopy_rt_preempt_yield(void)
+{
+    atomic_fetch_add_explicit(&sched.npreempt, 1, memory_order_relaxed);
     gosched();
 }
 
@@ -2078,6 +2102,7 @@ void gopy_rt_get_stats(gopy_rt_stats *s)
     s->host_recruits = atomic_load(&sched.nhost_recruits);
     s->timers = timers_count();
     s->host_queue = atomic_load(&sched.hostq_len);
+    s->preemptions = atomic_load(&sched.npreempt);
     s->stack_guard = rt_stack_guard_mode();
     s->stack_size_c = (int64_t)rt_stack_size(RT_STACK_C);
     s->stack_size_host = (int64_t)rt_stack_size(RT_STACK_HOST);

@@ -256,6 +256,12 @@ struct M {
     int64_t mon_cpu;   /* the M's CPU time then, -1 if not sampled */
     bool mon_acted;    /* already compensated / moved for this stretch */
     bool mon_warned;   /* stall warning printed for this stretch */
+    int64_t mon_run_since; /* when sysmon first saw schedtick at mon_tick */
+    int64_t mon_asked;  /* when preemption was last asked this stretch (0: not) */
+    /* The schedtick of the stretch sysmon asked to yield (0: none): sysmon
+     * stores, the M takes it (gopy_rt_preempt_take), so a request that
+     * arrives after the goroutine parked is seen to be stale. */
+    _Atomic uint64_t preempt_tick;
 
     G *gfree; /* host-class free Gs cached by this M */
     int32_t gfree_n;
@@ -404,6 +410,11 @@ typedef struct {
     /* Warn when an M stays in one call this long while goroutines bound to
      * it wait (0: never); GOPY_STALL_WARNING seconds. */
     _Atomic int64_t stall_warn_ns;
+    /* A host goroutine running this long while goroutines bound to its M
+     * wait is asked to yield (0: never); GOPY_PREEMPT_SLICE seconds,
+     * default 10 ms like Go's forcePreemptNS.  npreempt counts yields. */
+    _Atomic int64_t preempt_ns;
+    _Atomic int64_t npreempt;
     bool traceback_all; /* GOPY_TRACEBACK=all: dump every goroutine on a fatal error */
     _Atomic bool started;
 } schedt;

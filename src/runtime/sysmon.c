@@ -97,32 +97,103 @@ static bool p_has_work(P *p)
 
 enum watch { W_NOTHING, W_SUSPECT, W_ACTED };
 
-/* The hazard DESIGN.md warns of: a goroutine holds a threading.Lock across
- * a park, another goroutine on the same thread blocks on that lock, and
- * the whole thread (with every goroutine bound to it) stalls.  Say so,
- * once per stretch, rather than hang silently. */
+/* An M whose goroutine keeps the goroutines bound to its thread waiting,
+ * past the stall-warning limit: say what it sees, once per stretch.  A
+ * goroutine computing without parking where it cannot be preempted (C
+ * code, Python a C function called back, a `with` block of a threading
+ * lock, preemption off); or a call blocked in the kernel: DESIGN.md's
+ * hazard, a goroutine holding a threading.Lock across a park and another
+ * of its thread blocking on that lock, which stalls the thread with the
+ * lock's holder bound to it.  The binding adds the goroutine's traceback
+ * (the stalled hook). */
 static void maybe_warn_stall(M *m, int64_t now)
 {
     int64_t limit = atomic_load_explicit(&sched.stall_warn_ns, memory_order_relaxed);
-    if (limit <= 0 || m->mon_warned || now - m->mon_since < limit ||
+    if (limit <= 0 || m->mon_warned || now - m->mon_run_since < limit ||
         atomic_load(&m->hostq_len) == 0)
         return;
     m->mon_warned = true;
-    char buf[256];
-    snprintf(buf, sizeof buf,
-             "gopy: warning: thread M%lld has run one goroutine's call for %.1f s while "
-             "%d goroutine(s) bound to that thread wait to run.  A threading.Lock held "
-             "across a gopy operation?  (README: rules).  Goroutines on that thread:\n",
-             (long long)m->id, (double)(now - m->mon_since) / 1e9,
-             (int)atomic_load(&m->hostq_len));
+    int64_t cpu = thread_cpu_ns(m);
+    double secs = (double)(now - m->mon_run_since) / 1e9;
+    bool computing = cpu >= 0 && m->mon_cpu >= 0 && (cpu - m->mon_cpu) * 2 > now - m->mon_since;
+    int waiting = (int)atomic_load(&m->hostq_len);
+    char buf[512];
+    if (computing)
+        snprintf(buf, sizeof buf,
+                 "gopy: warning: thread M%lld has computed in one goroutine for %.1f s without "
+                 "parking while %d goroutine(s) bound to that thread wait to run; it runs where "
+                 "it cannot be preempted (C code, Python called back from C, a with block of a "
+                 "threading lock) or preemption is off.  Goroutines on that thread:\n",
+                 (long long)m->id, secs, waiting);
+    else
+        snprintf(buf, sizeof buf,
+                 "gopy: warning: thread M%lld has been blocked in one goroutine's call for %.1f s "
+                 "while %d goroutine(s) bound to that thread wait to run.  A threading.Lock held "
+                 "across a gopy operation?  (README: rules).  Goroutines on that thread:\n",
+                 (long long)m->id, secs, waiting);
     ssize_t w = write(STDERR_FILENO, buf, strlen(buf));
     (void)w;
     rt_dump_goroutines(STDERR_FILENO, m);
+    const struct gopy_host_hooks *hooks = sched.host_hooks;
+    if (hooks != NULL && hooks->stalled != NULL)
+        hooks->stalled(&m->host);
 }
 
 void gopy_rt_set_stall_warning(int64_t ns)
 {
     atomic_store(&sched.stall_warn_ns, ns);
+}
+
+void gopy_rt_set_preempt_slice(int64_t ns)
+{
+    atomic_store(&sched.preempt_ns, ns > 0 ? ns : 0);
+}
+
+int64_t gopy_rt_preempt_slice(void)
+{
+    return atomic_load(&sched.preempt_ns);
+}
+
+/* When sysmon must look again for preemption (sysmon's thread only; 0:
+ * nothing due): the end of a running slice, or soon after a request, to
+ * see the stretch that follows it begin. */
+static int64_t preempt_look_at;
+#define PREEMPT_FOLLOW_NS ((int64_t)500 * 1000)
+
+static void look_again_at(int64_t t)
+{
+    if (preempt_look_at == 0 || t < preempt_look_at)
+        preempt_look_at = t;
+}
+
+/* Go's sysmon preempts a goroutine that has run 10 ms (retake): here, a
+ * host goroutine that has run a slice while goroutines bound to its M
+ * wait.  Only the binding can stop Python code at a safe point: ask it,
+ * and again after each further slice the goroutine runs on.  (A locked goroutine's M has nobody else to run; the
+ * M's own check, gopy_rt_preempt_take, declines for it.) */
+static void maybe_preempt(M *m, uint64_t tick, int64_t now)
+{
+    int64_t slice = atomic_load_explicit(&sched.preempt_ns, memory_order_relaxed);
+    const struct gopy_host_hooks *hooks = sched.host_hooks;
+    if (slice <= 0 || hooks == NULL || hooks->preempt == NULL ||
+        atomic_load(&m->hostq_len) == 0)
+        return;
+    if (now - m->mon_run_since < slice) {
+        look_again_at(m->mon_run_since + slice);
+        return;
+    }
+    if (m->mon_asked != 0 && now - m->mon_asked < slice) {
+        /* Asked, and the goroutine still runs: it has not reached its
+         * next back-edge yet (look again soon), or it declined (where it
+         * cannot be preempted: ask again after another slice). */
+        bool taken = atomic_load(&m->preempt_tick) == 0;
+        look_again_at(taken ? m->mon_asked + slice : now + PREEMPT_FOLLOW_NS);
+        return;
+    }
+    m->mon_asked = now;
+    atomic_store(&m->preempt_tick, tick);
+    hooks->preempt(&m->host);
+    look_again_at(now + PREEMPT_FOLLOW_NS);
 }
 
 /* Look at one M: did it find it stuck (suspect), or act? */
@@ -135,9 +206,12 @@ static enum watch watch_m(M *m, int64_t now)
         m->mon_cpu = -1;
         m->mon_acted = false;
         m->mon_warned = false;
+        m->mon_run_since = now;
+        m->mon_asked = 0;
         return W_NOTHING;
     }
     maybe_warn_stall(m, now);
+    maybe_preempt(m, tick, now);
     if (m->mon_acted)
         return W_NOTHING;
     /* Same G running since mon_since. */
@@ -226,6 +300,7 @@ static void *sysmon(void *arg)
         rt_usleep(delay_us);
         int64_t now = rt_nanotime();
         bool busy = false;
+        preempt_look_at = 0;
         for (M *m = atomic_load(&sched.allm); m != NULL; m = m->alllink)
             if (!m->dying && watch_m(m, now) != W_NOTHING)
                 busy = true;
@@ -249,6 +324,13 @@ static void *sysmon(void *arg)
         }
         if (host_waiting && delay_us > HOST_START_PATIENCE_NS / 2000)
             delay_us = HOST_START_PATIENCE_NS / 2000;
+        if (preempt_look_at != 0) {
+            int64_t until_us = (preempt_look_at - now) / 1000;
+            if (until_us < SYSMON_MIN_US)
+                until_us = SYSMON_MIN_US;
+            if (delay_us > until_us)
+                delay_us = until_us;
+        }
     }
     return NULL;
 }
