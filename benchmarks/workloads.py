@@ -642,6 +642,38 @@ class ManyConnections(Workload):
         return {"W13": elapsed, "W13m": peak_rss_bytes(), "W13t": thread_count()}
 
 
+def spin_for(secs: float) -> int:
+    """W14's spinner: pure Python for ``secs`` (perf_counter), no call that parks or
+    releases the GIL; the loop's count."""
+    end = time.perf_counter() + secs
+    n = 0
+    while time.perf_counter() < end:
+        n += 1
+    return n
+
+
+TICK = 0.010  # W14's ticker period
+
+
+class Fairness(Workload):
+    """W14. ``w14(secs) -> (ticks, spins)``: one goroutine (a thread, a task, a
+    greenlet) spins ``spin_for(secs)`` beside another that counts the ticks of a 10 ms
+    ticker that arrive meanwhile; both started the plain way, wherever the scheduler
+    puts them.  Go preempts the spinner every 10 ms and gets ~200 ticks in 2 s;
+    cooperative schedulers get none while the spinner runs."""
+    summary = "a 2 s pure-Python spin beside a 10 ms ticker: ticks that got through"
+    id, func, sizes = "W14", "w14", (2, 1)  # seconds of spin
+    metrics = (Metric("W14", "ticks", COUNT,
+                      Target(150, full_size_only=True), higher_is_better=True),)
+    warm_up = False
+
+    def score(self, n, arg, out, elapsed):
+        ticks, spins = out
+        check(spins > 0, "W14: the spinner never looped")
+        check(elapsed >= n, f"W14: took {elapsed:.2f} s, less than the {n} s spin")
+        return {"W14": float(ticks)}
+
+
 def py_kernel(i: int) -> int:
     """W15's job: pure Python (no call releases the GIL), about 20 ms."""
     acc = i
@@ -729,7 +761,7 @@ class LoopPingPong(Workload):
 
 WORKLOADS = [SpawnJoin(), PingPong(), Stream(), Select4(), Fanout(), FanoutZlib(),
              Sleepers(), BlockingCalls(), Parked(), LockUncontended(), LockContended(),
-             PoolFanout(), PoolBlocking(), HttpFanout(), ManyConnections(),
+             PoolFanout(), PoolBlocking(), HttpFanout(), ManyConnections(), Fairness(),
              FreeThreadedFanout(), LoopAwait(), LoopPingPong()]
 BY_ID = {w.id: w for w in WORKLOADS}
 METRIC_OWNER = {m.id: w for w in WORKLOADS for m in w.metrics}  # metric id -> workload

@@ -38,10 +38,12 @@ shift $((OPTIND - 1))
 # errgroup wake-ups, the concurrent property test, spawn backlogs, garbage
 # collection beside channel traffic, interpreter exit, the standard library's
 # blocking calls parking beside other goroutines, objects shared by goroutines
-# and threads running at once (test_free_threading.py).  ~40 s per iteration.
+# and threads running at once (test_free_threading.py), goroutines preempted
+# beside others of their thread (test_preempt.py).  ~70 s per iteration.
 default_tests=(
     tests/test_select.py
     tests/test_free_threading.py
+    tests/test_preempt.py
     tests/test_threads_interop.py
     "tests/test_chan.py::test_close_wakes_all_blocked_receivers_goroutines_and_threads"
     "tests/test_chan.py::test_close_wakes_all_blocked_senders"

@@ -43,6 +43,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 import pytest
 
@@ -1281,3 +1282,33 @@ def test_asyncio_awaits_cancellations_and_to_goroutine():
         check(work, warm=3)
     finally:
         loop.close()
+
+
+def test_preemption():
+    from test_preempt import on_one_thread, spin
+
+    stats = gopy.runtime.stats
+    before = stats()["preemptions"]
+
+    def work():
+        stop = gopy.Chan()
+
+        def reader():
+            n = 0
+            t = gopy.Ticker(0.002)
+            while select(Recv(t.c), Recv(stop))[0] == 0:
+                n += 1
+            t.stop()
+            return n
+
+        def spinner():
+            time.sleep(0.005)
+            spin(0.03)  # three slices: preempted beside the reader
+            stop.close()
+            return Obj("spun")
+
+        got, _ = on_one_thread(spinner, reader)
+        assert got.payload == ["spun"]
+
+    check(work, inner=8)
+    assert stats()["preemptions"] > before

@@ -9,7 +9,8 @@ import gc
 import sys
 import time
 
-from benchmarks.workloads import POOL_SETTLE, SLEEP, clock, loop_thread_ping_pong, rss_bytes
+from benchmarks.workloads import (POOL_SETTLE, SLEEP, TICK, clock, loop_thread_ping_pong, rss_bytes,
+                                  spin_for)
 
 PEER = "asyncio"
 NO_EQUIVALENT = {
@@ -275,6 +276,31 @@ def w13(spec):
 
         await asyncio.gather(*[client(i) for i in range(spec.n)])
         return received
+
+    return asyncio.run(main())
+
+
+def w14(secs):
+    async def count(stop):
+        n = 0
+        loop = asyncio.get_running_loop()
+        due = loop.time() + TICK
+        while True:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            if stop.is_set():
+                return n
+            n += 1
+            due += TICK * max(1, int((loop.time() - due) // TICK) + 1)
+
+    async def spin(stop):
+        await asyncio.sleep(0)  # the counter is waiting by now
+        n = spin_for(secs)
+        stop.set()
+        return n
+
+    async def main():
+        stop = asyncio.Event()
+        return tuple(await asyncio.gather(count(stop), spin(stop)))
 
     return asyncio.run(main())
 

@@ -15,7 +15,7 @@ import gopy
 # only the workloads that need it.
 from gopy import Chan, go
 
-from benchmarks.workloads import POOL_SETTLE, SLEEP, clock, rss_bytes
+from benchmarks.workloads import POOL_SETTLE, SLEEP, TICK, clock, rss_bytes, spin_for
 
 PEER = "gopy"
 NO_EQUIVALENT = {}
@@ -135,6 +135,31 @@ def w5(arg):
     wg.wait()
     return results
 
+
+
+def w14(secs):
+    """Started the plain way from one goroutine: the counter, then the spinner."""
+    def main():
+        ticker, done, counted, spins = gopy.Ticker(TICK), Chan(), Chan(1), Chan(1)
+
+        def count():
+            n = 0
+            while gopy.select(gopy.Recv(ticker.c), gopy.Recv(done))[0] == 0:
+                n += 1
+            counted.send(n)
+
+        def spinner():
+            n = spin_for(secs)
+            done.close()
+            spins.send(n)
+
+        go(count)
+        go(spinner)
+        n = spins.recv()
+        ticker.stop()
+        return counted.recv(), n
+
+    return _in_goroutine(main)
 
 
 # W15: the same fan-out, of a pure-Python kernel (free-threaded builds).

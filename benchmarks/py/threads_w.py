@@ -6,7 +6,8 @@ import threading
 import time
 from queue import Queue
 
-from benchmarks.workloads import POOL_SETTLE, SLEEP, clock, loop_thread_ping_pong, rss_bytes
+from benchmarks.workloads import (POOL_SETTLE, SLEEP, TICK, clock, loop_thread_ping_pong, rss_bytes,
+                                  spin_for)
 
 PEER = "threads"
 NO_EQUIVALENT = {
@@ -98,6 +99,33 @@ def w5(arg):
     _run_all([threading.Thread(target=run, args=(i,)) for i in range(n)])
     return results
 
+
+
+def tick_counter(stop_is_set, sleep):
+    """Count the ticks of a TICK ticker until stop_is_set(): a reader that falls behind
+    gets one tick, the ones it missed are dropped (as Go's ticker does)."""
+    n = 0
+    due = time.perf_counter() + TICK
+    while True:
+        sleep(max(0.0, due - time.perf_counter()))
+        if stop_is_set():
+            return n
+        n += 1
+        now = time.perf_counter()
+        due += TICK * max(1, int((now - due) // TICK) + 1)
+
+
+def w14(secs):
+    stop = threading.Event()
+    counted = []
+    counter = threading.Thread(target=lambda: counted.append(tick_counter(stop.is_set, time.sleep)))
+    counter.start()
+    spins = []
+    spinner = threading.Thread(target=lambda: (spins.append(spin_for(secs)), stop.set()))
+    spinner.start()
+    spinner.join()
+    counter.join()
+    return counted[0], spins[0]
 
 
 # W15: the same fan-out, of a pure-Python kernel (free-threaded builds).
