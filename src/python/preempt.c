@@ -22,7 +22,8 @@
  *   - the goroutine is in a `with` block of one of threading's locks
  *     (is_lock_exit);
  *   - it is locked to its thread (the runtime declines).
- * sysmon asks again after another slice.  When nothing is due nothing is armed: no cost.
+ * sysmon asks again after another slice.  When nothing is due, nothing is
+ * armed: no cost.
  *
  * The same thread prints the Python traceback after sysmon's stall warning
  * (gopy_preempt_print_traceback).
@@ -55,6 +56,7 @@ static struct {
 } pre = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void arm(PyThreadState *ts);
+static void disarm_thread(unsigned long tid);
 static void sweep(void);
 
 /* Hooks armed and not yet taken (3.12+), for the preempter to sweep. */
@@ -122,7 +124,6 @@ static bool is_lock_exit(PyObject *o, void *arg)
 
 /* Yield the goroutine running this hook if its preemption is due and safe
  * here; the hooks armed for this thread go either way. */
-static void disarm_thread(unsigned long tid);
 static void preempt_here(void)
 {
     int due = gopy_rt_preempt_take();
@@ -144,16 +145,18 @@ static int64_t monotonic_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Written by the preempter, read by hooks, both with the GIL (or under the
- * critical section on `armed`). */
+/* Made by the preempter before it publishes `tool` (0 until then), then
+ * read-only but for `armed` and `by_thread`, which the preempter and the
+ * hooks change with the GIL (or in a critical section on `armed` where
+ * there is none). */
 static struct {
-    int tool;                   /* the tool id gopy holds; -1: none free */
+    _Atomic int tool;           /* the tool id gopy holds; -1: none free */
     PyObject *set_local_events; /* sys.monitoring.set_local_events */
     PyObject *current_frames;   /* sys._current_frames */
     long jump;                  /* sys.monitoring.events.JUMP */
     PyObject *armed;            /* code -> how many threads' hooks armed it */
     PyObject *by_thread;        /* thread id -> (codes armed for it, when: ns) */
-} mon = {.tool = 0};
+} mon;
 
 static PyObject *on_jump(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -211,11 +214,11 @@ static int claim_tool(void)
     if (!ok) {
         if (PyErr_Occurred())
             PyErr_WriteUnraisable(NULL);
-        else
-            PyErr_WarnEx(PyExc_RuntimeWarning,
-                         "gopy: sys.monitoring tool ids 3 and 4 are both taken: goroutines "
-                         "computing in Python will not be preempted",
-                         1);
+        else if (PyErr_WarnEx(PyExc_RuntimeWarning,
+                              "gopy: sys.monitoring tool ids 3 and 4 are both taken: goroutines "
+                              "computing in Python will not be preempted",
+                              1) < 0)
+            PyErr_WriteUnraisable(NULL);
         return -1;
     }
     return tool;
@@ -308,7 +311,7 @@ static PyObject *running_codes(PyObject *key)
 static void arm(PyThreadState *ts)
 {
     if (mon.tool == 0)
-        mon.tool = claim_tool();
+        mon.tool = claim_tool(); /* the preempter is the only writer */
     if (mon.tool < 0)
         return;
     PyObject *key = PyLong_FromUnsignedLong(ts->thread_id);
@@ -450,8 +453,8 @@ static void arm(PyThreadState *ts)
     int i = traced_slot(ts);
     if (i < 0)
         return;
-    traced[i].func = ts->c_tracefunc;
-    traced[i].obj = Py_XNewRef(ts->c_traceobj);
+    traced[i].func = ts->c_tracefunc; /* what an arm that never ran saved is stale */
+    Py_XSETREF(traced[i].obj, Py_XNewRef(ts->c_traceobj));
     if (_PyEval_SetTrace(ts, on_trace, NULL) < 0) {
         PyErr_WriteUnraisable(NULL); /* an audit hook refused sys.settrace */
         Py_CLEAR(traced[i].obj);
