@@ -106,7 +106,8 @@ if [ "$run_tests" = 1 ]; then
     tests=(tests/test_chan.py tests/test_select.py tests/test_threads_interop.py
            tests/test_goroutines.py tests/test_timers.py tests/test_deadlock.py
            tests/test_lifecycle.py tests/test_properties.py tests/test_go_c.py
-           tests/test_ctypes_chan.py tests/test_bad_input.py tests/test_asyncio.py)
+           tests/test_ctypes_chan.py tests/test_bad_input.py tests/test_asyncio.py
+           tests/test_preempt.py tests/test_debugging.py)
     for t in tests/test_sync.py tests/test_context.py tests/test_errgroup.py tests/test_atomic.py \
              tests/test_offload.py tests/test_netpoll.py tests/test_placement.py \
              tests/test_hooks_*.py; do
