@@ -220,14 +220,15 @@ static PyObject *IntCell_repr(PyObject *self)
 }
 
 static PyMethodDef IntCell_methods[] = {
-    {"load", IntCell_load, METH_NOARGS, "load() -> int"},
-    {"store", IntCell_store, METH_O, "store(v) -> None"},
-    {"add", IntCell_add, METH_O, "add(delta) -> int\n\nAdd delta (wrapping); the new value."},
-    {"swap", IntCell_swap, METH_O, "swap(v) -> int\n\nStore v; the old value."},
+    {"load", IntCell_load, METH_NOARGS, "load($self, /)\n--\n\nThe value (an int)."},
+    {"store", IntCell_store, METH_O, "store($self, v, /)\n--\n\nStore v."},
+    {"add", IntCell_add, METH_O,
+     "add($self, delta, /)\n--\n\nAdd delta (wrapping); the new value."},
+    {"swap", IntCell_swap, METH_O, "swap($self, v, /)\n--\n\nStore v; the old value."},
     {"compare_and_swap", (PyCFunction)(void (*)(void))IntCell_compare_and_swap, METH_FASTCALL,
-     "compare_and_swap(old, new) -> bool\n\nStore new if the value is old."},
-    {"and_", IntCell_and, METH_O, "and_(mask) -> int\n\nvalue &= mask; the old value."},
-    {"or_", IntCell_or, METH_O, "or_(mask) -> int\n\nvalue |= mask; the old value."},
+     "compare_and_swap($self, old, new, /)\n--\n\nStore new if the value is old; True if it did."},
+    {"and_", IntCell_and, METH_O, "and_($self, mask, /)\n--\n\nvalue &= mask; the old value."},
+    {"or_", IntCell_or, METH_O, "or_($self, mask, /)\n--\n\nvalue |= mask; the old value."},
     {NULL},
 };
 
@@ -237,7 +238,7 @@ static PyMethodDef IntCell_methods[] = {
         .tp_basicsize = sizeof(IntCell),                                                   \
         .tp_repr = IntCell_repr,                                                           \
         .tp_flags = Py_TPFLAGS_DEFAULT,                                                    \
-        .tp_doc = name "(value=0)\n\n" doc,                                                \
+        .tp_doc = name "(value=0)\n--\n\n" doc,                                            \
         .tp_methods = IntCell_methods,                                                     \
         .tp_new = IntCell_new,                                                             \
     }
@@ -321,11 +322,14 @@ static PyObject *BoolCell_repr(BoolCell *self)
 }
 
 static PyMethodDef BoolCell_methods[] = {
-    {"load", (PyCFunction)BoolCell_load, METH_NOARGS, "load() -> bool"},
-    {"store", (PyCFunction)BoolCell_store, METH_O, "store(v) -> None"},
-    {"swap", (PyCFunction)BoolCell_swap, METH_O, "swap(v) -> bool\n\nStore v; the old value."},
+    {"load", (PyCFunction)BoolCell_load, METH_NOARGS, "load($self, /)\n--\n\nThe value (a bool)."},
+    {"store", (PyCFunction)BoolCell_store, METH_O,
+     "store($self, v, /)\n--\n\nStore the truth of v."},
+    {"swap", (PyCFunction)BoolCell_swap, METH_O,
+     "swap($self, v, /)\n--\n\nStore the truth of v; the old value."},
     {"compare_and_swap", (PyCFunction)(void (*)(void))BoolCell_compare_and_swap, METH_FASTCALL,
-     "compare_and_swap(old, new) -> bool"},
+     "compare_and_swap($self, old, new, /)\n--\n\nStore the truth of new if the value is the "
+     "truth of old; True if it did."},
     {NULL},
 };
 
@@ -334,7 +338,7 @@ static PyTypeObject Bool_Type = {
     .tp_basicsize = sizeof(BoolCell),
     .tp_repr = (reprfunc)BoolCell_repr,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Bool(value=False)\n\nAn atomic boolean (values are taken by truth).",
+    .tp_doc = "Bool(value=False)\n--\n\nAn atomic boolean (values are taken by truth).",
     .tp_methods = BoolCell_methods,
     .tp_new = BoolCell_new,
 };
@@ -449,11 +453,13 @@ static PyObject *ValueCell_repr(ValueCell *self)
 }
 
 static PyMethodDef ValueCell_methods[] = {
-    {"load", (PyCFunction)ValueCell_load, METH_NOARGS, "load() -> object"},
-    {"store", (PyCFunction)ValueCell_store, METH_O, "store(v) -> None"},
-    {"swap", (PyCFunction)ValueCell_swap, METH_O, "swap(v) -> object\n\nStore v; the old one."},
+    {"load", (PyCFunction)ValueCell_load, METH_NOARGS,
+     "load($self, /)\n--\n\nThe object held."},
+    {"store", (PyCFunction)ValueCell_store, METH_O, "store($self, v, /)\n--\n\nHold v."},
+    {"swap", (PyCFunction)ValueCell_swap, METH_O, "swap($self, v, /)\n--\n\nStore v; the old one."},
     {"compare_and_swap", (PyCFunction)(void (*)(void))ValueCell_compare_and_swap, METH_FASTCALL,
-     "compare_and_swap(old, new) -> bool\n\nStore new if the value is old (identity, `is`)."},
+     "compare_and_swap($self, old, new, /)\n--\n\nStore new if the value is old (identity, "
+     "`is`); True if it did."},
     {NULL},
 };
 
@@ -463,7 +469,7 @@ static PyTypeObject Value_Type = {
     .tp_dealloc = (destructor)ValueCell_dealloc,
     .tp_repr = (reprfunc)ValueCell_repr,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "Value(value=None)\n\nAn atomic reference to any object.",
+    .tp_doc = "Value(value=None)\n--\n\nAn atomic reference to any object.",
     .tp_traverse = (traverseproc)ValueCell_traverse,
     .tp_clear = (inquiry)ValueCell_clear,
     .tp_weaklistoffset = offsetof(ValueCell, weakreflist),
@@ -545,12 +551,16 @@ BUFFER_FNS(uint64, K_UINT64)
      #opname "_" #kind doc}
 
 #define BUFFER_DEFS(kind)                                                                   \
-    BUFFER_DEF(load, kind, "(buf, i) -> int\n\nAtomically load element i of buf."),         \
-    BUFFER_DEF(store, kind, "(buf, i, v) -> None\n\nAtomically store v at element i."),     \
-    BUFFER_DEF(add, kind, "(buf, i, delta) -> int\n\nAtomically add delta; the new value."), \
-    BUFFER_DEF(swap, kind, "(buf, i, v) -> int\n\nAtomically store v; the old value."),     \
+    BUFFER_DEF(load, kind, "($module, buf, i, /)\n--\n\nAtomically load element i of buf."), \
+    BUFFER_DEF(store, kind,                                                                 \
+               "($module, buf, i, v, /)\n--\n\nAtomically store v at element i."),          \
+    BUFFER_DEF(add, kind,                                                                   \
+               "($module, buf, i, delta, /)\n--\n\nAtomically add delta; the new value."),  \
+    BUFFER_DEF(swap, kind,                                                                  \
+               "($module, buf, i, v, /)\n--\n\nAtomically store v; the old value."),        \
     BUFFER_DEF(compare_and_swap, kind,                                                      \
-               "(buf, i, old, new) -> bool\n\nStore new at element i if it holds old.")
+               "($module, buf, i, old, new, /)\n--\n\nStore new at element i if it holds "  \
+               "old; True if it did.")
 
 static PyMethodDef atomic_functions[] = {
     BUFFER_DEFS(int32),

@@ -644,34 +644,39 @@ static PyObject *chan_aiter(PyObject *self)
 static PyAsyncMethods chan_as_async = {.am_aiter = chan_aiter};
 
 #define AIO_RECV_METHODS                                                                    \
-    {"arecv", chan_arecv, METH_NOARGS,                                                      \
-     "arecv() -> awaitable\n\nawait ch.arecv(): recv() from a coroutine, without blocking "  \
-     "its event loop.  A cancelled arecv never takes a value."},                            \
+    {"arecv", chan_arecv, METH_NOARGS,                                                       \
+     "arecv($self, /)\n--\n\nawait ch.arecv(): recv() from a coroutine, without blocking "   \
+     "its event loop.  A cancelled arecv never takes a value."},                             \
         {"arecv_ok", chan_arecv_ok, METH_NOARGS,                                             \
-         "arecv_ok() -> awaitable\n\nawait ch.arecv_ok(): recv_ok() from a coroutine."}
+         "arecv_ok($self, /)\n--\n\nawait ch.arecv_ok(): recv_ok() from a coroutine."}
 #define AIO_SEND_METHOD                                                                     \
-    {"asend", chan_asend, METH_O,                                                           \
-     "asend(value) -> awaitable\n\nawait ch.asend(v): send(v) from a coroutine, without "    \
+    {"asend", chan_asend, METH_O,                                                            \
+     "asend($self, value, /)\n--\n\nawait ch.asend(v): send(v) from a coroutine, without "   \
      "blocking its event loop.  A cancelled asend never delivers."}
 
 static PyMethodDef Chan_methods[] = {
     AIO_RECV_METHODS,
     AIO_SEND_METHOD,
     {"send", (PyCFunction)Chan_send, METH_O,
-     "send(value) -> None\n\nSend value, blocking until a receiver takes it (unbuffered) "
+     "send($self, value, /)\n--\n\nSend value, blocking until a receiver takes it (unbuffered) "
      "or it is buffered.  Raises ClosedChannelError if the channel is or gets closed."},
     {"recv", (PyCFunction)Chan_recv, METH_NOARGS,
-     "recv() -> object\n\nReceive a value; None once the channel is closed and drained."},
+     "recv($self, /)\n--\n\nReceive a value; None once the channel is closed and drained."},
     {"recv_ok", (PyCFunction)Chan_recv_ok, METH_NOARGS,
-     "recv_ok() -> (value, ok)\n\nLike Go's v, ok := <-ch: ok is False once closed and drained."},
+     "recv_ok($self, /)\n--\n\nReceive (value, ok), like Go's v, ok := <-ch: ok is False once "
+     "closed and drained."},
     {"close", (PyCFunction)Chan_close, METH_NOARGS,
-     "close() -> None\n\nClose the channel; closing twice raises ClosedChannelError."},
-    {"send_only", (PyCFunction)Chan_send_only, METH_NOARGS, "A SendChan view of this channel."},
-    {"recv_only", (PyCFunction)Chan_recv_only, METH_NOARGS, "A RecvChan view of this channel."},
+     "close($self, /)\n--\n\nClose the channel; closing twice raises ClosedChannelError."},
+    {"send_only", (PyCFunction)Chan_send_only, METH_NOARGS,
+     "send_only($self, /)\n--\n\nA SendChan view of this channel."},
+    {"recv_only", (PyCFunction)Chan_recv_only, METH_NOARGS,
+     "recv_only($self, /)\n--\n\nA RecvChan view of this channel."},
     {"from_handle", (PyCFunction)(void (*)(void))Chan_from_handle,
      METH_VARARGS | METH_KEYWORDS | METH_CLASS,
-     "from_handle(handle, ctype) -> Chan\n\nWrap a channel made in C (a gopy_chan* address)."},
-    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, "Chan[T] for annotations."},
+     "from_handle($type, handle, ctype)\n--\n\nA Chan wrapping a channel made in C (a gopy_chan* "
+     "address)."},
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS,
+     "__class_getitem__($type, item, /)\n--\n\nChan[T] for annotations."},
     {NULL},
 };
 
@@ -704,8 +709,8 @@ PyTypeObject Chan_Type = {
     .tp_as_async = &chan_as_async,
     .tp_hash = chan_hash,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "Chan(cap=0, *, ctype=None)\n\nA Go channel.  cap 0 is unbuffered.  With a ctypes "
-              "type as ctype the channel carries raw C values and can be shared with C "
+    .tp_doc = "Chan(cap=0, *, ctype=None)\n--\n\nA Go channel.  cap 0 is unbuffered.  With a "
+              "ctypes type as ctype the channel carries raw C values and can be shared with C "
               "goroutines (see handle).",
     .tp_traverse = (traverseproc)Chan_traverse,
     .tp_clear = (inquiry)Chan_clear,
@@ -814,18 +819,26 @@ static PyGetSetDef view_getset[] = {
 static PySequenceMethods view_as_sequence = {.sq_length = (lenfunc)view_len};
 
 static PyMethodDef SendChan_methods[] = {
-    {"send", (PyCFunction)view_send, METH_O, "send(value) -> None"},
+    {"send", (PyCFunction)view_send, METH_O,
+     "send($self, value, /)\n--\n\nSend value, blocking until a receiver takes it (unbuffered) "
+     "or it is buffered.  Raises ClosedChannelError if the channel is or gets closed."},
     AIO_SEND_METHOD,
-    {"close", (PyCFunction)view_close, METH_NOARGS, "close() -> None"},
-    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, NULL},
+    {"close", (PyCFunction)view_close, METH_NOARGS,
+     "close($self, /)\n--\n\nClose the channel; closing twice raises ClosedChannelError."},
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS,
+     "__class_getitem__($type, item, /)\n--\n\nSendChan[T] for annotations."},
     {NULL},
 };
 
 static PyMethodDef RecvChan_methods[] = {
-    {"recv", (PyCFunction)view_recv, METH_NOARGS, "recv() -> object"},
-    {"recv_ok", (PyCFunction)view_recv_ok, METH_NOARGS, "recv_ok() -> (value, ok)"},
+    {"recv", (PyCFunction)view_recv, METH_NOARGS,
+     "recv($self, /)\n--\n\nReceive a value; None once the channel is closed and drained."},
+    {"recv_ok", (PyCFunction)view_recv_ok, METH_NOARGS,
+     "recv_ok($self, /)\n--\n\nReceive (value, ok), like Go's v, ok := <-ch: ok is False once "
+     "closed and drained."},
     AIO_RECV_METHODS,
-    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, NULL},
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS,
+     "__class_getitem__($type, item, /)\n--\n\nRecvChan[T] for annotations."},
     {NULL},
 };
 
@@ -838,7 +851,7 @@ PyTypeObject SendChan_Type = {
     .tp_as_sequence = &view_as_sequence,
     .tp_hash = chan_hash,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "The send-only view of a Chan: send, close, len, cap.",
+    .tp_doc = "SendChan(chan, /)\n--\n\nThe send-only view of a Chan: send, close, len, cap.",
     .tp_traverse = (traverseproc)view_traverse,
     .tp_richcompare = chan_richcompare,
     .tp_methods = SendChan_methods,
@@ -856,7 +869,8 @@ PyTypeObject RecvChan_Type = {
     .tp_as_async = &chan_as_async,
     .tp_hash = chan_hash,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "The receive-only view of a Chan: recv, recv_ok, iteration, len, cap.",
+    .tp_doc = "RecvChan(chan, /)\n--\n\nThe receive-only view of a Chan: recv, recv_ok, "
+              "iteration, len, cap.",
     .tp_traverse = (traverseproc)view_traverse,
     .tp_richcompare = chan_richcompare,
     .tp_iter = PyObject_SelfIter,

@@ -296,18 +296,19 @@ static PyObject *Context_from_handle(PyObject *type, PyObject *arg)
 
 static PyMethodDef Context_methods[] = {
     {"done", (PyCFunction)Context_done, METH_NOARGS,
-     "done() -> RecvChan | None\n\nA channel closed when the context is cancelled; None "
-     "for a context that can never be (Recv(None) never proceeds)."},
+     "done($self, /)\n--\n\nA RecvChan closed when the context is cancelled; None for a context "
+     "that can never be (Recv(None) never proceeds)."},
     {"err", (PyCFunction)Context_err, METH_NOARGS,
-     "err() -> Canceled | DeadlineExceeded | None\n\nWhy the context was cancelled, or None "
-     "while it is not."},
+     "err($self, /)\n--\n\nWhy the context was cancelled (a Canceled or DeadlineExceeded), or "
+     "None while it is not."},
     {"deadline", (PyCFunction)Context_deadline, METH_NOARGS,
-     "deadline() -> (float | None, bool)\n\nThe time.time() at which the context will be "
-     "cancelled, and True; or (None, False)."},
+     "deadline($self, /)\n--\n\nThe time.time() at which the context will be cancelled, and "
+     "True; or (None, False)."},
     {"value", (PyCFunction)Context_value, METH_O,
-     "value(key) -> object\n\nThe value of the nearest with_value for an equal key, or None."},
+     "value($self, key, /)\n--\n\nThe value of the nearest with_value for an equal key, or None."},
     {"from_handle", (PyCFunction)Context_from_handle, METH_O | METH_CLASS,
-     "from_handle(handle) -> Context\n\nWrap a gopy_context* made in C (it is retained)."},
+     "from_handle($type, handle, /)\n--\n\nA Context wrapping a gopy_context* made in C (it is "
+     "retained)."},
     {NULL},
 };
 
@@ -392,6 +393,17 @@ static PyObject *CancelFunc_call(CancelFuncObject *f, PyObject *args, PyObject *
     Py_RETURN_NONE;
 }
 
+/* __call__ as a method too (METH_COEXIST: in place of the slot wrapper),
+ * for its text signature: inspect.signature(cancel), IDEs.  Calls still go
+ * through tp_call. */
+static PyMethodDef CancelFunc_methods[] = {
+    {"__call__", (PyCFunction)(void (*)(void))CancelFunc_call,
+     METH_VARARGS | METH_KEYWORDS | METH_COEXIST,
+     "__call__($self, /, cause=None)\n--\n\nCancel the context (cause: only for a cancel from "
+     "with_cancel_cause)."},
+    {NULL},
+};
+
 static PyTypeObject CancelFunc_Type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gopy.context.CancelFunc",
     .tp_basicsize = sizeof(CancelFuncObject),
@@ -402,6 +414,7 @@ static PyTypeObject CancelFunc_Type = {
     .tp_clear = (inquiry)CancelFunc_clear,
     .tp_doc = "cancel() (or cancel(cause=None) from with_cancel_cause): cancel the context "
               "and every context derived from it.  Later calls do nothing.",
+    .tp_methods = CancelFunc_methods,
 };
 
 /* (ctx, cancel) for a context made by the runtime (a new handle reference,
@@ -696,6 +709,13 @@ static PyObject *AfterFuncStop_call(AfterFuncStopObject *s, PyObject *args, PyOb
     return PyBool_FromLong(gopy_rt_context_stop_after_func(s->af));
 }
 
+static PyMethodDef AfterFuncStop_methods[] = {
+    {"__call__", (PyCFunction)(void (*)(void))AfterFuncStop_call,
+     METH_VARARGS | METH_KEYWORDS | METH_COEXIST,
+     "__call__($self, /)\n--\n\nKeep the after_func from running; True if this stopped it."},
+    {NULL},
+};
+
 static PyTypeObject AfterFuncStop_Type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gopy.context.AfterFuncStop",
     .tp_basicsize = sizeof(AfterFuncStopObject),
@@ -704,6 +724,7 @@ static PyTypeObject AfterFuncStop_Type = {
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "stop() -> bool: keep the after_func from running; True if this stopped it, "
               "False if it already started or was stopped.",
+    .tp_methods = AfterFuncStop_methods,
 };
 
 static PyObject *ctx_after_func(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
@@ -758,40 +779,42 @@ static PyObject *ctx_live(PyObject *m, PyObject *Py_UNUSED(ignored))
 
 static PyMethodDef context_functions[] = {
     {"background", ctx_background, METH_NOARGS,
-     "background() -> Context\n\nThe empty root context: never cancelled, no deadline, no "
+     "background($module, /)\n--\n\nThe empty root context: never cancelled, no deadline, no "
      "values."},
     {"todo", ctx_todo, METH_NOARGS,
-     "todo() -> Context\n\nLike background(), for code that has no context to pass yet."},
+     "todo($module, /)\n--\n\nLike background(), for code that has no context to pass yet."},
     {"with_cancel", ctx_with_cancel, METH_O,
-     "with_cancel(parent) -> (ctx, cancel)\n\ncancel() cancels ctx and every context derived "
-     "from it; ctx is also cancelled with its parent.  Call cancel when done with ctx: until "
-     "then it stays registered with its parent."},
+     "with_cancel($module, parent, /)\n--\n\n(ctx, cancel): cancel() cancels ctx and every "
+     "context derived from it; ctx is also cancelled with its parent.  Call cancel when done "
+     "with ctx: until then it stays registered with its parent."},
     {"with_cancel_cause", ctx_with_cancel_cause, METH_O,
-     "with_cancel_cause(parent) -> (ctx, cancel)\n\nLike with_cancel; cancel(cause=None) "
-     "records cause, which cause(ctx) returns."},
+     "with_cancel_cause($module, parent, /)\n--\n\nLike with_cancel (returns (ctx, cancel)); "
+     "cancel(cause=None) records cause, which cause(ctx) returns."},
     {"with_deadline", (PyCFunction)(void (*)(void))ctx_with_deadline, METH_FASTCALL,
-     "with_deadline(parent, deadline) -> (ctx, cancel)\n\nAlso cancelled (DeadlineExceeded) "
-     "at deadline, a time.time() value or a datetime; a parent's earlier deadline wins; a "
-     "deadline already past cancels at once."},
+     "with_deadline($module, parent, deadline, /)\n--\n\n(ctx, cancel), like with_cancel, also "
+     "cancelled (DeadlineExceeded) at deadline, a time.time() value or a datetime; a parent's "
+     "earlier deadline wins; a deadline already past cancels at once."},
     {"with_deadline_cause", (PyCFunction)(void (*)(void))ctx_with_deadline_cause,
      METH_FASTCALL,
-     "with_deadline_cause(parent, deadline, cause) -> (ctx, cancel)\n\nwith_deadline whose "
-     "expiry records cause."},
+     "with_deadline_cause($module, parent, deadline, cause, /)\n--\n\nwith_deadline whose expiry "
+     "records cause."},
     {"with_timeout", (PyCFunction)(void (*)(void))ctx_with_timeout, METH_FASTCALL,
-     "with_timeout(parent, d) -> (ctx, cancel)\n\nwith_deadline(parent, time.time() + d)."},
+     "with_timeout($module, parent, d, /)\n--\n\nwith_deadline(parent, time.time() + d)."},
     {"with_timeout_cause", (PyCFunction)(void (*)(void))ctx_with_timeout_cause, METH_FASTCALL,
-     "with_timeout_cause(parent, d, cause) -> (ctx, cancel)"},
+     "with_timeout_cause($module, parent, d, cause, /)\n--\n\nwith_deadline_cause(parent, "
+     "time.time() + d, cause)."},
     {"with_value", (PyCFunction)(void (*)(void))ctx_with_value, METH_FASTCALL,
-     "with_value(parent, key, value) -> Context\n\nctx.value(key) finds value (keys match by "
-     "equality, like dict keys); everything else is the parent's."},
+     "with_value($module, parent, key, value, /)\n--\n\nA context ctx whose ctx.value(key) finds "
+     "value (keys match by equality, like dict keys); everything else is the parent's."},
     {"without_cancel", ctx_without_cancel, METH_O,
-     "without_cancel(parent) -> Context\n\nThe parent's values, without its cancellation or "
-     "deadline."},
+     "without_cancel($module, parent, /)\n--\n\nA context with the parent's values, without its "
+     "cancellation or deadline."},
     {"after_func", (PyCFunction)(void (*)(void))ctx_after_func, METH_FASTCALL,
-     "after_func(ctx, fn) -> stop\n\nRun fn() in its own goroutine once ctx is done (at once "
-     "if it is).  stop() -> bool keeps it from running; True if it did."},
+     "after_func($module, ctx, fn, /)\n--\n\nRun fn() in its own goroutine once ctx is done (at "
+     "once if it is).  Returns stop: stop() keeps it from running and returns True if it "
+     "did."},
     {"cause", ctx_cause, METH_O,
-     "cause(ctx) -> object\n\nThe cause given to the cancel that cancelled ctx, else "
+     "cause($module, ctx, /)\n--\n\nThe cause given to the cancel that cancelled ctx, else "
      "ctx.err()."},
     {"_live", ctx_live, METH_NOARGS, "runtime context nodes alive now (for leak tests)"},
     {NULL},

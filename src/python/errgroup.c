@@ -315,21 +315,23 @@ static PyObject *Group_repr(GroupObject *self)
 
 static PyMethodDef Group_methods[] = {
     {"go", (PyCFunction)(void (*)(void))Group_go, METH_VARARGS | METH_KEYWORDS,
-     "go(fn, /, *args, **kwargs) -> None\n\nRun fn in a goroutine of the group.  It fails by "
+     "go($self, fn, /, *args, **kwargs)\n--\n\nRun fn in a goroutine of the group.  It fails by "
      "raising or by returning an exception instance; the first failure cancels the group's "
      "context.  With a limit set, blocks until a slot is free."},
     {"try_go", (PyCFunction)(void (*)(void))Group_try_go, METH_VARARGS | METH_KEYWORDS,
-     "try_go(fn, /, *args, **kwargs) -> bool\n\nStart fn only if a slot is free."},
+     "try_go($self, fn, /, *args, **kwargs)\n--\n\nStart fn only if a slot is free; True if it "
+     "started."},
     {"set_limit", (PyCFunction)Group_set_limit, METH_O,
-     "set_limit(n) -> None\n\nAt most n active goroutines (n < 0: no limit).  Changing the "
+     "set_limit($self, n, /)\n--\n\nAt most n active goroutines (n < 0: no limit).  Changing the "
      "limit while goroutines are active raises RuntimeError."},
     {"wait", (PyCFunction)Group_wait, METH_NOARGS,
-     "wait() -> None\n\nBlock until every goroutine has returned, then raise the first "
+     "wait($self, /)\n--\n\nBlock until every goroutine has returned, then raise the first "
      "failure (the exception object itself, with its traceback), if any."},
-    {"__enter__", (PyCFunction)Group_enter, METH_NOARGS, NULL},
+    {"__enter__", (PyCFunction)Group_enter, METH_NOARGS,
+     "__enter__($self, /)\n--\n\nThe group itself."},
     {"__exit__", (PyCFunction)(void (*)(void))Group_exit, METH_FASTCALL,
-     "wait() on leaving the block; if the block raised, the group's context is cancelled "
-     "first and the block's exception propagates."},
+     "__exit__($self, exc_type, exc, tb, /)\n--\n\nwait() on leaving the block; if the block "
+     "raised, the group's context is cancelled first and the block's exception propagates."},
     {NULL},
 };
 
@@ -341,7 +343,7 @@ static PyTypeObject Group_Type = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_traverse = (traverseproc)Group_traverse,
     .tp_clear = (inquiry)Group_clear,
-    .tp_doc = "Group()\n\nA group of goroutines working on parts of one task (Go's "
+    .tp_doc = "Group()\n--\n\nA group of goroutines working on parts of one task (Go's "
               "errgroup.Group); the zero group has no context and no limit.",
     .tp_weaklistoffset = offsetof(GroupObject, weakreflist),
     .tp_methods = Group_methods,
@@ -371,8 +373,8 @@ static PyObject *eg_with_context(PyObject *m, PyObject *arg)
 
 static PyMethodDef errgroup_functions[] = {
     {"with_context", eg_with_context, METH_O,
-     "with_context(ctx) -> (group, ctx)\n\nA Group and a context derived from ctx, cancelled "
-     "when a goroutine of the group first fails or when wait returns."},
+     "with_context($module, ctx, /)\n--\n\n(group, ctx): a Group and a context derived from ctx, "
+     "cancelled when a goroutine of the group first fails or when wait returns."},
     {NULL},
 };
 

@@ -337,46 +337,55 @@ static PyObject *mod_after_fork_child(PyObject *self, PyObject *Py_UNUSED(ignore
 
 static PyMethodDef module_methods[] = {
     {"go", (PyCFunction)(void (*)(void))mod_go, METH_FASTCALL | METH_KEYWORDS,
-     "go(fn, /, *args, **kwargs) -> None\n\nRun fn(*args, **kwargs) in a new goroutine, in a "
-     "copy of the current contextvars context."},
+     "go($module, fn, /, *args, **kwargs)\n--\n\nRun fn(*args, **kwargs) in a new goroutine, in "
+     "a copy of the current contextvars context."},
     {"_go_c", mod_go_c, METH_VARARGS, "_go_c(fn_address, arg_address, keep): see gopy.go_c"},
     {"_ts_impl_shift", mod_ts_impl_shift, METH_VARARGS,
      "_ts_impl_shift(built_with, running) -> int: how far the thread state's internal fields "
      "lie from where the headers of CPython built_with put them, in CPython running "
      "(PY_VERSION_HEX values); for the tests."},
     {"offload", (PyCFunction)(void (*)(void))mod_offload, METH_FASTCALL | METH_KEYWORDS,
-     "offload(fn, /, *args, **kwargs) -> object\n\nIn a goroutine: call fn(*args, **kwargs) on "
-     "a helper thread, in a copy of the current contextvars context, and park the goroutine "
-     "until it returns; return its value or raise its exception.  For calls gopy cannot see "
-     "into (a C library that blocks, a long computation that releases the GIL).  Elsewhere: "
-     "call fn directly."},
+     "offload($module, fn, /, *args, **kwargs)\n--\n\nIn a goroutine: call fn(*args, **kwargs) "
+     "on a helper thread, in a copy of the current contextvars context, and park the goroutine "
+     "until it returns; return its value or raise its exception.  For calls gopy cannot see into "
+     "(a C library that blocks, a long computation that releases the GIL).  Elsewhere: call fn "
+     "directly."},
     {"select", (PyCFunction)(void (*)(void))mod_select, METH_FASTCALL | METH_KEYWORDS,
-     "select(*cases, default=False) -> (index, value, ok)\n\nGo's select over Recv and Send "
-     "cases.  With default=True and nothing ready, returns (-1, None, False)."},
-    {"sleep", mod_sleep, METH_O, "sleep(d) -> None\n\nPause the calling goroutine for d seconds."},
-    {"after", mod_after, METH_O, "after(d) -> RecvChan\n\nReceives time.time() once, after d."},
+     "select($module, /, *cases, default=False)\n--\n\nGo's select over Recv and Send cases: "
+     "returns (index, value, ok).  With default=True and nothing ready, returns (-1, None, "
+     "False)."},
+    {"sleep", mod_sleep, METH_O,
+     "sleep($module, d, /)\n--\n\nPause the calling goroutine for d seconds."},
+    {"after", mod_after, METH_O,
+     "after($module, d, /)\n--\n\nA RecvChan that receives time.time() once, after d."},
     {"tick", mod_tick, METH_O,
-     "tick(d) -> RecvChan | None\n\nReceives the time every d (None when d <= 0)."},
+     "tick($module, d, /)\n--\n\nA RecvChan that receives the time every d (None when d <= 0)."},
     {"after_func", (PyCFunction)(void (*)(void))mod_after_func, METH_FASTCALL,
-     "after_func(d, fn, *args) -> Timer\n\nRun fn(*args) in its own goroutine after d."},
+     "after_func($module, d, fn, /, *args)\n--\n\nRun fn(*args) in its own goroutine after d; "
+     "returns the Timer."},
     {"gomaxprocs", mod_gomaxprocs, METH_VARARGS,
-     "gomaxprocs(n=0) -> int\n\nSet the number of Ps when n >= 1; return the previous one."},
-    {"num_cpu", mod_num_cpu, METH_NOARGS, "num_cpu() -> int"},
-    {"num_goroutine", mod_num_goroutine, METH_NOARGS, "num_goroutine() -> int"},
-    {"gosched", mod_gosched, METH_NOARGS, "gosched() -> None\n\nLet other goroutines run."},
+     "gomaxprocs($module, n=0, /)\n--\n\nSet the number of Ps when n >= 1; return the previous "
+     "one."},
+    {"num_cpu", mod_num_cpu, METH_NOARGS,
+     "num_cpu($module, /)\n--\n\nThe number of logical CPUs (an int)."},
+    {"num_goroutine", mod_num_goroutine, METH_NOARGS,
+     "num_goroutine($module, /)\n--\n\nThe number of live goroutines (an int)."},
+    {"gosched", mod_gosched, METH_NOARGS, "gosched($module, /)\n--\n\nLet other goroutines run."},
     {"lock_os_thread", mod_lock_os_thread, METH_NOARGS,
-     "lock_os_thread() -> None\n\nDedicate the current OS thread to this goroutine."},
-    {"unlock_os_thread", mod_unlock_os_thread, METH_NOARGS, "unlock_os_thread() -> None"},
-    {"goid", mod_goid, METH_NOARGS, "goid() -> int\n\nThis goroutine's id (0 outside one)."},
+     "lock_os_thread($module, /)\n--\n\nDedicate the current OS thread to this goroutine."},
+    {"unlock_os_thread", mod_unlock_os_thread, METH_NOARGS,
+     "unlock_os_thread($module, /)\n--\n\nUndo lock_os_thread()."},
+    {"goid", mod_goid, METH_NOARGS, "goid($module, /)\n--\n\nThis goroutine's id (0 outside one)."},
     {"set_stall_warning", mod_set_stall_warning, METH_O,
-     "set_stall_warning(d) -> None\n\nWarn on stderr when a thread stays in one call longer "
-     "than d seconds while goroutines bound to it wait (0: never; default 5 s, or the "
+     "set_stall_warning($module, d, /)\n--\n\nWarn on stderr when a thread stays in one call "
+     "longer than d seconds while goroutines bound to it wait (0: never; default 5 s, or the "
      "GOPY_STALL_WARNING environment variable)."},
     {"set_preempt_slice", mod_set_preempt_slice, METH_O,
-     "set_preempt_slice(d) -> float\n\nPreempt a goroutine computing in Python for longer "
+     "set_preempt_slice($module, d, /)\n--\n\nPreempt a goroutine computing in Python for longer "
      "than d seconds while goroutines of its thread wait (0: never; default 0.01, or the "
      "GOPY_PREEMPT_SLICE environment variable).  Returns the previous slice."},
-    {"stats", mod_stats, METH_NOARGS, "stats() -> dict"},
+    {"stats", mod_stats, METH_NOARGS,
+     "stats($module, /)\n--\n\nThe runtime's counters, as a dict."},
     {"_goroutines", mod_goroutines, METH_NOARGS, "live goroutines, for runtime.stack()"},
     {"_shutdown", mod_shutdown, METH_NOARGS, "interpreter exit: start no more Python work"},
     {"_after_fork_child", mod_after_fork_child, METH_NOARGS, "fresh runtime in a fork child"},

@@ -137,15 +137,17 @@ static PyObject *Mutex_exit(MutexObject *self, PyObject *const *args, Py_ssize_t
 
 static PyMethodDef Mutex_methods[] = {
     {"lock", (PyCFunction)Mutex_lock, METH_NOARGS,
-     "lock() -> None\n\nLock the mutex, parking the goroutine (blocking the thread) until it "
+     "lock($self, /)\n--\n\nLock the mutex, parking the goroutine (blocking the thread) until it "
      "is free."},
     {"unlock", (PyCFunction)Mutex_unlock, METH_NOARGS,
-     "unlock() -> None\n\nUnlock it; RuntimeError if it is not locked.  Any goroutine or "
+     "unlock($self, /)\n--\n\nUnlock it; RuntimeError if it is not locked.  Any goroutine or "
      "thread may unlock a mutex another one locked (as in Go)."},
     {"try_lock", (PyCFunction)Mutex_try_lock, METH_NOARGS,
-     "try_lock() -> bool\n\nLock it if that is possible without waiting."},
-    {"__enter__", (PyCFunction)Mutex_enter, METH_NOARGS, NULL},
-    {"__exit__", (PyCFunction)(void (*)(void))Mutex_exit, METH_FASTCALL, NULL},
+     "try_lock($self, /)\n--\n\nLock it if that is possible without waiting; True if it did."},
+    {"__enter__", (PyCFunction)Mutex_enter, METH_NOARGS,
+     "__enter__($self, /)\n--\n\nlock(); returns the mutex."},
+    {"__exit__", (PyCFunction)(void (*)(void))Mutex_exit, METH_FASTCALL,
+     "__exit__($self, /, *exc)\n--\n\nunlock()."},
     {NULL},
 };
 
@@ -154,9 +156,9 @@ PyTypeObject Mutex_Type = {
     .tp_basicsize = sizeof(MutexObject),
     .tp_dealloc = (destructor)Mutex_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Mutex()\n\nGo's sync.Mutex: a mutual exclusion lock whose waiters park (normal "
-              "and starvation modes: no waiter waits more than about a millisecond once "
-              "others hammer it).  `with m:` locks and unlocks.",
+    .tp_doc = "Mutex()\n--\n\nGo's sync.Mutex: a mutual exclusion lock whose waiters park (normal "
+              "and starvation modes: no waiter waits more than about a millisecond once others "
+              "hammer it).  `with m:` locks and unlocks.",
     .tp_weaklistoffset = offsetof(MutexObject, weakreflist),
     .tp_methods = Mutex_methods,
     .tp_new = Mutex_new,
@@ -318,21 +320,27 @@ static PyObject *RWMutex_rlocker(RWMutexObject *self, PyObject *Py_UNUSED(ignore
 
 static PyMethodDef RWMutex_methods[] = {
     {"lock", (PyCFunction)RWMutex_lock, METH_NOARGS,
-     "lock() -> None\n\nTake the write lock.  From the moment a writer waits, new readers "
+     "lock($self, /)\n--\n\nTake the write lock.  From the moment a writer waits, new readers "
      "wait behind it."},
     {"unlock", (PyCFunction)RWMutex_unlock, METH_NOARGS,
-     "unlock() -> None\n\nRelease the write lock; RuntimeError if it is not held."},
+     "unlock($self, /)\n--\n\nRelease the write lock; RuntimeError if it is not held."},
     {"rlock", (PyCFunction)RWMutex_rlock, METH_NOARGS,
-     "rlock() -> None\n\nTake a read lock (shared with other readers)."},
+     "rlock($self, /)\n--\n\nTake a read lock (shared with other readers)."},
     {"runlock", (PyCFunction)RWMutex_runlock, METH_NOARGS,
-     "runlock() -> None\n\nRelease a read lock; RuntimeError if none is held."},
-    {"try_lock", (PyCFunction)RWMutex_try_lock, METH_NOARGS, "try_lock() -> bool"},
-    {"try_rlock", (PyCFunction)RWMutex_try_rlock, METH_NOARGS, "try_rlock() -> bool"},
+     "runlock($self, /)\n--\n\nRelease a read lock; RuntimeError if none is held."},
+    {"try_lock", (PyCFunction)RWMutex_try_lock, METH_NOARGS,
+     "try_lock($self, /)\n--\n\nTake the write lock if that is possible without waiting; True if "
+     "it did."},
+    {"try_rlock", (PyCFunction)RWMutex_try_rlock, METH_NOARGS,
+     "try_rlock($self, /)\n--\n\nTake a read lock if that is possible without waiting; True if "
+     "it did."},
     {"rlocker", (PyCFunction)RWMutex_rlocker, METH_NOARGS,
-     "rlocker() -> RLocker\n\nAn object whose lock/unlock are this RWMutex's rlock/runlock "
-     "(usable in `with` and as a Cond's locker)."},
-    {"__enter__", (PyCFunction)RWMutex_enter, METH_NOARGS, NULL},
-    {"__exit__", (PyCFunction)(void (*)(void))RWMutex_exit, METH_FASTCALL, NULL},
+     "rlocker($self, /)\n--\n\nAn object (an RLocker) whose lock/unlock are this RWMutex's "
+     "rlock/runlock (usable in `with` and as a Cond's locker)."},
+    {"__enter__", (PyCFunction)RWMutex_enter, METH_NOARGS,
+     "__enter__($self, /)\n--\n\nlock() (the write lock); returns the RWMutex."},
+    {"__exit__", (PyCFunction)(void (*)(void))RWMutex_exit, METH_FASTCALL,
+     "__exit__($self, /, *exc)\n--\n\nunlock()."},
     {NULL},
 };
 
@@ -341,9 +349,9 @@ PyTypeObject RWMutex_Type = {
     .tp_basicsize = sizeof(RWMutexObject),
     .tp_dealloc = (destructor)RWMutex_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "RWMutex()\n\nGo's sync.RWMutex: many readers or one writer; a waiting writer "
-              "keeps new readers out (so do not rlock recursively).  `with rw:` takes the "
-              "write lock, `with rw.rlocker():` a read lock.",
+    .tp_doc = "RWMutex()\n--\n\nGo's sync.RWMutex: many readers or one writer; a waiting writer "
+              "keeps new readers out (so do not rlock recursively).  `with rw:` takes the write "
+              "lock, `with rw.rlocker():` a read lock.",
     .tp_weaklistoffset = offsetof(RWMutexObject, weakreflist),
     .tp_methods = RWMutex_methods,
     .tp_new = RWMutex_new,
@@ -386,11 +394,14 @@ static PyObject *RLocker_exit(RLockerObject *self, PyObject *const *args, Py_ssi
 }
 
 static PyMethodDef RLocker_methods[] = {
-    {"lock", (PyCFunction)RLocker_lock, METH_NOARGS, "lock() -> None: the RWMutex's rlock()"},
+    {"lock", (PyCFunction)RLocker_lock, METH_NOARGS,
+     "lock($self, /)\n--\n\nThe RWMutex's rlock()."},
     {"unlock", (PyCFunction)RLocker_unlock, METH_NOARGS,
-     "unlock() -> None: the RWMutex's runlock()"},
-    {"__enter__", (PyCFunction)RLocker_enter, METH_NOARGS, NULL},
-    {"__exit__", (PyCFunction)(void (*)(void))RLocker_exit, METH_FASTCALL, NULL},
+     "unlock($self, /)\n--\n\nThe RWMutex's runlock()."},
+    {"__enter__", (PyCFunction)RLocker_enter, METH_NOARGS,
+     "__enter__($self, /)\n--\n\nlock(): the RWMutex's rlock(); returns the RLocker."},
+    {"__exit__", (PyCFunction)(void (*)(void))RLocker_exit, METH_FASTCALL,
+     "__exit__($self, /, *exc)\n--\n\nunlock(): the RWMutex's runlock()."},
     {NULL},
 };
 
@@ -548,15 +559,14 @@ static PyObject *WaitGroup_go(WaitGroupObject *self, PyObject *const *args, Py_s
 
 static PyMethodDef WaitGroup_methods[] = {
     {"add", (PyCFunction)(void (*)(void))WaitGroup_add, METH_FASTCALL,
-     "add(delta=1) -> None\n\nAdd delta to the counter; ValueError if it would go negative.  "
-     "Waiters are released when it reaches 0."},
-    {"done", (PyCFunction)WaitGroup_done, METH_NOARGS, "done() -> None\n\nadd(-1)."},
+     "add($self, delta=1, /)\n--\n\nAdd delta to the counter; ValueError if it would go "
+     "negative.  Waiters are released when it reaches 0."},
+    {"done", (PyCFunction)WaitGroup_done, METH_NOARGS, "done($self, /)\n--\n\nadd(-1)."},
     {"wait", (PyCFunction)WaitGroup_wait, METH_NOARGS,
-     "wait() -> None\n\nBlock until the counter is 0."},
+     "wait($self, /)\n--\n\nBlock until the counter is 0."},
     {"go", (PyCFunction)(void (*)(void))WaitGroup_go, METH_FASTCALL | METH_KEYWORDS,
-     "go(fn, /, *args, **kwargs) -> None\n\nadd(1), run fn(*args, **kwargs) in a new "
-     "goroutine, done() when it returns (an exception it raises goes to gopy.excepthook "
-     "first)."},
+     "go($self, fn, /, *args, **kwargs)\n--\n\nadd(1), run fn(*args, **kwargs) in a new "
+     "goroutine, done() when it returns (an exception it raises goes to gopy.excepthook first)."},
     {"_run", (PyCFunction)WaitGroup_run, METH_VARARGS, "the body of go()'s goroutines"},
     {NULL},
 };
@@ -566,7 +576,7 @@ PyTypeObject WaitGroup_Type = {
     .tp_basicsize = sizeof(WaitGroupObject),
     .tp_dealloc = (destructor)WaitGroup_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "WaitGroup()\n\nGo's sync.WaitGroup: wait for a collection of goroutines.",
+    .tp_doc = "WaitGroup()\n--\n\nGo's sync.WaitGroup: wait for a collection of goroutines.",
     .tp_weaklistoffset = offsetof(WaitGroupObject, weakreflist),
     .tp_methods = WaitGroup_methods,
     .tp_new = WaitGroup_new,
@@ -682,9 +692,9 @@ static PyObject *Once_get_done(OnceObject *self, void *Py_UNUSED(closure))
 
 static PyMethodDef Once_methods[] = {
     {"do", (PyCFunction)Once_do, METH_O,
-     "do(fn) -> None\n\nCall fn() if this is the first do() on this Once.  Callers arriving "
-     "while it runs wait until it has returned; later calls return at once.  If fn raises, "
-     "the Once still counts as done and the exception propagates to this caller."},
+     "do($self, fn, /)\n--\n\nCall fn() if this is the first do() on this Once.  Callers "
+     "arriving while it runs wait until it has returned; later calls return at once.  If fn "
+     "raises, the Once still counts as done and the exception propagates to this caller."},
     {NULL},
 };
 
@@ -698,7 +708,7 @@ PyTypeObject Once_Type = {
     .tp_basicsize = sizeof(OnceObject),
     .tp_dealloc = (destructor)Once_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Once()\n\nGo's sync.Once: do(fn) runs fn exactly once.",
+    .tp_doc = "Once()\n--\n\nGo's sync.Once: do(fn) runs fn exactly once.",
     .tp_weaklistoffset = offsetof(OnceObject, weakreflist),
     .tp_methods = Once_methods,
     .tp_getset = Once_getset,
@@ -819,6 +829,15 @@ static PyObject *OnceCall_call(OnceCallObject *self, PyObject *args, PyObject *k
     return Py_NewRef(self->returns_value && self->value != NULL ? self->value : Py_None);
 }
 
+/* __call__ as a method too, for its text signature (see context.c). */
+static PyMethodDef OnceCall_methods[] = {
+    {"__call__", (PyCFunction)(void (*)(void))OnceCall_call,
+     METH_VARARGS | METH_KEYWORDS | METH_COEXIST,
+     "__call__($self, /)\n--\n\nRun the wrapped function the first time; its result (once_value) "
+     "or None (once_func), or the exception it raised, every time."},
+    {NULL},
+};
+
 PyTypeObject OnceCall_Type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gopy.OnceFunc",
     .tp_basicsize = sizeof(OnceCallObject),
@@ -826,6 +845,7 @@ PyTypeObject OnceCall_Type = {
     .tp_call = (ternaryfunc)OnceCall_call,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "A function made by once_func / once_value: runs the wrapped function once.",
+    .tp_methods = OnceCall_methods,
     .tp_traverse = (traverseproc)OnceCall_traverse,
     .tp_clear = (inquiry)OnceCall_clear,
 };
@@ -978,13 +998,13 @@ static PyObject *Cond_broadcast(CondObject *self, PyObject *Py_UNUSED(ignored))
 
 static PyMethodDef Cond_methods[] = {
     {"wait", (PyCFunction)Cond_wait, METH_NOARGS,
-     "wait() -> None\n\nUnlock l, park until signal() or broadcast() (a wait begun before a "
+     "wait($self, /)\n--\n\nUnlock l, park until signal() or broadcast() (a wait begun before a "
      "signal is never missed by it), lock l again.  The caller holds l.  Wakeups can be "
      "spurious: re-check the condition in a loop."},
     {"signal", (PyCFunction)Cond_signal, METH_NOARGS,
-     "signal() -> None\n\nWake the longest-waiting waiter, if any."},
+     "signal($self, /)\n--\n\nWake the longest-waiting waiter, if any."},
     {"broadcast", (PyCFunction)Cond_broadcast, METH_NOARGS,
-     "broadcast() -> None\n\nWake every waiter."},
+     "broadcast($self, /)\n--\n\nWake every waiter."},
     {NULL},
 };
 
@@ -998,7 +1018,7 @@ PyTypeObject Cond_Type = {
     .tp_basicsize = sizeof(CondObject),
     .tp_dealloc = (destructor)Cond_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "Cond(l)\n\nGo's sync.Cond over the locker l (anything with lock() and "
+    .tp_doc = "Cond(l)\n--\n\nGo's sync.Cond over the locker l (anything with lock() and "
               "unlock(): a Mutex, an RWMutex, an rlocker()).",
     .tp_traverse = (traverseproc)Cond_traverse,
     .tp_clear = (inquiry)Cond_clear,
@@ -1121,12 +1141,12 @@ static int Pool_set_new(PoolObject *self, PyObject *value, void *Py_UNUSED(closu
 
 static PyMethodDef Pool_methods[] = {
     {"get", (PyCFunction)Pool_get, METH_NOARGS,
-     "get() -> object\n\nA pooled object (removed from the pool), else new() if the pool has "
+     "get($self, /)\n--\n\nA pooled object (removed from the pool), else new() if the pool has "
      "one, else None."},
     {"put", (PyCFunction)Pool_put, METH_O,
-     "put(x) -> None\n\nAdd x to the pool (None is ignored).  The pool may drop it at any "
-     "time (every full garbage collection moves the pool's objects to a victim cache, the "
-     "next one drops them)."},
+     "put($self, x, /)\n--\n\nAdd x to the pool (None is ignored).  The pool may drop it at any "
+     "time (every full garbage collection moves the pool's objects to a victim cache, the next "
+     "one drops them)."},
     {NULL},
 };
 
@@ -1141,7 +1161,7 @@ PyTypeObject Pool_Type = {
     .tp_basicsize = sizeof(PoolObject),
     .tp_dealloc = (destructor)Pool_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "Pool(new=None)\n\nGo's sync.Pool: a cache of interchangeable objects, kept per "
+    .tp_doc = "Pool(new=None)\n--\n\nGo's sync.Pool: a cache of interchangeable objects, kept per "
               "processor.",
     .tp_traverse = (traverseproc)Pool_traverse,
     .tp_clear = (inquiry)Pool_clear,
@@ -1407,26 +1427,32 @@ static PyObject *Map_clear_method(MapObject *self, PyObject *Py_UNUSED(ignored))
 
 static PyMethodDef Map_methods[] = {
     {"load", (PyCFunction)Map_load, METH_O,
-     "load(key) -> (value, ok)\n\nThe value stored for key and True, or (None, False)."},
+     "load($self, key, /)\n--\n\n(value, ok): the value stored for key and True, or (None, "
+     "False)."},
     {"store", (PyCFunction)(void (*)(void))Map_store, METH_FASTCALL,
-     "store(key, value) -> None\n\nSet the value for key."},
+     "store($self, key, value, /)\n--\n\nSet the value for key."},
     {"load_or_store", (PyCFunction)(void (*)(void))Map_load_or_store, METH_FASTCALL,
-     "load_or_store(key, value) -> (actual, loaded)\n\nThe existing value and True, or store "
-     "value and return (value, False)."},
+     "load_or_store($self, key, value, /)\n--\n\n(actual, loaded): the existing value and True, "
+     "or store value and return (value, False)."},
     {"load_and_delete", (PyCFunction)Map_load_and_delete, METH_O,
-     "load_and_delete(key) -> (value, loaded)\n\nDelete key, returning its previous value."},
-    {"delete", (PyCFunction)Map_delete, METH_O, "delete(key) -> None"},
+     "load_and_delete($self, key, /)\n--\n\nDelete key, returning (value, loaded): its previous "
+     "value and whether there was one."},
+    {"delete", (PyCFunction)Map_delete, METH_O,
+     "delete($self, key, /)\n--\n\nDelete key (nothing happens if it is absent)."},
     {"swap", (PyCFunction)(void (*)(void))Map_swap, METH_FASTCALL,
-     "swap(key, value) -> (previous, loaded)\n\nStore value, returning the previous value "
-     "and whether there was one."},
+     "swap($self, key, value, /)\n--\n\nStore value, returning (previous, loaded): the previous "
+     "value and whether there was one."},
     {"compare_and_swap", (PyCFunction)(void (*)(void))Map_compare_and_swap, METH_FASTCALL,
-     "compare_and_swap(key, old, new) -> bool\n\nStore new if key's value == old."},
+     "compare_and_swap($self, key, old, new, /)\n--\n\nStore new if key's value == old; True if "
+     "it did."},
     {"compare_and_delete", (PyCFunction)(void (*)(void))Map_compare_and_delete, METH_FASTCALL,
-     "compare_and_delete(key, old) -> bool\n\nDelete key if its value == old."},
+     "compare_and_delete($self, key, old, /)\n--\n\nDelete key if its value == old; True if it "
+     "did."},
     {"range", (PyCFunction)Map_range, METH_O,
-     "range(fn) -> None\n\nCall fn(key, value) for each entry (those present when range "
+     "range($self, fn, /)\n--\n\nCall fn(key, value) for each entry (those present when range "
      "began) until fn returns a false value other than None.  fn may use the map."},
-    {"clear", (PyCFunction)Map_clear_method, METH_NOARGS, "clear() -> None"},
+    {"clear", (PyCFunction)Map_clear_method, METH_NOARGS,
+     "clear($self, /)\n--\n\nDelete every entry."},
     {NULL},
 };
 
@@ -1435,7 +1461,7 @@ PyTypeObject Map_Type = {
     .tp_basicsize = sizeof(MapObject),
     .tp_dealloc = (destructor)Map_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "Map()\n\nGo's sync.Map: a map safe for concurrent use, loads without locks.  "
+    .tp_doc = "Map()\n--\n\nGo's sync.Map: a map safe for concurrent use, loads without locks.  "
               "Keys are compared by hash and ==, as a dict's.",
     .tp_traverse = (traverseproc)Map_traverse,
     .tp_clear = (inquiry)Map_clear,
@@ -1455,10 +1481,10 @@ static int add_type(PyObject *m, PyTypeObject *type, const char *name)
 
 static PyMethodDef sync_functions[] = {
     {"once_func", gopy_once_func, METH_O,
-     "once_func(fn) -> callable\n\nGo's OnceFunc: a function that calls fn() the first time "
+     "once_func($module, fn, /)\n--\n\nGo's OnceFunc: a function that calls fn() the first time "
      "and does nothing later; if fn raised, every call raises that exception again."},
     {"once_value", gopy_once_value, METH_O,
-     "once_value(fn) -> callable\n\nGo's OnceValue: a function that calls fn() the first "
+     "once_value($module, fn, /)\n--\n\nGo's OnceValue: a function that calls fn() the first "
      "time and returns its result every time; if fn raised, every call raises it again."},
     {NULL},
 };

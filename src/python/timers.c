@@ -221,17 +221,17 @@ static PyObject *Timer_get_c(TimerObject *self, void *Py_UNUSED(closure))
 
 static PyMethodDef Timer_methods[] = {
     {"stop", (PyCFunction)Timer_stop, METH_NOARGS,
-     "stop() -> bool\n\nStop the timer; True if that stopped it from firing.  No value sent "
+     "stop($self, /)\n--\n\nStop the timer; True if that stopped it from firing.  No value sent "
      "before the stop can be received after it."},
     {"reset", (PyCFunction)Timer_reset, METH_O,
-     "reset(d) -> bool\n\nRe-arm the timer to fire after d; True if it was pending."},
+     "reset($self, d, /)\n--\n\nRe-arm the timer to fire after d; True if it was pending."},
     {NULL},
 };
 
 static PyMethodDef Ticker_methods[] = {
-    {"stop", (PyCFunction)Timer_stop, METH_NOARGS, "stop() -> None\n\nStop the ticks."},
+    {"stop", (PyCFunction)Timer_stop, METH_NOARGS, "stop($self, /)\n--\n\nStop the ticks."},
     {"reset", (PyCFunction)Timer_reset, METH_O,
-     "reset(d) -> None\n\nTick every d from now on."},
+     "reset($self, d, /)\n--\n\nTick every d from now on."},
     {NULL},
 };
 
@@ -246,7 +246,7 @@ PyTypeObject Timer_Type = {
     .tp_basicsize = sizeof(TimerObject),
     .tp_dealloc = (destructor)Timer_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "Timer(d)\n\nSends the time.time() value on .c once, after d seconds.",
+    .tp_doc = "Timer(d)\n--\n\nSends the time.time() value on .c once, after d seconds.",
     .tp_traverse = (traverseproc)Timer_traverse,
     .tp_clear = (inquiry)Timer_clear,
     .tp_methods = Timer_methods,
@@ -261,7 +261,7 @@ PyTypeObject Ticker_Type = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_traverse = (traverseproc)Timer_traverse,
     .tp_clear = (inquiry)Timer_clear,
-    .tp_doc = "Ticker(d)\n\nSends the time on .c every d seconds, dropping ticks for a slow "
+    .tp_doc = "Ticker(d)\n--\n\nSends the time on .c every d seconds, dropping ticks for a slow "
               "reader.",
     .tp_methods = Ticker_methods,
     .tp_getset = Timer_getset,
