@@ -79,33 +79,38 @@ def with_hook_always_on():
 
 def preempted():
     """The kernel beside a ticker's reader on one thread (retried until the
-    scheduler puts them together): (seconds, preemptions, stretches in ms)."""
+    scheduler puts them together): (seconds, preemptions, gaps between ticks in ms)."""
+
+    # Each attempt's channels are passed in: a goroutine of a failed attempt must
+    # not take the next one's go-ahead.
+    def reader(idents, go_on, stop, ticks):
+        idents.send(threading.get_ident())
+        if not go_on.recv():
+            return
+        t = gopy.Ticker(0.005)
+        while gopy.select(gopy.Recv(t.c), gopy.Recv(stop))[0] == 0:
+            ticks.append(time.perf_counter())
+        t.stop()
+
+    def worker(idents, go_on, stop, result):
+        idents.send(threading.get_ident())
+        if not go_on.recv():
+            return
+        time.sleep(0.02)
+        before = runtime.stats()["preemptions"]
+        secs = kernel()
+        result.send((secs, runtime.stats()["preemptions"] - before))
+        stop.close()
+
     for _ in range(60):
         idents, go_on = gopy.Chan(2), gopy.Chan()
         result, stop, ticks = gopy.Chan(1), gopy.Chan(), []
-
-        def reader():
-            idents.send(threading.get_ident())
-            if not go_on.recv():
-                return
-            t = gopy.Ticker(0.005)
-            while gopy.select(gopy.Recv(t.c), gopy.Recv(stop))[0] == 0:
-                ticks.append(time.perf_counter())
-            t.stop()
-
-        def worker():
-            idents.send(threading.get_ident())
-            if not go_on.recv():
-                return
-            time.sleep(0.02)
-            before = runtime.stats()["preemptions"]
-            secs = kernel()
-            result.send((secs, runtime.stats()["preemptions"] - before))
-            stop.close()
-
-        gopy.go(reader)
-        gopy.go(worker)
-        if idents.recv() == idents.recv():
+        procs = runtime.gomaxprocs(1)  # one P while they start: likely one thread
+        gopy.go(reader, idents, go_on, stop, ticks)
+        gopy.go(worker, idents, go_on, stop, result)
+        same = idents.recv() == idents.recv()
+        runtime.gomaxprocs(procs)
+        if same:
             go_on.send(True)
             go_on.send(True)
             secs, n = result.recv()

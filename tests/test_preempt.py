@@ -36,18 +36,19 @@ def on_one_thread(first, second, tries=60):
     (retrying until the scheduler starts them on the same one: a single P
     while they start makes that likely, even with the GIL off); returns
     their results."""
+    def wrap(name, fn, idents, go, results):
+        # The channels are this attempt's: a goroutine of a failed attempt
+        # must not take the next one's go-ahead.
+        idents.send(threading.get_ident())
+        if go.recv():
+            results.send((name, fn()))
+
     for _ in range(tries):
         idents, go, results = gopy.Chan(2), gopy.Chan(), gopy.Chan(2)
-
-        def wrap(name, fn):
-            idents.send(threading.get_ident())
-            if go.recv():
-                results.send((name, fn()))
-
         procs = runtime.gomaxprocs(1)
         try:
-            gopy.go(wrap, "first", first)
-            gopy.go(wrap, "second", second)
+            gopy.go(wrap, "first", first, idents, go, results)
+            gopy.go(wrap, "second", second, idents, go, results)
             a, b = recv_value(idents), recv_value(idents)
         finally:
             runtime.gomaxprocs(procs)
