@@ -67,7 +67,8 @@ int gopy_status_error(int status);
 /* goroutine.c: a thread that is about to make or take a thread state
  * (without holding one) calls gopy_attach_begin first: false if the
  * interpreter is exiting (then take none); else gopy_attach_done once it
- * holds one.  The exit waits for the threads in between. */
+ * holds one (or, for a helper that runs Python only briefly, once it has
+ * let it go again).  The exit waits for the threads in between. */
 bool gopy_attach_begin(void);
 void gopy_attach_done(void);
 

@@ -29,8 +29,7 @@
  * (gopy_preempt_print_traceback).
  *
  * The request queue is guarded by `pre.lock`; the armed-hook bookkeeping
- * by the GIL (and by a critical section on `mon.armed` where there is
- * none).
+ * by the GIL, and by MON_LOCK where there is none.
  */
 #include "binding.h"
 
@@ -138,6 +137,21 @@ static void preempt_here(void)
 
 #if PY_VERSION_HEX >= 0x030C0000 /* sys.monitoring (PEP 669) */
 
+/* The GIL, or with the GIL off a PyMutex (a thread waiting for it
+ * detaches, so a stop-the-world inside set_local_events can proceed).  Not
+ * a critical section: those are let go whenever the holder blocks, as it
+ * may inside set_local_events, and another thread's count and events
+ * could then interleave with ours (a code object counted as armed with its
+ * events off: never preempted again). */
+#ifdef Py_GIL_DISABLED
+static PyMutex mon_lock;
+#define MON_LOCK() PyMutex_Lock(&mon_lock)
+#define MON_UNLOCK() PyMutex_Unlock(&mon_lock)
+#else
+#define MON_LOCK() ((void)0)
+#define MON_UNLOCK() ((void)0)
+#endif
+
 static int64_t monotonic_ns(void)
 {
     struct timespec ts;
@@ -147,8 +161,7 @@ static int64_t monotonic_ns(void)
 
 /* Made by the preempter before it publishes `tool` (0 until then), then
  * read-only but for `armed` and `by_thread`, which the preempter and the
- * hooks change with the GIL (or in a critical section on `armed` where
- * there is none). */
+ * hooks change under MON_LOCK, together with the events they set. */
 static struct {
     _Atomic int tool;           /* the tool id gopy holds; -1: none free */
     PyObject *set_local_events; /* sys.monitoring.set_local_events */
@@ -232,7 +245,7 @@ static void set_events(PyObject *code, long events)
     Py_XDECREF(r);
 }
 
-/* Under the critical section on mon.armed. */
+/* Under MON_LOCK. */
 static void disarm_locked(PyObject *key)
 {
     PyObject *entry = PyDict_GetItemWithError(mon.by_thread, key);
@@ -266,9 +279,9 @@ static void disarm_thread(unsigned long tid)
     PyObject *exc = gopy_err_fetch(); /* a hook must leave no trace */
     PyObject *key = PyLong_FromUnsignedLong(tid);
     if (key != NULL) {
-        GOPY_BEGIN_LOCKED(mon.armed);
+        MON_LOCK();
         disarm_locked(key);
-        GOPY_END_LOCKED();
+        MON_UNLOCK();
         Py_DECREF(key);
     }
     PyErr_Clear();
@@ -321,7 +334,7 @@ static void arm(PyThreadState *ts)
         Py_XDECREF(key);
         return;
     }
-    GOPY_BEGIN_LOCKED(mon.armed);
+    MON_LOCK();
     disarm_locked(key); /* what an earlier request armed and nobody took */
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(codes); i++) {
         PyObject *code = PyTuple_GET_ITEM(codes, i);
@@ -340,7 +353,7 @@ static void arm(PyThreadState *ts)
     else
         atomic_fetch_add(&narmed, 1);
     Py_XDECREF(entry);
-    GOPY_END_LOCKED();
+    MON_UNLOCK();
     Py_DECREF(codes);
     Py_DECREF(key);
 }
@@ -355,7 +368,7 @@ static void sweep(void)
     if (stale < SWEEP_NS)
         stale = SWEEP_NS;
     int64_t before = monotonic_ns() - stale;
-    GOPY_BEGIN_LOCKED(mon.armed);
+    MON_LOCK();
     PyObject *keys = PyDict_Keys(mon.by_thread);
     for (Py_ssize_t i = 0; keys != NULL && i < PyList_GET_SIZE(keys); i++) {
         PyObject *key = PyList_GET_ITEM(keys, i);
@@ -365,7 +378,7 @@ static void sweep(void)
     }
     Py_XDECREF(keys);
     PyErr_Clear();
-    GOPY_END_LOCKED();
+    MON_UNLOCK();
 }
 
 /* Every hook armed (fork child: their threads are gone). */
@@ -373,13 +386,13 @@ static void disarm_all(void)
 {
     if (mon.tool <= 0)
         return;
-    GOPY_BEGIN_LOCKED(mon.armed);
+    MON_LOCK();
     PyObject *keys = PyDict_Keys(mon.by_thread);
     for (Py_ssize_t i = 0; keys != NULL && i < PyList_GET_SIZE(keys); i++)
         disarm_locked(PyList_GET_ITEM(keys, i));
     Py_XDECREF(keys);
     PyErr_Clear();
-    GOPY_END_LOCKED();
+    MON_UNLOCK();
 }
 
 #else /* 3.11: a trace function on the goroutine's thread */
@@ -531,11 +544,13 @@ static void *preempter(void *arg)
         memcpy(batch, pre.queue, (size_t)n * sizeof batch[0]);
         pre.n = 0;
         pthread_mutex_unlock(&pre.lock);
+        /* Counted as attaching until the thread state is let go again: the
+         * exit waits for that, so no Python runs here once it goes on
+         * (with the GIL off nothing else would stop it). */
         if (!gopy_attach_begin())
             continue; /* the interpreter is exiting */
         PyGILState_STATE st = PyGILState_Ensure();
-        gopy_attach_done();
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < n && !atomic_load(&gopy_state.stopping); i++) {
             if (batch[i].traceback)
                 print_traceback(batch[i].ts);
             else
@@ -543,6 +558,7 @@ static void *preempter(void *arg)
         }
         sweep();
         PyGILState_Release(st);
+        gopy_attach_done();
     }
     return NULL;
 }
