@@ -124,8 +124,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=30)
     args = ap.parse_args()
+    slice_s = runtime.set_preempt_slice(0.010)  # read it ...
+    runtime.set_preempt_slice(slice_s)  # ... and keep it (GOPY_PREEMPT_SLICE)
     print(f"CPython {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
-          f"preemption slice {runtime.set_preempt_slice(0.010) * 1e3:g} ms, "
+          f"preemption slice {slice_s * 1e3:g} ms, "
           f"{args.reps} runs of each, interleaved: CPU time of the kernel's thread")
     in_goroutine()  # start the runtime
     rows = {"thread": [], "goroutine": [], "always-on hook": [], "preempted": []}
