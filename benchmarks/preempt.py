@@ -146,8 +146,10 @@ def main():
         b, m = min(xs), statistics.median(xs)
         print(f"  {name:15s} {b * 1e3:6.1f} ms   {b / best:6.3f}   {m * 1e3:6.1f} ms   {m / mid:6.3f}")
     rate = statistics.median(counts)
-    print(f"  preempted: {rate:.0f} preemptions per CPU second, one every {1e3 / rate:.1f} ms; "
-          f"longest wait between the reader's ticks {max(gaps):.1f} ms")
+    every = f", one every {1e3 / rate:.1f} ms" if rate > 0 else ""
+    wait = f"{max(gaps):.1f} ms" if gaps else "all of it"
+    print(f"  preempted: {rate:.0f} preemptions per CPU second{every}; "
+          f"longest wait between the reader's ticks {wait}")
 
 
 if __name__ == "__main__":
