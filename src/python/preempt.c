@@ -189,13 +189,12 @@ static PyMethodDef on_jump_def = {"_preempt_hook", (PyCFunction)(void (*)(void))
  * 0 debugger, 1 coverage, 2 profiler and 5 optimizer are taken by those. */
 static int claim_tool(void)
 {
-    PyObject *monitoring = PyImport_ImportModule("sys");
-    PyObject *m = monitoring != NULL ? PyObject_GetAttrString(monitoring, "monitoring") : NULL;
-    Py_XSETREF(monitoring, m);
-    if (monitoring == NULL)
-        return -1;
+    PyObject *sys = PyImport_ImportModule("sys");
+    PyObject *monitoring = sys != NULL ? PyObject_GetAttrString(sys, "monitoring") : NULL;
+    mon.current_frames = sys != NULL ? PyObject_GetAttrString(sys, "_current_frames") : NULL;
+    Py_XDECREF(sys);
     int tool = -1;
-    for (int id = 4; id >= 3 && tool < 0; id--) {
+    for (int id = 4; monitoring != NULL && id >= 3 && tool < 0; id--) {
         PyObject *r = PyObject_CallMethod(monitoring, "use_tool_id", "is", id, "gopy");
         if (r != NULL)
             tool = id;
@@ -203,13 +202,11 @@ static int claim_tool(void)
             PyErr_Clear(); /* taken */
         Py_XDECREF(r);
     }
-    PyObject *events = PyObject_GetAttrString(monitoring, "events");
+    PyObject *events = tool >= 0 ? PyObject_GetAttrString(monitoring, "events") : NULL;
     PyObject *jump = events != NULL ? PyObject_GetAttrString(events, "JUMP") : NULL;
     PyObject *hook = PyCFunction_New(&on_jump_def, NULL);
-    mon.set_local_events = PyObject_GetAttrString(monitoring, "set_local_events");
-    PyObject *sys = PyImport_ImportModule("sys");
-    mon.current_frames = sys != NULL ? PyObject_GetAttrString(sys, "_current_frames") : NULL;
-    Py_XDECREF(sys);
+    mon.set_local_events =
+        tool >= 0 ? PyObject_GetAttrString(monitoring, "set_local_events") : NULL;
     mon.armed = PyDict_New();
     mon.by_thread = PyDict_New();
     int ok = tool >= 0 && jump != NULL && hook != NULL && mon.set_local_events != NULL &&
@@ -223,7 +220,7 @@ static int claim_tool(void)
     Py_XDECREF(jump);
     Py_XDECREF(events);
     Py_XDECREF(hook);
-    Py_DECREF(monitoring);
+    Py_XDECREF(monitoring);
     if (!ok) {
         if (PyErr_Occurred())
             PyErr_WriteUnraisable(NULL);
@@ -358,16 +355,11 @@ static void arm(PyThreadState *ts)
     Py_DECREF(key);
 }
 
-/* Take back hooks armed a while ago that nobody took: the goroutine parked
- * or finished before its next back-edge (sysmon asks again, so a thread
- * still due is re-armed meanwhile).  Else the code would keep calling
- * the hook, for nothing, wherever it runs. */
-static void sweep(void)
+/* Take back the hooks armed before `before` (ns; monotonic_ns). */
+static void disarm_armed_before(int64_t before)
 {
-    int64_t stale = 2 * gopy_rt_preempt_slice();
-    if (stale < SWEEP_NS)
-        stale = SWEEP_NS;
-    int64_t before = monotonic_ns() - stale;
+    if (mon.tool <= 0)
+        return;
     MON_LOCK();
     PyObject *keys = PyDict_Keys(mon.by_thread);
     for (Py_ssize_t i = 0; keys != NULL && i < PyList_GET_SIZE(keys); i++) {
@@ -381,18 +373,22 @@ static void sweep(void)
     MON_UNLOCK();
 }
 
+/* Take back hooks armed a while ago that nobody took: the goroutine parked
+ * or finished before its next back-edge (sysmon asks again, so a thread
+ * still due is re-armed meanwhile).  Else the code would keep calling
+ * the hook, for nothing, wherever it runs. */
+static void sweep(void)
+{
+    int64_t stale = 2 * gopy_rt_preempt_slice();
+    if (stale < SWEEP_NS)
+        stale = SWEEP_NS;
+    disarm_armed_before(monotonic_ns() - stale);
+}
+
 /* Every hook armed (fork child: their threads are gone). */
 static void disarm_all(void)
 {
-    if (mon.tool <= 0)
-        return;
-    MON_LOCK();
-    PyObject *keys = PyDict_Keys(mon.by_thread);
-    for (Py_ssize_t i = 0; keys != NULL && i < PyList_GET_SIZE(keys); i++)
-        disarm_locked(PyList_GET_ITEM(keys, i));
-    Py_XDECREF(keys);
-    PyErr_Clear();
-    MON_UNLOCK();
+    disarm_armed_before(INT64_MAX);
 }
 
 #else /* 3.11: a trace function on the goroutine's thread */
