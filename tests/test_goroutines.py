@@ -526,7 +526,10 @@ def test_blocking_calls_do_not_serialise_goroutines():
 
 
 def test_gil_releasing_work_runs_on_several_threads():
-    data = bytes(range(256)) * 4096  # 1 MiB
+    # 4 MiB: each hash (2-3 ms) outlasts sysmon's patience with a queue
+    # that stands still (1 ms), so another M starts goroutines even if the
+    # ones sent at the spawns come late (1 MiB: all 32 once ran on one M).
+    data = bytes(range(256)) * 16384
     want = hashlib.sha256(data).hexdigest()
     idents = gopy.Chan(32)
     for _ in range(32):

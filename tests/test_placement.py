@@ -65,8 +65,12 @@ def test_every_pool_member_gets_work_and_each_job_runs_once(procs2):
     jobs.close()
     assert sorted(v for _, v in got) == list(range(64))
     # Spread: the thread that started the pool's first two members, and the
-    # GOMAXPROCS threads of the ring (that thread may be one of them).
-    assert 2 <= len({ident for ident, _ in got}) <= 3
+    # GOMAXPROCS threads of the ring (that thread may be one of them).  With
+    # the GIL off, several threads start members at once before any has
+    # parked, and each keeps its own: those recruited while few are busy
+    # (up to GOMAXPROCS + 1), and the ring.
+    threads = len({ident for ident, _ in got})
+    assert 2 <= threads <= (5 if FREE_THREADED else 3)
 
 
 def test_pool_stays_on_one_thread_under_gomaxprocs_1():

@@ -200,11 +200,50 @@ static int64_t monotonic_ns(void)
 
 /* The caller has queued many goroutines that have not started (see
  * gopy_rt_host_backlog): let them start while they are in the caches.  A
- * goroutine yields to them; a thread lets the GIL go until an M (the one
- * the runtime sent for them) has taken it, or 2 ms have passed. */
-static void start_backlog(void)
+ * goroutine yields to them (gopy_rt_host_start_backlog). */
+#ifdef Py_GIL_DISABLED
+/* hostq starts when this thread last gave up on the backlog standing
+ * still (its own; UINT64_MAX: never). */
+static _Thread_local uint64_t backlog_stood_at = UINT64_MAX;
+
+/* A thread: no GIL to hand over, and the attached Ms start them in
+ * parallel with it, at whatever pace the kernel gives them.  It waits,
+ * detached, until they have drained the backlog under the mark: yielding
+ * while it moves, napping once it has stood still for 100 us (then nobody
+ * is starting them: sysmon sends an M after 1 ms).  Still after 10 ms, it
+ * goes on, and waits again only once the backlog has moved. */
+static void let_backlog_start(void)
 {
-    if (gopy_rt_host_start_backlog())
+    uint64_t starts;
+    if (!gopy_rt_host_backlog_at(&starts) || gopy_rt_host_start_backlog() ||
+        starts == backlog_stood_at)
+        return;
+    PyThreadState *ts = PyEval_SaveThread();
+    int64_t now = monotonic_ns(), moved = now;
+    for (;;) {
+        if (now - moved < 100000)
+            sched_yield();
+        else
+            nanosleep(&(struct timespec){.tv_nsec = 50000}, NULL);
+        uint64_t before = starts;
+        if (!gopy_rt_host_backlog_at(&starts))
+            break;
+        now = monotonic_ns();
+        if (starts != before) {
+            moved = now;
+        } else if (now - moved > 10000000) {
+            backlog_stood_at = starts;
+            break;
+        }
+    }
+    PyEval_RestoreThread(ts);
+}
+#else
+/* A thread lets the GIL go until an M (the one the runtime sent for them,
+ * or one waiting for the GIL) has taken it, or 2 ms have passed. */
+static void let_backlog_start(void)
+{
+    if (!gopy_rt_host_backlog() || gopy_rt_host_start_backlog())
         return;
     uint64_t takes = atomic_load_explicit(&gopy_state.gil_takes, memory_order_relaxed);
     PyThreadState *ts = PyEval_SaveThread();
@@ -215,6 +254,7 @@ static void start_backlog(void)
            monotonic_ns() < give_up);
     PyEval_RestoreThread(ts);
 }
+#endif
 
 /* What placement groups fn's goroutines by (gopy_rt_go_host): the code
  * a function or method runs, else the callable itself.  Borrowed; only
@@ -238,8 +278,7 @@ int gopy_spawn(PyObject *fn, PyObject *args, PyObject *kwargs)
     Py_INCREF(args);
     Py_XINCREF(kwargs);
     if (gopy_rt_go_host(run_goroutine, init_call, &c, spawn_group(fn)) == 0) {
-        if (gopy_rt_host_backlog())
-            start_backlog();
+        let_backlog_start();
         return 0;
     }
     /* Not started (init_call did not run): the references are still ours. */

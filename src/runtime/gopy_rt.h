@@ -95,9 +95,16 @@ bool gopy_rt_in_host_goroutine(void);
 /* Have so many host goroutines queued up unstarted that the caller
  * (holding the host lock) should let them start now, and can?  A host
  * goroutine can unless it is locked to its thread.  Another thread can if
- * an M is on its way to take the host lock for them: it should let the
- * lock go until that M has it. */
+ * an M is on its way to take the host lock for them, or waits for it: it
+ * should let the lock go until that M has it. */
 bool gopy_rt_host_backlog(void);
+/* The same mark without asking who could start them: are that many
+ * unstarted?  *starts: how many host goroutines have been started so far.
+ * For a host whose lock does not keep the Ms out while another thread
+ * holds it (a free-threaded interpreter): the Ms start them in parallel
+ * with the spawning thread, which watches the backlog drain instead of
+ * handing the lock over. */
+bool gopy_rt_host_backlog_at(uint64_t *starts);
 /* From a host goroutine: yield, and have its M start the unstarted ones
  * before resuming it; true.  From anywhere else: false, nothing done. */
 bool gopy_rt_host_start_backlog(void);

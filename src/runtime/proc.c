@@ -2008,8 +2008,15 @@ bool gopy_rt_host_backlog(void)
     G *g = getg();
     if (g != NULL && g->kind == G_HOST)
         return g->lockedm == NULL; /* its M may start them */
-    /* A thread can only hand the host lock to an M on its way for it. */
-    return atomic_load(&sched.host_standby) != NULL;
+    /* A thread can only hand the host lock to an M on its way for it, or
+     * to one waiting for it. */
+    return atomic_load(&sched.host_standby) != NULL || atomic_load(&sched.nhost_acquiring) > 0;
+}
+
+bool gopy_rt_host_backlog_at(uint64_t *starts)
+{
+    *starts = atomic_load_explicit(&sched.hostq_starts, memory_order_relaxed);
+    return atomic_load_explicit(&sched.hostq_len, memory_order_relaxed) >= HOST_START_BATCH;
 }
 
 bool gopy_rt_host_start_backlog(void)
