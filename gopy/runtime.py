@@ -21,7 +21,8 @@ __all__ = ["gomaxprocs", "num_cpu", "num_goroutine", "gosched", "lock_os_thread"
 def stack():
     """A dump of every live goroutine, as Go's runtime.Stack(all=true):
     one block per goroutine with its id, state, what it waits on, its home
-    thread (Python goroutines) and its Python traceback where it has one."""
+    thread (Python goroutines), its Python traceback where it has one, and
+    where it was created (Go's "created by")."""
     blocks = []
     for g in _goroutines():
         head = f"goroutine {g['id']} [{g['state']}"
@@ -38,5 +39,9 @@ def stack():
             lines.append("  (C goroutine)")
         for filename, lineno, name in g["frames"] or ():
             lines.append(f'  File "{filename}", line {lineno}, in {name}')
+        if g["created_by"] is not None:
+            name, filename, lineno, creator = g["created_by"]
+            lines.append(f"  created by {name}" + (f" in goroutine {creator}" if creator else ""))
+            lines.append(f'    File "{filename}", line {lineno}')
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + ("\n" if blocks else "")

@@ -31,10 +31,12 @@ def test_stack_lists_every_goroutine_with_state_and_wait_reason():
         ready.recv()
     assert wait_until(lambda: all(name in gopy.runtime.stack() for name in
                                   ("in_select", "sleeping", "receiving")))
-    blocks = {b.splitlines()[-1].rsplit(" in ", 1)[-1]: b.splitlines()[0]
-              for b in gopy.runtime.stack().split("\n\n")
-              if b.strip() and b.splitlines()[-1].rsplit(" in ", 1)[-1] in
-              ("in_select", "sleeping", "receiving")}
+    def innermost(block):  # the last frame's function, before "created by"
+        frames = [line for line in block.splitlines() if line.startswith("  File ")]
+        return frames[-1].rsplit(" in ", 1)[-1] if frames else None
+
+    blocks = {innermost(b): b.splitlines()[0] for b in gopy.runtime.stack().split("\n\n")
+              if innermost(b) in ("in_select", "sleeping", "receiving")}
     assert blocks["in_select"].endswith("[waiting: select]:")
     assert blocks["sleeping"].endswith("[waiting: sleep]:")
     assert blocks["receiving"].endswith("[waiting: chan receive]:")

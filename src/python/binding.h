@@ -167,11 +167,12 @@ typedef struct py_call_template py_call_template;
 py_call_template *gopy_template_new(PyObject *fn, PyObject *args);
 void gopy_template_release(py_call_template *t);
 void gopy_template_fire(void *template);
-/* Python goroutines' frames, for runtime.stack(): a list of
- * (filename, lineno, name) tuples, innermost last (GIL held); None on a
- * free-threaded build for a goroutine of another thread, which may be
- * running. */
-PyObject *gopy_goroutine_frames(void *gstate);
+/* A Python goroutine's frames and origin, for runtime.stack(): a new
+ * (frames, created_by) tuple.  frames: a list of (filename, lineno, name)
+ * tuples, innermost last; created_by: gopy_origin_describe's tuple, or
+ * None.  Both None on a free-threaded build for a goroutine of another
+ * thread, which may be running (GIL held). */
+PyObject *gopy_goroutine_where(void *gstate);
 void gopy_host_stop(void);
 
 /* ---- sync.c, atomic.c: the sync types and gopy.atomic -------------------- */
@@ -274,6 +275,10 @@ bool gopy_frame_called_back(PyThreadState *ts);
 /* Does match(obj, arg) hold for an object on the locals or value stack of
  * one of ts's frames (the running goroutine's)?  Borrowed objects, GIL
  * held, nothing may run meanwhile. */
+/* The code the innermost Python frame on ts runs (a new reference) and
+ * the byte offset of its current instruction (*lasti), or NULL without an
+ * exception: no Python frame (GIL held). */
+PyCodeObject *gopy_frame_where(PyThreadState *ts, int *lasti);
 bool gopy_frames_hold(PyThreadState *ts, bool (*match)(PyObject *, void *), void *arg);
 /* The context a goroutine spawned now runs in: a copy of the current one,
  * or NULL (no exception) when that would be an empty context. */

@@ -573,6 +573,36 @@ bool gopy_frame_called_back(PyThreadState *ts)
     return entries > 1;
 }
 
+PyCodeObject *gopy_frame_where(PyThreadState *ts, int *lasti)
+{
+    /* The innermost frame the interpreter runs code in: past 3.12+'s
+     * frames for entries from C, which run none. */
+#if PY_VERSION_HEX < 0x030C0000 /* 3.11: every frame on the chain is code's */
+    _PyInterpreterFrame *f = ts->cframe->current_frame;
+    if (f == NULL)
+        return NULL;
+    *lasti = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
+    return (PyCodeObject *)Py_NewRef(f->f_code);
+#else
+#if PY_VERSION_HEX < 0x030D0000
+    _PyInterpreterFrame *f = ts->cframe->current_frame;
+#else
+    _PyInterpreterFrame *f = ts->current_frame;
+#endif
+#if PY_VERSION_HEX < 0x030E0000 /* a shim frame per entry from C (3.12, 3.13) */
+    while (f != NULL && f->owner == FRAME_OWNED_BY_CSTACK)
+        f = f->previous;
+#else /* 3.14: entry frames are the interpreter's (or the C stack's) */
+    while (f != NULL && f->owner >= FRAME_OWNED_BY_INTERPRETER)
+        f = f->previous;
+#endif
+    if (f == NULL)
+        return NULL;
+    *lasti = PyUnstable_InterpreterFrame_GetLasti(f);
+    return (PyCodeObject *)PyUnstable_InterpreterFrame_GetCode(f);
+#endif
+}
+
 bool gopy_frames_hold(PyThreadState *ts, bool (*match)(PyObject *, void *), void *arg)
 {
     /* Each frame's locals and value stack, as far as the interpreter saved

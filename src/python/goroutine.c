@@ -24,8 +24,28 @@
  * (gopy_rt_set_host_area_size): the record with its saved interpreter
  * state, and above it the root chunk of its frames' data stack.  Both are
  * kept when the runtime reuses the G for another goroutine. */
+/* Where a goroutine was created, as Go's tracebacks say ("created by"):
+ * the creating goroutine's id (0: a thread) and the code its innermost
+ * Python frame ran, with the instruction (code NULL: no Python frame, a
+ * C thread).  The code is a reference; its line is found only when
+ * shown. */
+typedef struct {
+    PyCodeObject *code;
+    int lasti;
+    int64_t goid;
+} py_origin;
+
+/* The calling thread's place, as a goroutine's origin (GIL held). */
+static py_origin origin_here(void)
+{
+    py_origin o = {.goid = gopy_rt_goid()};
+    o.code = gopy_frame_where(PyThreadState_Get(), &o.lasti);
+    return o;
+}
+
 struct py_goroutine {
     PyObject *fn, *args, *kwargs;
+    py_origin origin;
     py_call_template *call;   /* after_func: the call to make, else NULL */
     PyThreadState *loaded_in; /* the M thread state holding our state, or NULL */
 #ifdef Py_GIL_DISABLED
@@ -115,6 +135,7 @@ static void init_save(py_goroutine *g, PyObject *context)
 struct py_call_template {
     _Atomic long refs; /* the Timer, plus one per firing not yet started */
     PyObject *fn, *args, *context;
+    py_origin origin; /* after_func's call: each firing's origin */
     const void *group; /* spawn_group(fn), taken with the GIL */
 };
 
@@ -128,6 +149,40 @@ typedef struct {
 
 /* ---- exceptions escaping goroutines ---------------------------------------- */
 
+/* o as (qualname, filename, lineno, goid), or None (a new reference). */
+static PyObject *origin_describe(const py_origin *o)
+{
+    if (o->code == NULL)
+        Py_RETURN_NONE;
+    return Py_BuildValue("(OOiL)", o->code->co_qualname, o->code->co_filename,
+                         PyCode_Addr2Line(o->code, o->lasti), (long long)o->goid);
+}
+
+/* Go ends a goroutine's traceback with where it was created; Python's
+ * place for such context is a note on the exception (PEP 678), which
+ * every hook that prints tracebacks shows.  Best effort: a failure leaves
+ * the exception as it was. */
+static void note_origin(PyObject *exc)
+{
+    py_goroutine *g = gopy_rt_host_gstate();
+    if (g == NULL || g->origin.code == NULL)
+        return;
+    PyCodeObject *code = g->origin.code;
+    int line = PyCode_Addr2Line(code, g->origin.lasti);
+    PyObject *note =
+        g->origin.goid > 0
+            ? PyUnicode_FromFormat("created by %U in goroutine %lld\n  File \"%U\", line %d",
+                                   code->co_qualname, (long long)g->origin.goid,
+                                   code->co_filename, line)
+            : PyUnicode_FromFormat("created by %U\n  File \"%U\", line %d", code->co_qualname,
+                                   code->co_filename, line);
+    PyObject *r = note != NULL ? PyObject_CallMethod(exc, "add_note", "O", note) : NULL;
+    if (r == NULL)
+        PyErr_Clear();
+    Py_XDECREF(r);
+    Py_XDECREF(note);
+}
+
 /* Hand the current exception to gopy.excepthook(exc, goroutine_id), looked
  * up at this moment so that assigning gopy.excepthook replaces it. */
 void gopy_report_exception(void)
@@ -139,6 +194,7 @@ void gopy_report_exception(void)
         Py_DECREF(exc); /* as in threads: SystemExit ends the goroutine quietly */
         return;
     }
+    note_origin(exc);
     PyObject *goid = PyLong_FromLongLong(gopy_rt_goid());
     PyObject *pkg = PyImport_ImportModule("gopy");
     PyObject *hook = pkg != NULL ? PyObject_GetAttrString(pkg, "excepthook") : NULL;
@@ -170,11 +226,13 @@ static void run_goroutine(void *gstate)
     Py_CLEAR(g->fn);
     Py_CLEAR(g->args);
     Py_CLEAR(g->kwargs);
+    Py_CLEAR(g->origin.code);
     gopy_tstate_release_current(g->loaded_in);
 }
 
 typedef struct {
     PyObject *fn, *args, *kwargs, *context; /* references for the record */
+    py_origin origin;                       /* likewise */
 } spawn_call;
 
 static void init_call(void *area, void *arg)
@@ -185,6 +243,7 @@ static void init_call(void *area, void *arg)
     g->fn = c->fn;
     g->args = c->args;
     g->kwargs = c->kwargs;
+    g->origin = c->origin;
     g->call = NULL;
     __atomic_store_n(&g->loaded_in, NULL, __ATOMIC_RELAXED);
     init_save(g, c->context);
@@ -271,9 +330,11 @@ static const void *spawn_group(PyObject *fn)
 int gopy_spawn(PyObject *fn, PyObject *args, PyObject *kwargs)
 {
     gopy_drain_deferred();
-    spawn_call c = {fn, args, kwargs, gopy_context_for_spawn()};
-    if (c.context == NULL && PyErr_Occurred())
+    spawn_call c = {fn, args, kwargs, gopy_context_for_spawn(), origin_here()};
+    if (c.context == NULL && PyErr_Occurred()) {
+        Py_XDECREF(c.origin.code);
         return -1;
+    }
     Py_INCREF(fn);
     Py_INCREF(args);
     Py_XINCREF(kwargs);
@@ -287,6 +348,7 @@ int gopy_spawn(PyObject *fn, PyObject *args, PyObject *kwargs)
     Py_DECREF(args);
     Py_XDECREF(kwargs);
     Py_XDECREF(c.context);
+    Py_XDECREF(c.origin.code);
     if (err == EAGAIN)
         PyErr_SetString(PyExc_RuntimeError, "gopy: cannot start goroutines: the interpreter "
                                              "is shutting down");
@@ -313,6 +375,7 @@ py_call_template *gopy_template_new(PyObject *fn, PyObject *args)
     t->fn = Py_NewRef(fn);
     t->args = Py_NewRef(args);
     t->group = spawn_group(fn);
+    t->origin = origin_here();
     return t;
 }
 
@@ -323,6 +386,7 @@ void gopy_template_release(py_call_template *t)
     Py_DECREF(t->fn);
     Py_DECREF(t->args);
     Py_DECREF(t->context);
+    Py_XDECREF(t->origin.code);
     PyMem_RawFree(t);
 }
 
@@ -333,6 +397,7 @@ static void init_template_call(void *area, void *arg)
     atomic_fetch_add(&t->refs, 1);
     record_claim(g);
     g->fn = g->args = g->kwargs = NULL;
+    g->origin.code = NULL;
     g->call = t;
     __atomic_store_n(&g->loaded_in, NULL, __ATOMIC_RELAXED);
     record_release(g);
@@ -355,6 +420,8 @@ static void unpack_call(py_goroutine *g)
     g->fn = Py_NewRef(t->fn);
     g->args = Py_NewRef(t->args);
     g->kwargs = NULL;
+    g->origin = t->origin;
+    Py_XINCREF(g->origin.code);
     /* Each firing starts from the context after_func was called in. */
     PyObject *ctx = PyContext_Copy(t->context);
     if (ctx == NULL) {
@@ -576,31 +643,10 @@ void gopy_host_stop(void)
 
 /* ---- frames, for runtime.stack() ------------------------------------------------ */
 
-PyObject *gopy_goroutine_frames(void *gstate)
+/* frame's chain as (filename, lineno, name) tuples, innermost last; takes
+ * the reference to frame (NULL: none). */
+static PyObject *frames_list(PyObject *frame)
 {
-    py_goroutine *g = gstate;
-    PyObject *frame;
-#ifdef Py_GIL_DISABLED
-    PyThreadState *me = PyThreadState_Get();
-    if (__atomic_load_n(&g->loaded_in, __ATOMIC_RELAXED) == me) {
-        frame = (PyObject *)PyThreadState_GetFrame(me); /* it is us */
-    } else {
-        /* Parked: held still while its frames are read.  Running (or
-         * being set up): nothing can be read safely, so no frames. */
-        if (!record_try_read(g))
-            Py_RETURN_NONE;
-        frame = gopy_tstate_save_frame(me, G_SAVE(g));
-        record_release(g);
-    }
-#else
-    if (g->loaded_in != NULL) {
-        /* Running on its M (in a call that let the GIL go, since we hold
-         * it), or it is us. */
-        frame = (PyObject *)PyThreadState_GetFrame(g->loaded_in);
-    } else {
-        frame = gopy_tstate_save_frame(PyThreadState_Get(), G_SAVE(g));
-    }
-#endif
     PyObject *list = PyList_New(0);
     if (list == NULL) {
         Py_XDECREF(frame);
@@ -625,3 +671,44 @@ PyObject *gopy_goroutine_frames(void *gstate)
     }
     return list;
 }
+
+PyObject *gopy_goroutine_where(void *gstate)
+{
+    py_goroutine *g = gstate;
+    PyObject *frame, *origin;
+#ifdef Py_GIL_DISABLED
+    PyThreadState *me = PyThreadState_Get();
+    if (__atomic_load_n(&g->loaded_in, __ATOMIC_RELAXED) == me) {
+        frame = (PyObject *)PyThreadState_GetFrame(me); /* it is us */
+        origin = origin_describe(&g->origin);
+    } else {
+        /* Parked: held still while its frames are read.  Running (or
+         * being set up): nothing can be read safely, so no frames. */
+        if (!record_try_read(g))
+            return Py_BuildValue("(OO)", Py_None, Py_None);
+        frame = gopy_tstate_save_frame(me, G_SAVE(g));
+        origin = origin_describe(&g->origin);
+        record_release(g);
+    }
+#else
+    if (g->loaded_in != NULL) {
+        /* Running on its M (in a call that let the GIL go, since we hold
+         * it), or it is us. */
+        frame = (PyObject *)PyThreadState_GetFrame(g->loaded_in);
+    } else {
+        frame = gopy_tstate_save_frame(PyThreadState_Get(), G_SAVE(g));
+    }
+    origin = origin_describe(&g->origin);
+#endif
+    if (origin == NULL) {
+        Py_XDECREF(frame);
+        return NULL;
+    }
+    PyObject *frames = frames_list(frame);
+    if (frames == NULL) {
+        Py_DECREF(origin);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", frames, origin);
+}
+

@@ -280,22 +280,24 @@ static void collect_goroutine(const gopy_goroutine_info *info, void *arg)
     goroutine_walk *w = arg;
     if (w->failed)
         return;
-    PyObject *frames = NULL;
+    PyObject *where;
     if (info->host && info->gstate != NULL) {
-        frames = gopy_goroutine_frames(info->gstate);
-        if (frames == NULL) {
+        where = gopy_goroutine_where(info->gstate);
+        if (where == NULL) {
             w->failed = 1;
             return;
         }
     } else {
-        frames = Py_NewRef(Py_None);
+        where = Py_BuildValue("(OO)", Py_None, Py_None);
     }
-    PyObject *d = Py_BuildValue(
-        "{sLsssssKsdsdsLsOsN}", "id", (long long)info->goid, "state", info->state, "wait",
+    PyObject *d = where == NULL ? NULL : Py_BuildValue(
+        "{sLsssssKsdsdsLsOsOsO}", "id", (long long)info->goid, "state", info->state, "wait",
         gopy_rt_wait_reason_string(info->wait_reason), "wait_obj",
         (unsigned long long)(uintptr_t)info->wait_obj, "wait_seconds", info->wait_ns / 1e9,
         "sleep_until", info->sleep_until_ns / 1e9, "home_m", (long long)info->home_m,
-        "python", info->host ? Py_True : Py_False, "frames", frames);
+        "python", info->host ? Py_True : Py_False, "frames", PyTuple_GET_ITEM(where, 0),
+        "created_by", PyTuple_GET_ITEM(where, 1));
+    Py_XDECREF(where);
     if (d == NULL || PyList_Append(w->list, d) < 0)
         w->failed = 1;
     Py_XDECREF(d);

@@ -92,6 +92,9 @@ void gopy_rt_unlock_os_thread(void);
 /* 0 outside goroutines, else the goroutine's id (> 0). */
 int64_t gopy_rt_goid(void);
 bool gopy_rt_in_host_goroutine(void);
+/* The calling host goroutine's gstate (gopy_rt_set_host_area_size), or
+ * NULL outside host goroutines. */
+void *gopy_rt_host_gstate(void);
 /* Have so many host goroutines queued up unstarted that the caller
  * (holding the host lock) should let them start now, and can?  A host
  * goroutine can unless it is locked to its thread.  Another thread can if

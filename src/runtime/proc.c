@@ -2045,6 +2045,12 @@ bool gopy_rt_in_host_goroutine(void)
     return g != NULL && g->kind == G_HOST;
 }
 
+void *gopy_rt_host_gstate(void)
+{
+    G *g = getg();
+    return g != NULL && g->kind == G_HOST ? g->host : NULL;
+}
+
 void gopy_rt_set_interrupt(int (*check)(void *arg), void *arg, int64_t poll_ns)
 {
     G *g = getg_or_foreign();
