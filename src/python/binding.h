@@ -173,6 +173,9 @@ void gopy_template_fire(void *template);
  * None.  Both None on a free-threaded build for a goroutine of another
  * thread, which may be running (GIL held). */
 PyObject *gopy_goroutine_where(void *gstate);
+/* The calling Python goroutine's saved interpreter state (borrowed), or
+ * NULL outside Python goroutines. */
+struct py_tstate_save *gopy_goroutine_tstate_save(void);
 void gopy_host_stop(void);
 
 /* ---- sync.c, atomic.c: the sync types and gopy.atomic -------------------- */

@@ -169,6 +169,62 @@ size_t gopy_tstate_save_size(void)
     return sizeof(py_tstate_save);
 }
 
+#if PY_VERSION_HEX < 0x030C0000
+static int recursion_limit_of(PyThreadState *ts, py_tstate_save *s)
+{
+    int cap = s->recursion_cap;
+    return cap > 0 && cap < ts->recursion_limit ? cap : ts->recursion_limit;
+}
+
+/* 3.11: sys.setrecursionlimit.  The budget caps a goroutine's limit by
+ * making the interpreter see it deeper than it is (the counter left is
+ * what the cap leaves; the interpreter's own limit stays, for its checks
+ * to raise at zero: _Py_CheckRecursiveCall would raise a lower per-thread
+ * limit to the interpreter's).  setrecursionlimit moves every thread's
+ * counter by the change of limit, cap and all: raised inside a goroutine,
+ * the cap was gone until its next switch, and recursion through C reached
+ * the guard page.  This wrapper shows the interpreter the goroutine's
+ * true depth for the call (its "too low at the current depth" check),
+ * then caps it again.  A goroutine loaded on another M meanwhile (in a
+ * call that let the GIL go) keeps the moved counter until its next
+ * switch.  The original function, a reference; set once. */
+static PyObject *sys_setrecursionlimit;
+
+static PyObject *setrecursionlimit_capped(PyObject *self, PyObject *limit)
+{
+    (void)self;
+    PyThreadState *ts = PyThreadState_Get();
+    py_tstate_save *s = gopy_goroutine_tstate_save();
+    if (s == NULL)
+        return PyObject_CallOneArg(sys_setrecursionlimit, limit);
+    int depth = recursion_limit_of(ts, s) - ts->recursion_remaining;
+    ts->recursion_remaining = ts->recursion_limit - depth;
+    PyObject *r = PyObject_CallOneArg(sys_setrecursionlimit, limit);
+    ts->recursion_remaining = recursion_limit_of(ts, s) - depth;
+    return r;
+}
+
+static PyMethodDef setrecursionlimit_def = {
+    "setrecursionlimit", setrecursionlimit_capped, METH_O,
+    "setrecursionlimit($module, limit, /)\n--\n\n"
+    "sys.setrecursionlimit, keeping a goroutine's recursion within what its stack holds (gopy)."};
+
+static int wrap_setrecursionlimit(void)
+{
+    PyObject *sys = PyImport_ImportModule("sys");
+    if (sys == NULL)
+        return -1;
+    sys_setrecursionlimit = PyObject_GetAttrString(sys, "setrecursionlimit");
+    PyObject *wrapper = sys_setrecursionlimit != NULL
+                            ? PyCFunction_NewEx(&setrecursionlimit_def, NULL, NULL)
+                            : NULL;
+    int r = wrapper != NULL ? PyObject_SetAttrString(sys, "setrecursionlimit", wrapper) : -1;
+    Py_XDECREF(wrapper);
+    Py_DECREF(sys);
+    return r;
+}
+#endif
+
 int gopy_compat_init(void)
 {
 #if defined(Py_GIL_DISABLED) && PY_VERSION_HEX >= 0x030E0000
@@ -181,6 +237,10 @@ int gopy_compat_init(void)
                     "gopy: free-threaded CPython 3.14 and later are not supported yet "
                     "(3.13t is; see docs/free-threading.md)");
     return -1;
+#endif
+#if PY_VERSION_HEX < 0x030C0000
+    if (wrap_setrecursionlimit() < 0)
+        return -1;
 #endif
 #if PY_VERSION_HEX >= 0x030D0000
     ts_impl_shift = gopy_ts_impl_shift(PY_VERSION_HEX, Py_Version);
@@ -291,14 +351,6 @@ void gopy_tstate_save_init(py_tstate_save *s, PyObject *context, void *chunk_mem
     static _Atomic uint64_t next_id = (uint64_t)1 << 62;
     s->id = atomic_fetch_add(&next_id, 1);
 }
-
-#if PY_VERSION_HEX < 0x030C0000
-static int recursion_limit_of(PyThreadState *ts, py_tstate_save *s)
-{
-    int cap = s->recursion_cap;
-    return cap > 0 && cap < ts->recursion_limit ? cap : ts->recursion_limit;
-}
-#endif
 
 void gopy_tstate_store(PyThreadState *ts, py_tstate_save *s)
 {

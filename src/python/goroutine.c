@@ -641,6 +641,12 @@ void gopy_host_stop(void)
     Py_END_ALLOW_THREADS
 }
 
+py_tstate_save *gopy_goroutine_tstate_save(void)
+{
+    py_goroutine *g = gopy_rt_host_gstate();
+    return g != NULL ? G_SAVE(g) : NULL;
+}
+
 /* ---- frames, for runtime.stack() ------------------------------------------------ */
 
 /* frame's chain as (filename, lineno, name) tuples, innermost last; takes
