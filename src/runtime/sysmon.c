@@ -62,6 +62,15 @@ static int64_t thread_cpu_ns(M *m)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Has m's thread been on a CPU for most of the time since sysmon first
+ * saw its goroutine stuck (mon_since, when it sampled mon_cpu)?  False
+ * when either sample is unknown. */
+static bool m_computing(M *m, int64_t now)
+{
+    int64_t cpu = thread_cpu_ns(m);
+    return cpu >= 0 && m->mon_cpu >= 0 && (cpu - m->mon_cpu) * 2 > now - m->mon_since;
+}
+
 /* Is the M's thread asleep in the kernel (state S or D: a blocking call),
  * as opposed to runnable but not on a CPU?  On a loaded machine a
  * descheduled thread gains no CPU time either, and lending its P a
@@ -113,9 +122,8 @@ static void maybe_warn_stall(M *m, int64_t now)
         atomic_load(&m->hostq_len) == 0)
         return;
     m->mon_warned = true;
-    int64_t cpu = thread_cpu_ns(m);
     double secs = (double)(now - m->mon_run_since) / 1e9;
-    bool computing = cpu >= 0 && m->mon_cpu >= 0 && (cpu - m->mon_cpu) * 2 > now - m->mon_since;
+    bool computing = m_computing(m, now);
     int waiting = (int)atomic_load(&m->hostq_len);
     char buf[512];
     if (computing)
@@ -221,13 +229,10 @@ static enum watch watch_m(M *m, int64_t now)
         m->mon_since = now;
         return W_SUSPECT;
     }
-    int64_t stuck = now - m->mon_since;
     P *p = atomic_load_explicit(&m->mon_p, memory_order_relaxed);
     if (p != NULL && (p_has_work(p) || atomic_load(&sched.runqsize) > 0) &&
         atomic_load(&sched.npidle) == 0) {
-        int64_t cpu = thread_cpu_ns(m);
-        bool computing = cpu >= 0 && (cpu - m->mon_cpu) * 2 > stuck;
-        if (!computing && thread_sleeping(m)) {
+        if (!m_computing(m, now) && thread_sleeping(m)) {
             m->mon_acted = true;
             proc_compensate(m);
             return W_ACTED;
