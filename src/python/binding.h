@@ -191,7 +191,8 @@ void gopy_report_exception(void);
 
 /* ---- context.c, errgroup.c: gopy.context and gopy.errgroup -------------- */
 
-/* Register _gopy._context and _gopy._errgroup (module init). */
+/* Register _gopy._context, then _gopy._errgroup, which uses it (module
+ * init). */
 int gopy_context_init(PyObject *m);
 int gopy_errgroup_init(PyObject *m);
 /* The handle of a gopy.context.Context (borrowed), or NULL with TypeError

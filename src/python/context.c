@@ -874,5 +874,5 @@ int gopy_context_init(PyObject *m)
         PyModule_AddObjectRef(ns, "Canceled", ctxstate.Canceled) < 0 ||
         PyModule_AddObjectRef(ns, "DeadlineExceeded", ctxstate.DeadlineExceeded) < 0)
         return -1;
-    return gopy_errgroup_init(m);
+    return 0;
 }

@@ -451,8 +451,8 @@ static int module_exec(PyObject *m)
         return -1;
     gopy_state.module = m;
     gopy_state.interp = PyInterpreterState_Get();
-    if (gopy_compat_init() < 0 || gopy_context_init(m) < 0 || gopy_hooks_init(m) < 0 ||
-        gopy_preempt_init() < 0)
+    if (gopy_compat_init() < 0 || gopy_context_init(m) < 0 || gopy_errgroup_init(m) < 0 ||
+        gopy_hooks_init(m) < 0 || gopy_preempt_init() < 0)
         return -1;
     return gopy_goroutine_init();
 }
