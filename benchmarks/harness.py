@@ -309,9 +309,9 @@ def _ready(worker: PeerProcess) -> PeerProcess:
     return worker
 
 
-def _plan_size(workload, peer_info: _PeerInfo, quick: bool):
+def _plan_size(workload, peer_info: _PeerInfo, quick: bool, size: Optional[int]):
     """(n, cap note or None, capped) for this peer on this workload."""
-    n = workload.size(quick)
+    n = size or workload.size(quick)
     cap, reason = peer_info.caps.get(workload.id, (None, None))
     if cap is not None and cap < n:
         return cap, reason, reason is not None
@@ -320,10 +320,12 @@ def _plan_size(workload, peer_info: _PeerInfo, quick: bool):
 
 def run(workloads=None, quick: bool = False, reps: Optional[int] = None,
         progress: bool = True, peers=None, native: bool = True,
-        timeout: Optional[float] = None) -> Report:
+        timeout: Optional[float] = None, size: Optional[int] = None) -> Report:
     """Run the selected workloads (ids like "W1", or "W1,W3"; all when None) for each
     peer and return the rows of the table. Peers not installed are named in
-    ``report.skipped``; they never vanish silently."""
+    ``report.skipped``; they never vanish silently. ``size`` replaces every selected
+    workload's own n (goroutines, items, operations), as in a figure recorded at
+    another size."""
     if isinstance(workloads, str):
         workloads = workloads.split(",")
     selected = select_workloads(workloads)
@@ -334,7 +336,7 @@ def run(workloads=None, quick: bool = False, reps: Optional[int] = None,
         raise ValueError(f"unknown peers {unknown}; known: {PEERS}")
     peers = [p for p in PEERS if not peers or p in peers]  # gopy first, then a fixed order
 
-    report = Report(peers=peers, meta=_meta(quick, reps))
+    report = Report(peers=peers, meta=_meta(quick, reps, size))
     workers: dict = {}   # (peer, patched) -> its worker (fresh-process workloads: none)
     info: dict = {}      # peer -> _PeerInfo
     started = {p: PeerProcess(p) for p in peers}   # start together: imports overlap
@@ -358,11 +360,12 @@ def run(workloads=None, quick: bool = False, reps: Optional[int] = None,
                     for w in selected)
         bar = Progress(steps, progress)
         for workload in selected:
-            note = workload.limits_note(quick)
+            # The note explains a workload's own size, which --size replaces.
+            note = None if size else workload.limits_note(quick)
             if note:
                 report.notes.append(note)
             report.extend(_run_workload(workload, peers, info, workers, report.skipped,
-                                        quick, reps, timeout, bar))
+                                        quick, reps, timeout, bar, size))
         bar.finish()
     finally:  # also on Ctrl-C: no worker outlives the run
         for worker in [*started.values(), *workers.values()]:
@@ -373,7 +376,7 @@ def run(workloads=None, quick: bool = False, reps: Optional[int] = None,
     return report
 
 
-def _run_workload(workload, peers, info, workers, skipped, quick, reps, timeout, bar):
+def _run_workload(workload, peers, info, workers, skipped, quick, reps, timeout, bar, size):
     cells = {}                    # peer -> {metric id -> Cell}
     runnable = []
     for peer in peers:
@@ -385,7 +388,7 @@ def _run_workload(workload, peers, info, workers, skipped, quick, reps, timeout,
             reason = pi.no_equivalent.get(workload.id, "not implemented for this peer")
             cells[peer] = {m.id: Cell("n/a", note=reason) for m in workload.metrics}
             continue
-        n, cap_note, capped = _plan_size(workload, pi, quick)
+        n, cap_note, capped = _plan_size(workload, pi, quick, size)
         note = "; ".join(x for x in (pi.notes.get(workload.id), cap_note) if x) or None
         cells[peer] = {m.id: Cell("ok", n=n, note=note, capped=capped) for m in workload.metrics}
         runnable.append(peer)
@@ -468,7 +471,7 @@ def _python_result(metric, cells: dict, quick: bool) -> Result:
     return result
 
 
-def _meta(quick: bool, reps: int) -> dict:
+def _meta(quick: bool, reps: int, size: Optional[int]) -> dict:
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
@@ -477,7 +480,8 @@ def _meta(quick: bool, reps: int) -> dict:
         "gomaxprocs_env": os.environ.get("GOMAXPROCS"),
         "quick": quick,
         "reps": reps,
-        "sizes": {w.id: w.size(quick) for w in BY_ID.values()},
+        "size": size,
+        "sizes": {w.id: size or w.size(quick) for w in BY_ID.values()},
         "values": "cell values and samples in SI units (seconds, bytes; speedups as plain "
                   "numbers), shown ÷ scale in `unit`; native rows in their own unit",
     }
@@ -625,7 +629,10 @@ def format_table(results, width: int = 100) -> str:
     meta = report.meta
     out = []
     if meta:
-        sizes = "reduced sizes (--quick)" if meta.get("quick") else "full sizes"
+        if meta.get("size"):
+            sizes = f"n={meta['size']:,} (--size)"
+        else:
+            sizes = "reduced sizes (--quick)" if meta.get("quick") else "full sizes"
         out.append(f"gopy benchmarks · {meta['python']} · {meta['platform']} · "
                    f"{meta['cpus']} CPUs · median of {meta['reps']} · {sizes}")
     if report.versions:
@@ -846,6 +853,9 @@ def main(argv=None) -> int:
                              "C selects all native rows, C5 the C5-* rows)")
     parser.add_argument("--reps", type=int, metavar="N",
                         help="repetitions per figure (default 5, --quick 3); the median is shown")
+    parser.add_argument("--size", type=int, metavar="N",
+                        help="n of every selected Python workload (goroutines, items, operations) "
+                             "instead of its own; --json keeps each repetition's figure")
     parser.add_argument("--peers", metavar="gopy,asyncio",
                         help="run only these peers (default: all of " + ",".join(PEERS) + ")")
     parser.add_argument("--no-native", action="store_true",
@@ -861,6 +871,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.reps is not None and args.reps < 1:
         parser.error("--reps must be at least 1")
+    if args.size is not None and args.size < 2:
+        parser.error("--size must be at least 2 (W9c splits n between two goroutines)")
     if args.plot:
         try:
             _pyplot()  # fail now, not after minutes of measuring
@@ -873,7 +885,7 @@ def main(argv=None) -> int:
     try:
         report = run(only, quick=args.quick, reps=args.reps, progress=not args.no_progress,
                      peers=args.peers.split(",") if args.peers else None,
-                     native=not args.no_native, timeout=args.timeout)
+                     native=not args.no_native, timeout=args.timeout, size=args.size)
     except ValueError as exc:
         parser.error(str(exc))
     print(format_table(report))

@@ -1,10 +1,10 @@
 """Placement of Python goroutines: the figures that chose the policy (docs/decisions.md).
 
-    PYTHONPATH=. python benchmarks/placement.py [--reps 5]
+    PYTHONPATH=. python benchmarks/placement.py [--reps 5] [--hash-size BYTES]
 
 Prints, median of --reps runs, in one process:
-  pool-hash   8 workers started and parked on a jobs channel, then 64 x sha256(1 MiB):
-              speedup over serial (the W10 shape)
+  pool-hash   8 workers started and parked on a jobs channel, then 64 x sha256 of
+              --hash-size bytes (1 MiB): speedup over serial (the W10 shape)
   fresh-hash  the same 64 hashes, one fresh goroutine per job (W5)
   tpe-hash    the same with ThreadPoolExecutor(8)
   pingpong    two goroutines of different functions, unbuffered ping-pong, us per round trip (W2)
@@ -23,17 +23,14 @@ import time
 
 import gopy
 
-DATA = [bytes([i]) * (1 << 20) for i in range(64)]
-
-
-def serial_hash():
+def serial_hash(data):
     t = time.perf_counter()
-    for d in DATA:
+    for d in data:
         hashlib.sha256(d).digest()
     return time.perf_counter() - t
 
 
-def pool_hash():
+def pool_hash(data):
     jobs, done = gopy.Chan(), gopy.WaitGroup()
     parked = gopy.WaitGroup()
     idents = set()
@@ -51,8 +48,8 @@ def pool_hash():
     parked.wait()
     time.sleep(0.05)
     t = time.perf_counter()
-    done.add(len(DATA))
-    for d in DATA:
+    done.add(len(data))
+    for d in data:
         jobs.send(d)
     done.wait()
     el = time.perf_counter() - t
@@ -60,24 +57,24 @@ def pool_hash():
     return el, len(idents)
 
 
-def fresh_hash():
+def fresh_hash(data):
     wg = gopy.WaitGroup()
     t = time.perf_counter()
-    wg.add(len(DATA))
+    wg.add(len(data))
 
     def job(d):
         hashlib.sha256(d).digest()
         wg.done()
 
-    for d in DATA:
+    for d in data:
         gopy.go(job, d)
     wg.wait()
     return time.perf_counter() - t
 
 
-def tpe_hash(ex):
+def tpe_hash(ex, data):
     t = time.perf_counter()
-    list(ex.map(lambda d: hashlib.sha256(d).digest(), DATA))
+    list(ex.map(lambda d: hashlib.sha256(d).digest(), data))
     return time.perf_counter() - t
 
 
@@ -154,17 +151,20 @@ def spawn(n=100000):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--hash-size", type=int, default=1 << 20, metavar="BYTES",
+                    help="bytes each of the 64 hashes reads (default 1 MiB)")
     args = ap.parse_args()
+    data = [bytes([i]) * args.hash_size for i in range(64)]
     rows = {k: [] for k in ("pool-hash", "fresh-hash", "tpe-hash", "pingpong", "pingpong-same",
                             "park-wake", "spawn", "homes")}
     with concurrent.futures.ThreadPoolExecutor(8) as ex:
         for _ in range(args.reps):
-            s = serial_hash()
-            el, homes = pool_hash()
+            s = serial_hash(data)
+            el, homes = pool_hash(data)
             rows["pool-hash"].append(s / el)
             rows["homes"].append(homes)
-            rows["fresh-hash"].append(s / fresh_hash())
-            rows["tpe-hash"].append(s / tpe_hash(ex))
+            rows["fresh-hash"].append(s / fresh_hash(data))
+            rows["tpe-hash"].append(s / tpe_hash(ex, data))
             rows["pingpong"].append(pingpong())
             rows["pingpong-same"].append(pingpong(same=True))
             rows["park-wake"].append(park_wake())

@@ -13,7 +13,27 @@ import sys as _sys
 import threading as _threading
 import traceback as _traceback
 
-from . import _gopy, _hooks, atomic, context, errgroup, runtime
+try:
+    from . import _gopy
+except ImportError:
+    import importlib.machinery
+    import importlib.util
+
+    if importlib.util.find_spec(f"{__name__}._gopy") is not None:
+        raise  # the extension is there but failed to load: its own error says why
+    # Most often a source checkout shadowing the installed gopy; Python's own
+    # error ("cannot import name '_gopy' ... circular import") says neither.
+    _here = _os.path.dirname(_os.path.abspath(__file__))
+    _root = _os.path.dirname(_here)
+    raise ImportError(
+        f"gopy was imported from {_here}, where its C extension is not built for this "
+        f"Python (no _gopy{importlib.machinery.EXTENSION_SUFFIXES[0]} there). If that is "
+        f"a source checkout, build the extension in place (pip install -e {_root}, or "
+        f"python setup.py build_ext --inplace in {_root}), or run from another "
+        f"directory so that the installed gopy is imported.",
+        name="gopy._gopy", path=_here) from None
+
+from . import _hooks, atomic, context, errgroup, runtime
 from ._aio import aselect, to_goroutine
 from ._gopy import (
     Chan,

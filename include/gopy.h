@@ -18,7 +18,8 @@
  *
  * Every function may be called from a goroutine (it parks the goroutine when
  * it blocks) or from an ordinary thread (it blocks that thread).  Handles are
- * opaque.  The names below are the contract (see API.md).
+ * opaque.  The names below are gopy's public C API, kept stable (docs/api.md,
+ * "The C API", has the overview).
  */
 #ifndef GOPY_H
 #define GOPY_H

@@ -1,7 +1,7 @@
-"""gopy.atomic (API.md, "gopy.atomic"): typed cells that wrap like their C
-types, Bool and Value, and the functions on buffer elements -- ported in
-spirit from Go's sync/atomic tests (TestHammer32/64, TestStoreLoadSeqCst,
-wrap-around at the boundaries, bad indexes)."""
+"""gopy.atomic (docs/api.md, "gopy.atomic"): typed cells that wrap like
+their C types, Bool and Value, and the functions on buffer elements --
+ported in spirit from Go's sync/atomic tests (TestHammer32/64,
+TestStoreLoadSeqCst, wrap-around at the boundaries, bad indexes)."""
 
 import array
 import ctypes

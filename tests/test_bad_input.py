@@ -1,5 +1,5 @@
 """Wrong argument types and values raise TypeError / ValueError, never crash
-(API.md, "Errors")."""
+(docs/api.md, "Errors")."""
 
 import sys
 

@@ -1,5 +1,5 @@
 """gopy.Chan and its views: rendezvous, buffering, close, iteration, views,
-identity and reference counts (API.md, "Channels")."""
+identity and reference counts (docs/api.md, "Channels")."""
 
 import ctypes
 import gc

@@ -1,7 +1,8 @@
-"""gopy.context (API.md, "gopy.context"): the examples of Go's context
-documentation written with gopy, Go's context tests (context/x_test.go) in
-spirit, cancellation reaching goroutines, C goroutines and threads blocked
-in select, and no growth when many children are made and cancelled.
+"""gopy.context (docs/api.md, "gopy.context"): the examples of Go's
+context documentation written with gopy, Go's context tests
+(context/x_test.go) in spirit, cancellation reaching goroutines, C
+goroutines and threads blocked in select, and no growth when many children
+are made and cancelled.
 
 Lower bounds on elapsed time are correctness (a deadline must not fire
 early); upper bounds are generous hang guards only."""

@@ -1,8 +1,7 @@
 """Ctrl-C (SIGINT) interrupts the main thread blocked in a gopy call with
-KeyboardInterrupt, and the channel stays usable (API.md: "on the main
-thread Ctrl-C (KeyboardInterrupt) interrupts it").  Each case runs in a
-fresh interpreter; the parent sends SIGINT once the child says it is about
-to block."""
+KeyboardInterrupt, and the channel stays usable (docs/api.md,
+"Conventions").  Each case runs in a fresh interpreter; the parent sends
+SIGINT once the child says it is about to block."""
 
 import os
 import signal

@@ -1,7 +1,7 @@
-"""gopy.errgroup (API.md, "gopy.errgroup"): golang.org/x/sync/errgroup's
-tests (errgroup_test.go) and examples written with gopy -- JustErrors,
-Parallel, the MD5All pipeline over a temporary directory -- and the
-GetFriends fan-out with fake lookups."""
+"""gopy.errgroup (docs/api.md, "gopy.errgroup"):
+golang.org/x/sync/errgroup's tests (errgroup_test.go) and examples written
+with gopy -- JustErrors, Parallel, the MD5All pipeline over a temporary
+directory -- and the GetFriends fan-out with fake lookups."""
 
 import hashlib
 import itertools

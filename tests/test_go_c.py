@@ -1,5 +1,6 @@
 """gopy.go_c: C functions (and ctypes callbacks) run as goroutines, and
-channels shared between Python and C goroutines (API.md, "Goroutines")."""
+channels shared between Python and C goroutines (docs/api.md,
+"Goroutines")."""
 
 import ctypes
 import os

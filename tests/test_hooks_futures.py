@@ -1,5 +1,6 @@
 """concurrent.futures.Future.result() and .exception() park a goroutine
-(API.md, "asyncio"); elsewhere they are the originals."""
+(docs/api.md, "Blocking calls inside goroutines"); elsewhere they are the
+originals."""
 
 import asyncio
 import concurrent.futures

@@ -1,4 +1,4 @@
-"""gopy.select, Recv, Send (API.md, "select")."""
+"""gopy.select, Recv, Send (docs/api.md, "select")."""
 
 import sys
 import threading

@@ -1,4 +1,4 @@
-"""gopy's sync types (API.md, "sync"): Mutex, RWMutex, WaitGroup, Once,
+"""gopy's sync types (docs/api.md, "sync"): Mutex, RWMutex, WaitGroup, Once,
 once_func / once_value, Cond, Pool and Map -- ported in spirit from Go's
 sync tests (TestMutex, TestMutexMisuse, TestMutexFairness, TestRWMutex,
 TestParallelReaders, TestWaitGroup(Misuse), TestOnce, TestOncePanic,

@@ -1,4 +1,5 @@
-"""gopy.sleep, after, tick, Timer, Ticker, after_func (API.md, "Timers").
+"""gopy.sleep, after, tick, Timer, Ticker, after_func (docs/api.md,
+"Timers").
 
 Lower bounds on elapsed time are correctness (a timer must not fire
 early); upper bounds are generous hang guards only."""

@@ -1,4 +1,4 @@
-"""C1-C7 of BENCHMARKS.md: gopy's C API against Go's own runtime, in one run.
+"""C1-C7 of docs/benchmarks.md: gopy's C API against Go's own runtime, in one run.
 
 Builds c/ against include/gopy.h and build/libgopyrt.a, and go/ with `go build`,
 into a temporary directory; runs every workload in a process of its own, gopy

@@ -1,4 +1,4 @@
-"""gopy: goroutines on an M:N scheduler, written against /work/shared/API.md.
+"""gopy: goroutines on an M:N scheduler, written against docs/api.md.
 
 Bodies run in goroutines (not on the main thread), as a Go program would; the main
 thread only starts them and waits, blocked with the GIL released.

@@ -5,7 +5,8 @@
  * While its M is inside a call that lets the host lock go (a hash, a
  * compression, a blocking call nobody hooked), every goroutine bound to
  * that M waits, even with cores idle.  Go moves such goroutines; we cannot
- * (DESIGN.md), so we choose homes up front.  Two shapes pull apart:
+ * (docs/design.md, "Why a started Python goroutine never changes thread"),
+ * so we choose homes up front.  Two shapes pull apart:
  *
  *   - goroutines that talk to each other (ping-pong, producer/consumer)
  *     should share an M: a hand-off between two Ms is a host-lock handover,

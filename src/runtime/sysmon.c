@@ -110,10 +110,10 @@ enum watch { W_NOTHING, W_SUSPECT, W_ACTED };
  * past the stall-warning limit: say what it sees, once per stretch.  A
  * goroutine computing without parking where it cannot be preempted (C
  * code, Python a C function called back, a `with` block of a threading
- * lock, preemption off); or a call blocked in the kernel: DESIGN.md's
- * hazard, a goroutine holding a threading.Lock across a park and another
- * of its thread blocking on that lock, which stalls the thread with the
- * lock's holder bound to it.  The binding adds the goroutine's traceback
+ * lock, preemption off); or a call blocked in the kernel: the hazard
+ * README.md ("How it schedules") warns of, a goroutine holding a
+ * threading.Lock across a park and another of its thread blocking on that
+ * lock, which stalls the thread with the lock's holder bound to it.  The binding adds the goroutine's traceback
  * (the stalled hook). */
 static void maybe_warn_stall(M *m, int64_t now)
 {

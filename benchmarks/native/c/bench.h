@@ -1,5 +1,5 @@
 /*
- * Shared scaffolding of the C1-C7 programs (see BENCHMARKS.md): timing, RSS,
+ * Shared scaffolding of the C1-C7 programs (docs/benchmarks.md): timing, RSS,
  * and the JSON line each measurement prints.  The Go twins in ../go print the
  * same lines, so native.py can compare the two runtimes figure by figure.
  */

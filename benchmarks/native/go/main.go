@@ -1,4 +1,4 @@
-// Command gobench runs C1-C7 (see BENCHMARKS.md) on Go's own runtime: the
+// Command gobench runs C1-C7 (docs/benchmarks.md) on Go's own runtime: the
 // peer that the gopy programs in ../c are measured against.  It prints the
 // same JSON lines as they do, one per measurement.
 //

@@ -4,7 +4,7 @@
  *
  *   make -C src/runtime && cc -O2 -std=c11 -Iinclude -Isrc/runtime \
  *      benchmarks/native/offload/roundtrip.c build/libgopyrt.a -lpthread \
- *      -o /tmp/offload_roundtrip && /tmp/offload_roundtrip
+ *      -o build/offload_roundtrip && build/offload_roundtrip
  *
  * (benchmarks/offload_roundtrip.py builds and runs it too.)  Prints µs per
  * round trip: warm (an idle helper takes the call; best and median of 7

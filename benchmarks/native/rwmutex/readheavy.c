@@ -2,8 +2,9 @@
  * readheavy.c -- RWMutex against Mutex on a read-heavy load, from C:
  * 1,000 reader goroutines and 10 writer goroutines share a table.
  *
- *   cc -O2 -std=c11 -Iinclude benchmarks/native/rwmutex/readheavy.c \
- *      build/libgopyrt.a -lpthread -o /tmp/readheavy && /tmp/readheavy
+ *   make -C src/runtime && cc -O2 -std=c11 -Iinclude \
+ *      benchmarks/native/rwmutex/readheavy.c build/libgopyrt.a -lpthread \
+ *      -o build/readheavy && build/readheavy
  *
  * Two read sections:
  *   cpu    readers sum the table (64 words) -- parallel on GOMAXPROCS Ps
