@@ -1,16 +1,26 @@
 import datetime
-from collections.abc import Callable
-from typing import Any, Hashable
+from collections.abc import Callable, Hashable
+from typing import Any, TypeAlias, final
 
 from . import RecvChan
 
-_Duration = float | int | datetime.timedelta
-_Deadline = float | int | datetime.datetime
+__all__ = [
+    "Context", "CancelFunc", "AfterFuncStop", "Canceled", "DeadlineExceeded",
+    "background", "todo", "with_cancel", "with_cancel_cause", "with_deadline",
+    "with_deadline_cause", "with_timeout", "with_timeout_cause", "with_value",
+    "without_cancel", "after_func", "cause",
+]
+
+# Seconds; a timedelta too.  A deadline is a time.time() value or a datetime.
+_Duration: TypeAlias = float | datetime.timedelta
+_Deadline: TypeAlias = float | datetime.datetime
 
 class Canceled(Exception): ...
 class DeadlineExceeded(TimeoutError): ...
 
+@final
 class Context:
+    # None for a context that can never be cancelled: Recv(None) never proceeds.
     def done(self) -> RecvChan[None] | None: ...
     def err(self) -> Canceled | DeadlineExceeded | None: ...
     def deadline(self) -> tuple[float | None, bool]: ...
@@ -20,9 +30,11 @@ class Context:
     @classmethod
     def from_handle(cls, handle: int, /) -> Context: ...
 
+@final
 class CancelFunc:
     def __call__(self, cause: object = None) -> None: ...
 
+@final
 class AfterFuncStop:
     def __call__(self) -> bool: ...
 

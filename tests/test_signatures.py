@@ -8,6 +8,7 @@ their parameters.  Exception classes are left as CPython makes them.
 import importlib
 import inspect
 import pydoc
+import typing
 
 import pytest
 
@@ -191,3 +192,18 @@ def test_help_text_shows_signature_and_prose():
     assert "Raises ClosedChannelError if the channel is or gets closed." in text
     assert "recv_ok(self, /)" in text
     assert "\n--\n" not in text
+
+
+# Every class the stubs declare generic: subscripting works at runtime too, so
+# an annotation such as `pool: gopy.Pool[bytes]` evaluated at import time (or
+# by typing.get_type_hints) does not raise.
+GENERIC = [(gopy.Chan, (int,)), (gopy.SendChan, (int,)), (gopy.RecvChan, (int,)),
+           (gopy.Recv, (int,)), (gopy.Send, (int,)), (gopy.Cond, (gopy.Mutex,)),
+           (gopy.Pool, (bytes,)), (gopy.Map, (str, int)), (atomic.Value, (int,))]
+
+
+@pytest.mark.parametrize("cls,args", GENERIC, ids=[cls.__qualname__ for cls, _ in GENERIC])
+def test_generic_types_subscript_at_runtime(cls, args):
+    alias = cls[args]
+    assert typing.get_origin(alias) is cls
+    assert typing.get_args(alias) == args

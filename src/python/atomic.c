@@ -460,6 +460,8 @@ static PyMethodDef ValueCell_methods[] = {
     {"compare_and_swap", (PyCFunction)(void (*)(void))ValueCell_compare_and_swap, METH_FASTCALL,
      "compare_and_swap($self, old, new, /)\n--\n\nStore new if the value is old (identity, "
      "`is`); True if it did."},
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS,
+     "__class_getitem__($type, item, /)\n--\n\nValue[T] for annotations."},
     {NULL},
 };
 

@@ -106,6 +106,18 @@ static PyObject *Send_repr(CaseObject *c)
     return PyUnicode_FromFormat("gopy.Send(%R, %R)", c->chan, c->value);
 }
 
+static PyMethodDef Recv_methods[] = {
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS,
+     "__class_getitem__($type, item, /)\n--\n\nRecv[T] for annotations."},
+    {NULL},
+};
+
+static PyMethodDef Send_methods[] = {
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS,
+     "__class_getitem__($type, item, /)\n--\n\nSend[T] for annotations."},
+    {NULL},
+};
+
 static PyGetSetDef Recv_getset[] = {
     {"chan", (getter)Case_get_chan, NULL, "the channel (None: never ready)", NULL},
     {NULL},
@@ -126,6 +138,7 @@ PyTypeObject Recv_Type = {
     .tp_doc = "Recv(chan)\n--\n\nA select case receiving from chan (None: never ready).",
     .tp_traverse = (traverseproc)Case_traverse,
     .tp_clear = (inquiry)Case_clear,
+    .tp_methods = Recv_methods,
     .tp_getset = Recv_getset,
     .tp_new = Recv_new,
 };
@@ -139,6 +152,7 @@ PyTypeObject Send_Type = {
     .tp_doc = "Send(chan, value)\n--\n\nA select case sending value on chan (None: never ready).",
     .tp_traverse = (traverseproc)Case_traverse,
     .tp_clear = (inquiry)Case_clear,
+    .tp_methods = Send_methods,
     .tp_getset = Send_getset,
     .tp_new = Send_new,
 };

@@ -1005,6 +1005,8 @@ static PyMethodDef Cond_methods[] = {
      "signal($self, /)\n--\n\nWake the longest-waiting waiter, if any."},
     {"broadcast", (PyCFunction)Cond_broadcast, METH_NOARGS,
      "broadcast($self, /)\n--\n\nWake every waiter."},
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS,
+     "__class_getitem__($type, item, /)\n--\n\nCond[L] for annotations."},
     {NULL},
 };
 
@@ -1147,6 +1149,8 @@ static PyMethodDef Pool_methods[] = {
      "put($self, x, /)\n--\n\nAdd x to the pool (None is ignored).  The pool may drop it at any "
      "time (every full garbage collection moves the pool's objects to a victim cache, the next "
      "one drops them)."},
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS,
+     "__class_getitem__($type, item, /)\n--\n\nPool[T] for annotations."},
     {NULL},
 };
 
@@ -1453,6 +1457,8 @@ static PyMethodDef Map_methods[] = {
      "began) until fn returns a false value other than None.  fn may use the map."},
     {"clear", (PyCFunction)Map_clear_method, METH_NOARGS,
      "clear($self, /)\n--\n\nDelete every entry."},
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS,
+     "__class_getitem__($type, item, /)\n--\n\nMap[K, V] for annotations."},
     {NULL},
 };
 
