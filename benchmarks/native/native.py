@@ -199,19 +199,20 @@ def build(outdir: Path, go_dir: Path | None = None,
     go_dir: a directory for Go's binary instead of outdir; one already there
     (say, built on another machine and carried here) is used as it is."""
     note = progress or (lambda message: None)
+    outdir = Path(outdir).resolve()  # the builds run elsewhere (go: in GO_SOURCES)
+    go_dir = outdir if go_dir is None else Path(go_dir).resolve()
     binaries, failures = {}, {}
     for side in SIDES:
-        if side == "go" and go_dir is not None and (Path(go_dir) / GO_BINARY).is_file():
-            binaries[side] = Path(go_dir) / GO_BINARY
+        if side == "go" and (go_dir / GO_BINARY).is_file():
+            binaries[side] = go_dir / GO_BINARY
             continue
         note(f"building {side}")
         try:
             if side == "gopy":
                 binaries[side] = build_gopy(outdir)
             else:
-                if go_dir is not None:
-                    Path(go_dir).mkdir(parents=True, exist_ok=True)
-                binaries[side] = build_go(Path(go_dir) if go_dir is not None else outdir)
+                go_dir.mkdir(parents=True, exist_ok=True)
+                binaries[side] = build_go(go_dir)
         except Unavailable as e:
             failures[side] = f"build failed: {e}"
     return binaries, failures
