@@ -44,7 +44,9 @@ from benchmarks.workloads import METRIC_OWNER, select_workloads
 
 PYTHON_WORKLOADS = tuple(f"W{i}" for i in range(1, 11))   # W5 brings W5z, W9 W9c
 C_TARGET_RATIO = 1.0        # gopy ÷ Go, every C row but the absolute ones (C7-memory)
-DEFAULT_REPS = {False: 3, True: 1}   # by quick, for both the C and the W rows
+# By quick, for the C and the W rows alike: the harness's 5 (a full run on 2 cores
+# takes ~1.5 min), and one with --quick.
+DEFAULT_REPS = {False: harness.DEFAULT_REPS[False], True: 1}
 
 
 # ============================================================================ pieces
@@ -273,26 +275,29 @@ def format_summary(levels: list) -> str:
                 order.append(r.id)
                 rows[r.id] = {}
             rows[r.id][lv.procs] = r
+    # The ratio where the target is one (C rows, W5, W9, W10); C7-memory's is bytes.
+    shows_ratio = {rid: by[next(iter(by))].ref_name is not None
+                   and rid not in native.ABSOLUTE_TARGETS for rid, by in rows.items()}
+    names = {rid: f"{rid} {'ratio' if shows_ratio[rid] else next(iter(by.values())).unit}"
+             for rid, by in rows.items()}
+    width = max([len(n) for n in names.values()] + [20]) + 2
     out = ["summary: gopy ÷ Go (C rows) or ÷ the peer its target names (W5, W9, W10), "
            "> 1: gopy behind; else gopy's figure. !: target missed, ?: not judged",
-           f"  {'row':<22}{'target':<14}" + "".join(f"{f'P={p}':>10}" for p in procs)]
+           f"  {'row':<{width}}{'target':<12}" + "".join(f"{f'P={p}':>10}" for p in procs)]
     for rid in order:
         by = rows[rid]
         any_row = next(iter(by.values()))
-        # The ratio where the target is one (C rows, W5, W9, W10); C7-memory's is bytes.
-        shows_ratio = any_row.ref_name is not None and rid not in native.ABSOLUTE_TARGETS
-        what = "ratio" if shows_ratio else any_row.unit
         cells = []
         for p in procs:
             r = by.get(p)
             if r is None:
                 cells.append("")
                 continue
-            value = r.ratio if shows_ratio else r.gopy
+            value = r.ratio if shows_ratio[rid] else r.gopy
             mark = {False: "!", None: "?" if r.target and r.met_text != "n/a" else ""}.get(
                 r.met, "")
             cells.append(fmt_figure(value) + mark)
-        out.append(f"  {f'{rid} {what}':<22}{any_row.target or '':<14}"
+        out.append(f"  {names[rid]:<{width}}{any_row.target or '':<12}"
                    + "".join(f"{c:>10}" for c in cells))
     missed = [f"P={lv.procs}: " + ", ".join(r.id for r in lv.rows if r.met is False)
               for lv in levels if any(r.met is False for r in lv.rows)]
@@ -394,13 +399,14 @@ def main(argv=None) -> int:
         description="C1-C7 beside Go and W1-W10 at GOMAXPROCS 1, 2, 4, ... up to the "
                     "cores here, in one run; targets judged at each core count.")
     parser.add_argument("--procs", metavar="1,2,16",
-                        help=f"core counts to run at (default: {default_procs()}, "
-                             "from os.cpu_count())")
+                        help="core counts to run at (default: 1, 2, 4, ... and "
+                             f"os.cpu_count(), here {','.join(map(str, default_procs()))})")
     parser.add_argument("--quick", action="store_true",
-                        help="reduced sizes, 1 repetition (default reps with --quick)")
+                        help="reduced sizes and 1 repetition (unless --reps): "
+                             "seconds, not minutes")
     parser.add_argument("--reps", type=int, metavar="N",
-                        help="repetitions per figure, C and W rows alike (default 3, "
-                             "--quick 1); the median is shown")
+                        help="repetitions per figure, C and W rows alike (default "
+                             f"{DEFAULT_REPS[False]}, --quick 1); the median is shown")
     parser.add_argument("--only", metavar="W1,C2",
                         help="only these rows (W5 includes W5z, W9 W9c; C all C rows)")
     parser.add_argument("--json", metavar="FILE",
