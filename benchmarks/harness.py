@@ -559,13 +559,15 @@ _HIGHER_IS_BETTER_UNITS = {"x", "×"}  # a speedup
 def native_result(row: dict) -> Result:
     """Row: {"workload", "desc", "gopy", "go", "unit", "target_ratio"}; optionally
     "target_abs" (a bound on gopy's figure instead of a ratio), "higher_is_better"
-    (default: unit "x"), "skipped" (why a side has no figure)."""
+    (default: unit "x"), "skipped" (why a side has no figure), "samples" ({side: each
+    run's figure}; else the median stands alone)."""
     unit = str(row.get("unit", ""))
     higher = bool(row.get("higher_is_better", unit in _HIGHER_IS_BETTER_UNITS))
     cells = {}
     for side in ("gopy", "go"):
         value = row.get(side)
-        cells[side] = (Cell("ok", value=float(value), samples=[float(value)])
+        samples = (row.get("samples") or {}).get(side) or [value]
+        cells[side] = (Cell("ok", value=float(value), samples=[float(v) for v in samples])
                        if value is not None else
                        Cell("skipped", note=row.get("skipped") or f"no {side} figure"))
     result = Result(id=str(row["workload"]), label=str(row.get("desc", "")), unit=unit,

@@ -161,6 +161,8 @@ def test_cores_runs_each_core_count_at_tiny_sizes():
         c2 = rows["C2"]
         assert c2.ref_name == "go" and c2.target == "≤1×" and c2.unit == "ns/op"
         assert c2.gopy is not None and c2.gopy > 0, c2.why
+        c2_result = next(r for r in level.results if r.id == "C2")
+        assert c2_result.source == "native" and len(c2_result.cells["gopy"].samples) == 1
         if c2.ref is None:  # no Go here: the row says why
             assert "go" in c2.why and c2.met is None
         else:

@@ -175,6 +175,7 @@ def _row(key: str, meta: dict, samples: dict, problems: dict) -> dict:
         "target_abs": target_abs,
         "meets_target": meets,
         "skipped": "; ".join(missing) or None,
+        "samples": {side: [line["value"] for line in samples[side][key]] for side in SIDES},
     }
 
 
@@ -226,7 +227,7 @@ def run_native(quick: bool, reps: int = 3,
 
     Row: workload, desc, gopy, go, unit, ratio (above 1: gopy behind Go),
     target_ratio (or target_abs for C7-memory), meets_target, skipped (why a
-    side has no figure, else None).
+    side has no figure, else None), samples ({side: each run's figure}).
 
     procs: GOMAXPROCS for both sides (None: see _run_env). binaries, build_failures:
     what build() returned, to run binaries built once for several calls; None:
