@@ -21,7 +21,7 @@ import sys
 if __package__ in (None, ""):  # `python benchmarks/compare.py`: make `benchmarks` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.harness import REFERENCE, _fmt, cost_ratio, run
+from benchmarks.harness import REFERENCE, fmt_figure, cost_ratio, run
 
 WORKLOADS = [f"W{i}" for i in range(1, 10)]   # W5 brings W5z, W9 brings W9c
 
@@ -45,7 +45,7 @@ def _shown(entry) -> str:
         return "—"
     if entry["median"] is None:
         return entry["status"]
-    return _fmt(entry["median"] / entry["scale"])
+    return fmt_figure(entry["median"] / entry["scale"])
 
 
 def format_comparison(now: dict, base: dict = None, tolerance: float = 1.1) -> tuple:
@@ -71,7 +71,7 @@ def format_comparison(now: dict, base: dict = None, tolerance: float = 1.1) -> t
             old = base["metrics"].get(metric_id)
             ratio = None if old is None else cost_ratio(
                 entry["median"], old["median"], entry["higher_is_better"])
-            line += f"{_shown(old):>10}{_fmt(ratio):>10}"
+            line += f"{_shown(old):>10}{fmt_figure(ratio):>10}"
             if ratio is not None and ratio > tolerance:
                 line += "  SLOWER"
                 slower.append(metric_id)

@@ -188,12 +188,13 @@ class WorkerFailed(Exception):
 
 class PeerProcess:
     """A worker process for one peer, and the harness's end of the protocol.
-    ``patched``: the peer module monkey-patches the stdlib at import (PATCH_ENV)."""
+    ``patched``: the peer module monkey-patches the stdlib at import (PATCH_ENV).
+    ``env``: variables to set in the worker beside ours (GOMAXPROCS, for gopy)."""
 
-    def __init__(self, peer: str, patched: bool = False):
+    def __init__(self, peer: str, patched: bool = False, env: Optional[dict] = None):
         self.peer = peer
         self.stderr = tempfile.TemporaryFile()
-        env = dict(os.environ)
+        env = dict(os.environ, **(env or {}))
         env.pop(PATCH_ENV, None)
         if patched:
             env[PATCH_ENV] = "1"
@@ -309,9 +310,10 @@ def _ready(worker: PeerProcess) -> PeerProcess:
     return worker
 
 
-def _plan_size(workload, peer_info: _PeerInfo, quick: bool, size: Optional[int]):
-    """(n, cap note or None, capped) for this peer on this workload."""
-    n = size or workload.size(quick)
+def _plan_size(workload, peer_info: _PeerInfo, quick: bool, sizes=None):
+    """(n, cap note or None, capped) for this peer on this workload; ``sizes``:
+    {workload id: n} to run instead of the workload's own size."""
+    n = (sizes or {}).get(workload.id) or workload.size(quick)
     cap, reason = peer_info.caps.get(workload.id, (None, None))
     if cap is not None and cap < n:
         return cap, reason, reason is not None
@@ -320,12 +322,16 @@ def _plan_size(workload, peer_info: _PeerInfo, quick: bool, size: Optional[int])
 
 def run(workloads=None, quick: bool = False, reps: Optional[int] = None,
         progress: bool = True, peers=None, native: bool = True,
-        timeout: Optional[float] = None, size: Optional[int] = None) -> Report:
+        timeout: Optional[float] = None, env: Optional[dict] = None,
+        sizes: Optional[dict] = None, size: Optional[int] = None) -> Report:
     """Run the selected workloads (ids like "W1", or "W1,W3"; all when None) for each
     peer and return the rows of the table. Peers not installed are named in
-    ``report.skipped``; they never vanish silently. ``size`` replaces every selected
-    workload's own n (goroutines, items, operations), as in a figure recorded at
-    another size."""
+    ``report.skipped``; they never vanish silently.
+
+    ``env``: variables to set in the peers' workers (``{"GOMAXPROCS": "2"}``: gopy's
+    runtime reads it at start). ``sizes``: {workload id: n} instead of the workloads'
+    own sizes; ``size``: one n for every selected workload (goroutines, items,
+    operations), as in a figure recorded at another size. None reaches the native rows."""
     if isinstance(workloads, str):
         workloads = workloads.split(",")
     selected = select_workloads(workloads)
@@ -336,10 +342,14 @@ def run(workloads=None, quick: bool = False, reps: Optional[int] = None,
         raise ValueError(f"unknown peers {unknown}; known: {PEERS}")
     peers = [p for p in PEERS if not peers or p in peers]  # gopy first, then a fixed order
 
-    report = Report(peers=peers, meta=_meta(quick, reps, size))
+    if size:
+        sizes = {**{w.id: size for w in selected}, **(sizes or {})}
+    report = Report(peers=peers, meta=run_meta(quick, reps, env))
+    report.meta["size"] = size
+    report.meta["sizes"].update(sizes or {})
     workers: dict = {}   # (peer, patched) -> its worker (fresh-process workloads: none)
     info: dict = {}      # peer -> _PeerInfo
-    started = {p: PeerProcess(p) for p in peers}   # start together: imports overlap
+    started = {p: PeerProcess(p, env=env) for p in peers}  # together: imports overlap
     try:
         for peer, worker in started.items():
             try:
@@ -365,7 +375,7 @@ def run(workloads=None, quick: bool = False, reps: Optional[int] = None,
             if note:
                 report.notes.append(note)
             report.extend(_run_workload(workload, peers, info, workers, report.skipped,
-                                        quick, reps, timeout, bar, size))
+                                        quick, reps, timeout, bar, env, sizes))
         bar.finish()
     finally:  # also on Ctrl-C: no worker outlives the run
         for worker in [*started.values(), *workers.values()]:
@@ -376,7 +386,8 @@ def run(workloads=None, quick: bool = False, reps: Optional[int] = None,
     return report
 
 
-def _run_workload(workload, peers, info, workers, skipped, quick, reps, timeout, bar, size):
+def _run_workload(workload, peers, info, workers, skipped, quick, reps, timeout, bar,
+                  env=None, sizes=None):
     cells = {}                    # peer -> {metric id -> Cell}
     runnable = []
     for peer in peers:
@@ -388,7 +399,7 @@ def _run_workload(workload, peers, info, workers, skipped, quick, reps, timeout,
             reason = pi.no_equivalent.get(workload.id, "not implemented for this peer")
             cells[peer] = {m.id: Cell("n/a", note=reason) for m in workload.metrics}
             continue
-        n, cap_note, capped = _plan_size(workload, pi, quick, size)
+        n, cap_note, capped = _plan_size(workload, pi, quick, sizes)
         note = "; ".join(x for x in (pi.notes.get(workload.id), cap_note) if x) or None
         cells[peer] = {m.id: Cell("ok", n=n, note=note, capped=capped) for m in workload.metrics}
         runnable.append(peer)
@@ -397,14 +408,14 @@ def _run_workload(workload, peers, info, workers, skipped, quick, reps, timeout,
         bar.show(f"{workload.id} {peer:<8} {label}", heading=f"{workload.id} ({label})")
         patched = workload.id in info[peer].patched
         if workload.fresh_process:
-            worker = _ready(PeerProcess(peer, patched))
+            worker = _ready(PeerProcess(peer, patched, env))
             try:
                 return worker.measure(workload.id, n, timeout)
             finally:
                 worker.close()
         worker = workers.get((peer, patched))
         if worker is None or worker.proc.poll() is not None:  # first use, or after a failure
-            worker = workers[(peer, patched)] = _ready(PeerProcess(peer, patched))
+            worker = workers[(peer, patched)] = _ready(PeerProcess(peer, patched, env))
         return worker.measure(workload.id, n, timeout)
 
     failed = set()
@@ -447,11 +458,12 @@ def _run_workload(workload, peers, info, workers, skipped, quick, reps, timeout,
         for cell in row.values():
             if cell.status == "ok":
                 cell.value = median(cell.samples)
-        results.append(_python_result(metric, row, quick))
+        results.append(python_result(metric, row, quick))
     return results
 
 
-def _python_result(metric, cells: dict, quick: bool) -> Result:
+def python_result(metric, cells: dict, quick: bool) -> Result:
+    """The row of one metric from its cells ({peer: Cell}, values set): ratios, target."""
     result = Result(id=metric.id, label=metric.label, unit=metric.unit.label,
                     scale=metric.unit.scale, higher_is_better=metric.higher_is_better,
                     cells=cells)
@@ -471,17 +483,17 @@ def _python_result(metric, cells: dict, quick: bool) -> Result:
     return result
 
 
-def _meta(quick: bool, reps: int, size: Optional[int]) -> dict:
+def run_meta(quick: bool, reps: int, env: Optional[dict] = None) -> dict:
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "platform": f"{platform.system()} {platform.machine()}",
         "cpus": os.cpu_count(),
-        "gomaxprocs_env": os.environ.get("GOMAXPROCS"),
+        "gomaxprocs_env": (env or {}).get("GOMAXPROCS", os.environ.get("GOMAXPROCS")),
         "quick": quick,
         "reps": reps,
-        "size": size,
-        "sizes": {w.id: size or w.size(quick) for w in BY_ID.values()},
+        "size": None,
+        "sizes": {w.id: w.size(quick) for w in BY_ID.values()},
         "values": "cell values and samples in SI units (seconds, bytes; speedups as plain "
                   "numbers), shown ÷ scale in `unit`; native rows in their own unit",
     }
@@ -495,21 +507,35 @@ def _add_native(report: Report, workloads, quick: bool, progress: bool) -> None:
     native_wanted = [s for s in wanted if s.startswith("C")]
     if wanted and not native_wanted:
         return  # --only named Python workloads only
+    results, notes = native_results(quick, progress)
+    report.notes.extend(notes)
+    for result in results:
+        # "C" selects every native row, "C5" selects C5-contended and C5-uncontended.
+        rid = result.id.upper()
+        if not native_wanted or any(s in ("C", rid) or rid.startswith(s + "-")
+                                    for s in native_wanted):
+            report.append(result)
+
+
+def native_results(quick: bool, progress: bool, **native_kwargs) -> tuple:
+    """(rows as Results, notes) from benchmarks/native/native.py's run_native(quick,
+    **native_kwargs); what failed (the module missing, an exception) is a note."""
+    notes = []
     try:
         from benchmarks.native.native import run_native
     except ModuleNotFoundError as exc:
         if exc.name in ("benchmarks.native", "benchmarks.native.native"):
-            report.notes.append("native (C) workloads skipped: benchmarks/native/native.py "
-                                "is not there")
+            notes.append("native (C) workloads skipped: benchmarks/native/native.py "
+                         "is not there")
         else:
-            report.notes.append(f"native (C) workloads skipped: import failed: {exc}")
-        return
+            notes.append(f"native (C) workloads skipped: import failed: {exc}")
+        return [], notes
     except Exception as exc:
-        report.notes.append(f"native (C) workloads skipped: import failed: "
-                            f"{type(exc).__name__}: {exc}")
-        return
+        notes.append(f"native (C) workloads skipped: import failed: "
+                     f"{type(exc).__name__}: {exc}")
+        return [], notes
     bar = Progress(0, progress)
-    kwargs = {}
+    kwargs = dict(native_kwargs)
     try:
         if "progress" in inspect.signature(run_native).parameters:
             kwargs["progress"] = lambda message: bar.show(f"native (C): {message}",
@@ -520,36 +546,34 @@ def _add_native(report: Report, workloads, quick: bool, progress: bool) -> None:
     try:
         rows = run_native(quick, **kwargs)
     except Exception as exc:
-        report.notes.append(f"native (C) workloads failed: {type(exc).__name__}: {exc}")
-        return
+        notes.append(f"native (C) workloads failed: {type(exc).__name__}: {exc}")
+        return [], notes
     finally:
         bar.finish()
+    results = []
     for row in rows or []:
         try:
-            result = _native_result(row)
+            results.append(native_result(row))
         except (KeyError, TypeError, ValueError) as exc:
-            report.notes.append(f"native row ignored ({exc!r}): {row!r}")
-            continue
-        # "C" selects every native row, "C5" selects C5-contended and C5-uncontended.
-        rid = result.id.upper()
-        if not native_wanted or any(s in ("C", rid) or rid.startswith(s + "-")
-                                    for s in native_wanted):
-            report.append(result)
+            notes.append(f"native row ignored ({exc!r}): {row!r}")
+    return results, notes
 
 
 _HIGHER_IS_BETTER_UNITS = {"x", "×"}  # a speedup
 
 
-def _native_result(row: dict) -> Result:
+def native_result(row: dict) -> Result:
     """Row: {"workload", "desc", "gopy", "go", "unit", "target_ratio"}; optionally
     "target_abs" (a bound on gopy's figure instead of a ratio), "higher_is_better"
-    (default: unit "x"), "skipped" (why a side has no figure)."""
+    (default: unit "x"), "skipped" (why a side has no figure), "samples" ({side: each
+    run's figure}; else the median stands alone)."""
     unit = str(row.get("unit", ""))
     higher = bool(row.get("higher_is_better", unit in _HIGHER_IS_BETTER_UNITS))
     cells = {}
     for side in ("gopy", "go"):
         value = row.get(side)
-        cells[side] = (Cell("ok", value=float(value), samples=[float(value)])
+        samples = (row.get("samples") or {}).get(side) or [value]
+        cells[side] = (Cell("ok", value=float(value), samples=[float(v) for v in samples])
                        if value is not None else
                        Cell("skipped", note=row.get("skipped") or f"no {side} figure"))
     result = Result(id=str(row["workload"]), label=str(row.get("desc", "")), unit=unit,
@@ -560,7 +584,7 @@ def _native_result(row: dict) -> Result:
     gopy = result.figure("gopy")
     if row.get("target_abs") is not None:
         bound = float(row["target_abs"])
-        result.target = f"{'≥' if higher else '≤'}{_fmt(bound)}"
+        result.target = f"{'≥' if higher else '≤'}{fmt_figure(bound)}"
         if gopy is None:
             result.met_reason = "no gopy figure"
         else:
@@ -582,7 +606,8 @@ _CELL_TEXT = {"n/a": "—", "skipped": "skip", "error": "error", "wrong": "WRONG
 _LABEL_W, _FIG_W, _RATIO_W = 16, 8, 6
 
 
-def _fmt(x: Optional[float]) -> str:
+def fmt_figure(x: Optional[float]) -> str:
+    """A figure in 3-4 significant digits for a table cell; "—" for None."""
     if x is None:
         return "—"
     a = abs(x)
@@ -605,7 +630,7 @@ def _cell_text(result: Result, peer: str) -> str:
         return ""
     if cell.status != "ok":
         return _CELL_TEXT.get(cell.status, cell.status)
-    return _fmt(cell.value / result.scale) + ("*" if cell.capped else "")
+    return fmt_figure(cell.value / result.scale) + ("*" if cell.capped else "")
 
 
 def _met_text(result: Result) -> str:
@@ -655,7 +680,7 @@ def format_table(results, width: int = 100) -> str:
         for r in python_rows:
             label = f"{r.id} {r.label}"[:_LABEL_W - len(unit_of.get(r.unit, r.unit))]
             label += unit_of.get(r.unit, " " + r.unit)
-            ratio = "" if r.ratio is None else _fmt(r.ratio)
+            ratio = "" if r.ratio is None else fmt_figure(r.ratio)
             out.append(line(label, [_cell_text(r, p) for p in peers], ratio, r.target or "",
                             _met_text(r)))
         out.append(textwrap.fill(
@@ -675,7 +700,7 @@ def format_table(results, width: int = 100) -> str:
         for r in native_rows:
             label = textwrap.shorten(f"{r.id} {r.desc}", 45, placeholder="…")
             out.append(f"{label:<46}{_cell_text(r, 'gopy'):>9} {_cell_text(r, 'go'):>9} "
-                       f"{r.unit:<6}{'' if r.ratio is None else _fmt(r.ratio):>6} "
+                       f"{r.unit:<6}{'' if r.ratio is None else fmt_figure(r.ratio):>6} "
                        f"{r.target or '':>7} {_met_text(r):>3}".rstrip())
         out.append("ratio: gopy ÷ Go (for a speedup, Go's ÷ gopy's); > 1 means gopy is behind")
         for r in native_rows:
@@ -698,7 +723,7 @@ def _ratio_lines(rows, peers, width) -> list:
     for r in rows:
         if r.ratios:
             lines.append((f"{r.id:<{_LABEL_W}}" + "".join(
-                f"{_fmt(r.ratios.get(p)) if p in r.ratios else '':>{_FIG_W}} "
+                f"{fmt_figure(r.ratios.get(p)) if p in r.ratios else '':>{_FIG_W}} "
                 for p in others)).rstrip())
     return lines
 

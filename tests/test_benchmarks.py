@@ -123,3 +123,81 @@ def test_w16_and_w17_catch_a_wrong_answer():
         BY_ID["W16"].score(3, None, [0, 2, 5], 1.0)
     with pytest.raises(WrongResult):
         BY_ID["W17"].score(3, None, 5, 1.0)
+
+
+def test_cores_core_counts():
+    from benchmarks import cores
+
+    assert cores.default_procs(16) == [1, 2, 4, 8, 16]
+    assert cores.default_procs(6) == [1, 2, 4, 6]
+    assert cores.default_procs(1) == [1]
+    assert cores.parse_procs("16,1,2,2") == [1, 2, 16]
+    with pytest.raises(ValueError):
+        cores.parse_procs("0,2")
+    assert cores.split_only(["w1", "C5-contended", "C7"]) == (["W1"], ["C5", "C7"])
+    assert cores.split_only(None) == (list(cores.PYTHON_WORKLOADS), ["C1", "C2", "C3", "C4",
+                                                                      "C5", "C6", "C7"])
+
+
+@pytest.mark.timeout(300)  # builds the C program and, where Go is installed, Go's
+def test_cores_runs_each_core_count_at_tiny_sizes():
+    """benchmarks/cores.py's pieces, one C row and three W rows at two core counts:
+    the structure of what it prints and writes, never the figures."""
+    import json
+
+    from benchmarks import cores
+
+    meta, levels, peer_cells = cores.run(
+        [1, 2], quick=True, reps=1, only=["W1", "W9", "C2"], progress=False,
+        sizes={"W1": 200, "W9": 2_000, "W9c": 2_000})
+    assert meta["procs"] == [1, 2] and meta["sizes"]["W1"] == 200
+    assert sorted(peer_cells) == ["W9", "W9c"]  # W9's target names threads
+    assert peer_cells["W9"]["threads"].status == "ok"
+    assert [lv.procs for lv in levels] == [1, 2]
+    for level in levels:
+        assert level.gopy_gomaxprocs == level.procs  # gopy's worker ran with it
+        rows = {r.id: r for r in level.rows}
+        assert list(rows) == ["C2", "W1", "W9", "W9c"]
+        c2 = rows["C2"]
+        assert c2.ref_name == "go" and c2.target == "≤1×" and c2.unit == "ns/op"
+        assert c2.gopy is not None and c2.gopy > 0, c2.why
+        c2_result = next(r for r in level.results if r.id == "C2")
+        assert c2_result.source == "native" and len(c2_result.cells["gopy"].samples) == 1
+        if c2.ref is None:  # no Go here: the row says why
+            assert "go" in c2.why and c2.met is None
+        else:
+            assert c2.ratio == pytest.approx(c2.gopy / c2.ref) and c2.met is not None
+        assert rows["W1"].target == "≤1 µs" and rows["W1"].met is not None
+        assert rows["W1"].gopy > 0 and rows["W1"].ref_name is None
+        w9 = rows["W9"]
+        assert w9.ref_name == "threads" and w9.ref > 0 and w9.target == "≤threads"
+        assert w9.ratio == pytest.approx(w9.gopy / w9.ref) and w9.met is not None
+        assert rows["W9c"].target is None and rows["W9c"].met_text == ""
+        text = cores.format_level(level)
+        assert text.startswith(f"GOMAXPROCS={level.procs} (")
+        assert all(f"  {rid} " in text for rid in rows)
+    summary = cores.format_summary(levels)
+    assert "P=1" in summary and "P=2" in summary and "targets held:" in summary
+    table = cores.markdown_table(levels).splitlines()
+    assert table[0] == "| row | target | GOMAXPROCS=1 | GOMAXPROCS=2 |"
+    assert len(table) == 2 + 4
+    dumped = json.loads(json.dumps(cores.to_dict(meta, levels, peer_cells)))
+    assert [lv["procs"] for lv in dumped["levels"]] == [1, 2]
+    assert {r["id"] for r in dumped["levels"][0]["results"]} == {"C2", "W1", "W9", "W9c"}
+
+
+def test_cores_command_line(tmp_path, capsys):
+    import json
+
+    from benchmarks import cores
+
+    out = tmp_path / "cores.json"
+    assert cores.main(["--quick", "--procs", "1", "--only", "W2", "--json", str(out),
+                       "--no-progress", "--markdown"]) == 0
+    text = capsys.readouterr().out
+    assert "GOMAXPROCS=1 (" in text and "W2 ping-pong" in text
+    assert "| W2 µs | ≤1 µs |" in text
+    assert "total run time:" in text
+    written = json.loads(out.read_text())
+    assert written["meta"]["procs"] == [1] and written["meta"]["total_seconds"] > 0
+    assert [r["id"] for r in written["levels"][0]["rows"]] == ["W2"]

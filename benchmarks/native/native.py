@@ -106,14 +106,19 @@ def build_go(outdir: Path) -> Path:
     return binary
 
 
-def _run_env(side: str) -> dict[str, str]:
+def _run_env(side: str, procs: int | None = None) -> dict[str, str]:
+    """The environment of one run. procs: GOMAXPROCS for both sides (both read it
+    from the environment at start); None: gopy inherits ours, Go gets its default."""
     env = dict(os.environ)
-    if side == "go":
+    if procs is not None:
+        env["GOMAXPROCS"] = str(procs)
+    elif side == "go":
         env.pop("GOMAXPROCS", None)  # Go's default, as the workloads assume
     return env
 
 
-def run_workload(binary: Path, side: str, workload: str, quick: bool) -> list[dict]:
+def run_workload(binary: Path, side: str, workload: str, quick: bool,
+                 procs: int | None = None) -> list[dict]:
     """Run one workload in a fresh process; return the JSON lines it printed.
 
     A nonzero exit whose reason is in the lines (a failed check) returns them;
@@ -122,7 +127,7 @@ def run_workload(binary: Path, side: str, workload: str, quick: bool) -> list[di
     timeout = RUN_TIMEOUT_S[quick]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              env=_run_env(side))
+                              env=_run_env(side, procs))
     except subprocess.TimeoutExpired:
         raise Unavailable(f"{workload} timed out after {timeout} s") from None
     lines = []
@@ -170,6 +175,7 @@ def _row(key: str, meta: dict, samples: dict, problems: dict) -> dict:
         "target_abs": target_abs,
         "meets_target": meets,
         "skipped": "; ".join(missing) or None,
+        "samples": {side: [line["value"] for line in samples[side][key]] for side in SIDES},
     }
 
 
@@ -184,56 +190,91 @@ def _drop_checksum_mismatches(samples: dict, problems: dict) -> None:
             gopy_lines.clear()
 
 
+GO_BINARY = "gobench"  # what build_go makes, and what --go-bin DIR of cores.py holds
+
+
+def build(outdir: Path, go_dir: Path | None = None,
+          progress: Callable[[str], None] | None = None) -> tuple[dict, dict]:
+    """Build both sides into outdir: ({side: binary}, {side: why it has none}).
+
+    go_dir: a directory for Go's binary instead of outdir; one already there
+    (say, built on another machine and carried here) is used as it is."""
+    note = progress or (lambda message: None)
+    outdir = Path(outdir).resolve()  # the builds run elsewhere (go: in GO_SOURCES)
+    go_dir = outdir if go_dir is None else Path(go_dir).resolve()
+    binaries, failures = {}, {}
+    for side in SIDES:
+        if side == "go" and (go_dir / GO_BINARY).is_file():
+            binaries[side] = go_dir / GO_BINARY
+            continue
+        note(f"building {side}")
+        try:
+            if side == "gopy":
+                binaries[side] = build_gopy(outdir)
+            else:
+                go_dir.mkdir(parents=True, exist_ok=True)
+                binaries[side] = build_go(go_dir)
+        except Unavailable as e:
+            failures[side] = f"build failed: {e}"
+    return binaries, failures
+
+
 def run_native(quick: bool, reps: int = 3,
-               progress: Callable[[str], None] | None = None) -> list[dict]:
+               progress: Callable[[str], None] | None = None, *,
+               procs: int | None = None, binaries: dict | None = None,
+               build_failures: dict | None = None, workloads=WORKLOADS) -> list[dict]:
     """Run C1-C7 for gopy and Go; one row per measurement, medians of `reps` runs.
 
     Row: workload, desc, gopy, go, unit, ratio (above 1: gopy behind Go),
     target_ratio (or target_abs for C7-memory), meets_target, skipped (why a
-    side has no figure, else None)."""
-    keys = [key for workload in WORKLOADS for key in MEASUREMENTS[workload]]
+    side has no figure, else None), samples ({side: each run's figure}).
+
+    procs: GOMAXPROCS for both sides (None: see _run_env). binaries, build_failures:
+    what build() returned, to run binaries built once for several calls; None:
+    build into a temporary directory now. workloads: a subset of WORKLOADS."""
+    if binaries is None:
+        with tempfile.TemporaryDirectory(prefix="gopy-native-") as tmp:
+            built, failures = build(Path(tmp), progress=progress)
+            return run_native(quick, reps, progress, procs=procs, binaries=built,
+                              build_failures=failures, workloads=workloads)
+
+    workloads = [w for w in WORKLOADS if w in workloads]
+    keys = [key for workload in workloads for key in MEASUREMENTS[workload]]
     samples: dict = {side: {key: [] for key in keys} for side in SIDES}
     problems: dict = {side: {} for side in SIDES}  # side -> key -> why no figure
     broken: dict = {side: set() for side in SIDES}  # workloads not to run again
     meta: dict = {}  # key -> (desc, unit), as the programs print them
     note = progress or (lambda message: None)
+    for side, why in (build_failures or {}).items():
+        for key in keys:
+            problems[side][key] = why
 
-    with tempfile.TemporaryDirectory(prefix="gopy-native-") as tmp:
-        binaries = {}
-        for side, build in (("gopy", build_gopy), ("go", build_go)):
-            note(f"building {side}")
-            try:
-                binaries[side] = build(Path(tmp))
-            except Unavailable as e:
-                for key in keys:
-                    problems[side][key] = f"build failed: {e}"
-
-        for rep in range(reps):
-            for workload in WORKLOADS:
-                # Alternate which side goes first, so neither always meets a
-                # machine the other has just warmed or loaded.
-                for side in SIDES if rep % 2 == 0 else SIDES[::-1]:
-                    if side not in binaries or workload in broken[side]:
+    for rep in range(reps):
+        for workload in workloads:
+            # Alternate which side goes first, so neither always meets a
+            # machine the other has just warmed or loaded.
+            for side in SIDES if rep % 2 == 0 else SIDES[::-1]:
+                if side not in binaries or workload in broken[side]:
+                    continue
+                note(f"rep {rep + 1}/{reps} {workload} {side}")
+                try:
+                    lines = run_workload(binaries[side], side, workload, quick, procs)
+                except Unavailable as e:
+                    broken[side].add(workload)
+                    for key in MEASUREMENTS[workload]:
+                        problems[side][key] = str(e)
+                    continue
+                for line in lines:
+                    key = line.get("workload")
+                    if key not in samples[side]:
                         continue
-                    note(f"rep {rep + 1}/{reps} {workload} {side}")
-                    try:
-                        lines = run_workload(binaries[side], side, workload, quick)
-                    except Unavailable as e:
+                    meta.setdefault(key, (line["desc"], line["unit"]))
+                    if line.get("check") == "ok":
+                        samples[side][key].append(line)
+                    else:  # a wrong result: its timing means nothing
+                        problems[side][key] = str(line.get("check"))
+                        samples[side][key].clear()
                         broken[side].add(workload)
-                        for key in MEASUREMENTS[workload]:
-                            problems[side][key] = str(e)
-                        continue
-                    for line in lines:
-                        key = line.get("workload")
-                        if key not in samples[side]:
-                            continue
-                        meta.setdefault(key, (line["desc"], line["unit"]))
-                        if line.get("check") == "ok":
-                            samples[side][key].append(line)
-                        else:  # a wrong result: its timing means nothing
-                            problems[side][key] = str(line.get("check"))
-                            samples[side][key].clear()
-                            broken[side].add(workload)
 
     _drop_checksum_mismatches(samples, problems)
     return [_row(key, meta, samples, problems) for key in keys]
