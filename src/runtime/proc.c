@@ -1924,13 +1924,28 @@ P *rt_any_p(void)
 
 /* ---- public goroutine API ------------------------------------------------ */
 
+/* Runnable C goroutines in the global queue past which a C goroutine
+ * spawning more yields to them (at the tail of that queue), as
+ * HOST_START_BATCH does for host goroutines: nothing preempts a C
+ * goroutine, so a spawner under GOMAXPROCS=1 made all of a million
+ * goroutines, their stacks faulted in, before the first ran (4 GB).  Go
+ * bounds it with its 10 ms time slice. */
+enum { C_START_BATCH = 1024 };
+
 int gopy_go(void (*fn)(void *arg), void *arg)
 {
     if (fn == NULL) {
         errno = EINVAL;
         return -1;
     }
-    return newproc(fn, arg, G_C, NULL, NULL);
+    if (newproc(fn, arg, G_C, NULL, NULL) < 0)
+        return -1;
+    if (atomic_load_explicit(&sched.runqsize, memory_order_relaxed) >= C_START_BATCH) {
+        G *g = getg();
+        if (g != NULL && g->kind == G_C && g->lockedm == NULL)
+            gosched();
+    }
+    return 0;
 }
 
 int gopy_rt_go_host(void (*fn)(void *gstate), void (*init)(void *gstate, void *arg),

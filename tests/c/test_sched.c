@@ -542,6 +542,49 @@ TEST(yield_two_goroutines)
     gopy_chan_release(done);
 }
 
+/* ---- a C goroutine spawning many lets them run (C_START_BATCH) ---------- */
+
+enum { BACKLOG_SPAWNS = H_SCALED(50000), BACKLOG_MARK = 1024 };
+static _Atomic int64_t backlog_ran;
+
+static void backlog_task(void *arg)
+{
+    atomic_fetch_add(&backlog_ran, 1);
+    gopy_waitgroup_done(arg);
+}
+
+static void backlog_spawner(void *arg)
+{
+    void **a = arg;
+    gopy_waitgroup *wg = a[0];
+    int64_t worst = 0;
+    for (int64_t i = 1; i <= BACKLOG_SPAWNS; i++) {
+        h_go(backlog_task, wg);
+        int64_t waiting = i - atomic_load(&backlog_ran);
+        worst = waiting > worst ? waiting : worst;
+    }
+    h_send(a[1], worst);
+}
+
+TEST(spawner_lets_its_backlog_run)
+{
+    /* Nothing preempts a C goroutine: under GOMAXPROCS=1 none of them ran
+     * until the spawner finished (a million made 4 GB of stacks). */
+    gopy_gomaxprocs(1);
+    gopy_waitgroup *wg = gopy_waitgroup_make();
+    gopy_waitgroup_add(wg, BACKLOG_SPAWNS);
+    gopy_chan *worst = h_chan(sizeof(int64_t), 1);
+    void *a[2] = {wg, worst};
+    h_go(backlog_spawner, a);
+    int64_t w = h_recv(worst);
+    gopy_waitgroup_wait(wg);
+    CHECK_EQ(atomic_load(&backlog_ran), BACKLOG_SPAWNS);
+    /* The local run queue (256) and the global one up to the mark. */
+    CHECK_LE(w, BACKLOG_MARK + 256 + 1);
+    gopy_chan_release(worst);
+    gopy_waitgroup_free(wg);
+}
+
 /* ---- goroutines started from many foreign threads at once ------------- */
 
 enum { SPAWN_THREADS = 8, SPAWN_EACH = H_SCALED(2000) };
