@@ -1757,7 +1757,7 @@ static void *mstart(void *arg)
     M *m = arg;
     tls_m = m;
     rt_ctx_init_thread(&m->g0ctx);
-    rt_signals_thread_init();
+    m->sigstack = rt_signals_thread_init();
     m->tid = (int32_t)syscall(SYS_gettid);
     if (pthread_getcpuclockid(pthread_self(), &m->cpuclock) == 0)
         atomic_store_explicit(&m->has_cpuclock, true, memory_order_release);
