@@ -4,9 +4,10 @@
  * same EBR, on read-mostly and mixed loads, 1 and 2 threads.  The figures
  * and the decision are in docs/decisions.md ("Map layout").
  *
+ *   make -C src/runtime internal     (readdirty.c calls the runtime's EBR)
  *   cc -O2 -std=c11 -Iinclude benchmarks/native/map_layout/bench.c \
- *      benchmarks/native/map_layout/readdirty.c build/libgopyrt.a -lpthread \
- *      -o /tmp/map_layout && /tmp/map_layout
+ *      benchmarks/native/map_layout/readdirty.c build/libgopyrt-internal.a \
+ *      -lpthread -o /tmp/map_layout && /tmp/map_layout
  *
  * Each figure: CPU time of the worker threads / total operations, the
  * best of 7 runs, the two layouts taking turns.  CPU time rather than
