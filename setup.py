@@ -37,7 +37,8 @@ class BuildPy(build_py):
 
 debug = os.environ.get("GOPY_DEBUG_BUILD") == "1"
 sanitize = os.environ.get("GOPY_SANITIZE", "")  # "address" or "thread"
-cflags = ["-std=gnu11", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-missing-field-initializers"]
+cflags = ["-std=gnu11", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wmissing-prototypes",
+          "-Wno-missing-field-initializers"]
 cflags += ["-O0", "-g"] if debug else ["-O2", "-g"]
 ldflags = []
 if sanitize:

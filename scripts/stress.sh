@@ -42,7 +42,8 @@ asan) SANFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fn
 tsan) SANFLAGS="-fsanitize=thread" lib=build/tsan/libgopyrt.a mkvar=tsan ;;
 *) echo "unknown variant $variant" >&2; exit 2 ;;
 esac
-export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:exitcode=66"
+# detect_leaks=1: as in sanitize.sh (goroutine stacks are LSan roots).
+export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:exitcode=66"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 # die_after_fork=0: as in sanitize.sh (a fork test's child restarts the runtime).
 export TSAN_OPTIONS="die_after_fork=0:halt_on_error=1:exitcode=66:report_signal_unsafe=0:atexit_sleep_ms=0:suppressions=$ROOT/tests/c/tsan.supp"

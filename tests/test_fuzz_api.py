@@ -125,6 +125,7 @@ class Fuzzer:
         self.timers = []
         self.syncs = []
         self.contexts = []
+        self.cancels = []                  # every context's cancel, called at the end
         self.libc = ctypes.CDLL(None)
         self.libc.malloc.restype = ctypes.c_void_p
         self.ops = self._op_table()
@@ -672,16 +673,19 @@ class Fuzzer:
         which = r.randrange(9)
         if which == 0:
             ctx, cancel = context.with_cancel(parent)
+            self.cancels.append(cancel)
             self.keep_ctx(ctx)
             if r.random() < 0.5:
                 cancel(*([self.value()] if r.random() < 0.3 else []))
         elif which == 1:
             ctx, cancel = context.with_timeout(parent, self.duration())
+            self.cancels.append(cancel)
             self.keep_ctx(ctx)
         elif which == 2:
             ctx, cancel = context.with_deadline(parent, r.choice([0, -1, 1e300, float("nan"),
                                                                   float("inf"), None, "x",
                                                                   datetime.datetime.now()]))
+            self.cancels.append(cancel)
             self.keep_ctx(ctx)
         elif which == 3:
             self.keep_ctx(context.with_value(parent, r.choice([1, "k", [], self.evil(1)]),
@@ -773,6 +777,13 @@ class Fuzzer:
                 self.fail(step, fn, None)
             if self.stats is not None:
                 self.stats[(fn.__name__, outcome)] += 1
+        # Go's contract: every context is cancelled in the end.  One left
+        # uncancelled under a parent that is never cancelled either holds
+        # that parent and is held by it (the parent's list of children), so
+        # once both are dropped they leak: reference counts, no tracing GC
+        # (LeakSanitizer reports them).
+        for cancel in self.cancels:
+            cancel()
         # Let the goroutines and timers started at the end run a little.
         g.sleep(0.05)
         if self.violations:

@@ -206,6 +206,20 @@ def capsule_ext(tmp_path_factory):
     return mod
 
 
+def test_extension_exports_only_its_init():
+    """The runtime inside _gopy is compiled with -fvisibility=hidden
+    (setup.py): other extensions reach it through the capsule only, and
+    nothing of it can clash with another library's names."""
+    import shutil
+    import subprocess
+
+    if shutil.which("nm") is None:
+        pytest.skip("no nm")
+    r = subprocess.run(["nm", "-D", "--defined-only", gopy._gopy.__file__],
+                       capture_output=True, text=True, check=True)
+    assert [line.split()[-1] for line in r.stdout.splitlines()] == ["PyInit__gopy"]
+
+
 def test_extension_spawns_c_goroutines_sharing_channels(capsule_ext):
     inp = gopy.Chan(8, ctype=ctypes.c_int64)
     out = gopy.Chan(ctype=ctypes.c_int64)

@@ -108,3 +108,29 @@ def test_c(c_programs, prog, case):
                else "exit status %d" % r.returncode)
         pytest.fail("%s %s failed (%s)\n--- stderr ---\n%s--- stdout ---\n%s"
                     % (prog, case, how, r.stderr, r.stdout), pytrace=False)
+
+
+# ---- what the runtime exports ----------------------------------------------
+
+def test_library_exports_only_gopy_names(runtime_lib):
+    """The archive defines no global outside gopy_* (src/runtime/Makefile
+    localizes the rest), so a program's own names cannot clash with it."""
+    if shutil.which("nm") is None:
+        pytest.skip("no nm")
+    r = subprocess.run(["nm", "-g", "--defined-only", runtime_lib],
+                       capture_output=True, text=True, check=True)
+    names = [f[2] for f in (line.split() for line in r.stdout.splitlines()) if len(f) == 3]
+    assert names and [n for n in names if not n.startswith("gopy_")] == []
+
+
+def test_program_with_runtime_names_links(runtime_lib, tmp_path):
+    """A program defining sched, getg and newproc (the runtime's internal
+    names) links against the library as gopy.h says, and both sides keep
+    their own."""
+    exe = str(tmp_path / "link_clash")
+    cmd = [CC, *CFLAGS, "-I" + os.path.join(ROOT, "include"),
+           os.path.join(CDIR, "link_clash.c"), runtime_lib, "-lpthread", "-o", exe]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, " ".join(cmd) + "\n" + r.stderr
+    r = subprocess.run([exe], capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout) == (0, "sum=6 sched=7 getg=35 newproc=1\n"), r.stderr

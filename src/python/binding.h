@@ -211,6 +211,13 @@ int gopy_duration_ns(PyObject *d, int64_t *ns);
 /* timers.c: gopy.sleep for ns nanoseconds (parks a host goroutine, blocks
  * other threads with the GIL released); 0, or -1 with an exception set. */
 int gopy_sleep_ns(int64_t ns);
+/* timers.c, select.c: the bodies of the module's sleep, after, tick,
+ * after_func and select. */
+PyObject *gopy_sleep_impl(PyObject *d);
+PyObject *gopy_after_impl(PyObject *d);
+PyObject *gopy_tick_impl(PyObject *d);
+PyObject *gopy_after_func_impl(PyObject *const *args, Py_ssize_t nargs);
+PyObject *gopy_select_impl(PyObject *const *args, Py_ssize_t nargs, bool block);
 
 /* ---- hooks.c: the C half of gopy._hooks (the standard library's blocking
  * calls inside goroutines) ------------------------------------------------ */

@@ -7,14 +7,6 @@
 
 gopy_state_t gopy_state;
 
-/* timers.c, select.c */
-int gopy_duration_ns(PyObject *d, int64_t *ns);
-PyObject *gopy_sleep_impl(PyObject *d);
-PyObject *gopy_after_impl(PyObject *d);
-PyObject *gopy_tick_impl(PyObject *d);
-PyObject *gopy_after_func_impl(PyObject *const *args, Py_ssize_t nargs);
-PyObject *gopy_select_impl(PyObject *const *args, Py_ssize_t nargs, bool block);
-
 /* ---- goroutines -------------------------------------------------------------- */
 
 static PyObject *mod_go(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
@@ -478,6 +470,8 @@ static struct PyModuleDef module_def = {
     .m_methods = module_methods,
     .m_slots = module_slots,
 };
+
+PyMODINIT_FUNC PyInit__gopy(void); /* found by name by the import system */
 
 PyMODINIT_FUNC PyInit__gopy(void)
 {

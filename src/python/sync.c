@@ -755,13 +755,13 @@ static PyObject *once_call_make(PyObject *fn, bool returns_value)
     return (PyObject *)self;
 }
 
-PyObject *gopy_once_func(PyObject *self, PyObject *fn)
+static PyObject *gopy_once_func(PyObject *self, PyObject *fn)
 {
     (void)self;
     return once_call_make(fn, false);
 }
 
-PyObject *gopy_once_value(PyObject *self, PyObject *fn)
+static PyObject *gopy_once_value(PyObject *self, PyObject *fn)
 {
     (void)self;
     return once_call_make(fn, true);

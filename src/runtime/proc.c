@@ -977,6 +977,7 @@ int newproc(void (*fn)(void *), void *arg, enum g_kind kind,
     } else {
         rt_ctx_destroy(&g->ctx);
     }
+    rt_stack_lsan_root(&g->stack, true);
     g->fn = fn;
     g->arg = arg;
     g->kind = (uint8_t)kind;
@@ -1744,6 +1745,7 @@ static void execute(M *m, G *g)
                 placement_uncount(m, g);
             g_set_status(g, G_DEAD);
             atomic_fetch_sub(&sched.ngoroutines, 1);
+            rt_stack_lsan_root(&g->stack, false);
             gfput(m, g);
             return;
         default:
@@ -1757,7 +1759,7 @@ static void *mstart(void *arg)
     M *m = arg;
     tls_m = m;
     rt_ctx_init_thread(&m->g0ctx);
-    rt_signals_thread_init();
+    m->sigstack = rt_signals_thread_init();
     m->tid = (int32_t)syscall(SYS_gettid);
     if (pthread_getcpuclockid(pthread_self(), &m->cpuclock) == 0)
         atomic_store_explicit(&m->has_cpuclock, true, memory_order_release);

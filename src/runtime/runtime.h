@@ -217,6 +217,10 @@ struct M {
      * Atomic so that wakers can look before taking sched.lock. */
     _Atomic uint32_t idle;
     bool dying; /* after fork or at shutdown */
+    /* The thread's alternate signal stack (signals.c), or NULL.  Ms never
+     * exit, so it is never freed; kept here so that it is reachable (else
+     * only the kernel knows it, and LeakSanitizer calls it a leak). */
+    void *sigstack;
 
     /* the G's request when it switched to g0 */
     uint8_t gop;
@@ -509,9 +513,10 @@ const char *rt_g_status_name(uint32_t status);
 /* ---- signals.c ---------------------------------------------------------- */
 
 /* Install the fault handler that names goroutines overflowing their stack
- * (once), and give the calling M an alternate signal stack to run it on. */
+ * (once), and give the calling M an alternate signal stack to run it on
+ * (returned; NULL if there was no memory for one). */
 void rt_signals_init(void);
-void rt_signals_thread_init(void);
+void *rt_signals_thread_init(void);
 /* Start a detached thread running fn(arg), with stack_size bytes of stack
  * (0: the default), and with every asynchronous signal blocked from birth
  * so that the kernel delivers those to threads that handle them (the main

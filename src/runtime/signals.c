@@ -109,13 +109,14 @@ int rt_thread_start(pthread_t *thread, size_t stack_size, void *(*fn)(void *), v
     return err;
 }
 
-void rt_signals_thread_init(void)
+void *rt_signals_thread_init(void)
 {
     stack_t ss;
     ss.ss_sp = malloc(ALTSTACK_SIZE);
     if (ss.ss_sp == NULL)
-        return; /* an overflow then dies without the message */
+        return NULL; /* an overflow then dies without the message */
     ss.ss_size = ALTSTACK_SIZE;
     ss.ss_flags = 0;
     sigaltstack(&ss, NULL);
+    return ss.ss_sp;
 }

@@ -18,6 +18,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
+
 enum rt_stack_class {
     RT_STACK_C,    /* C goroutines */
     RT_STACK_HOST, /* host (Python) goroutines: deeper C call chains */
@@ -47,5 +51,23 @@ const char *rt_stack_guard_mode(void);
 size_t rt_page_size(void);
 /* In a fork child: reset the allocator's lock. */
 void rt_stack_after_fork(void);
+
+/* A goroutine starts (live) or has finished on s.  LeakSanitizer (ASan
+ * builds) scans threads' stacks, not these mappings: a live goroutine's
+ * stack is a root, so that what only a parked goroutine points to is not
+ * reported as leaked at exit; a finished one's is not (its stale pointers
+ * would hide leaks). */
+static inline void rt_stack_lsan_root(const rt_stack *s, bool live)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    if (live)
+        __lsan_register_root_region(s->lo, (size_t)(s->hi - s->lo));
+    else
+        __lsan_unregister_root_region(s->lo, (size_t)(s->hi - s->lo));
+#else
+    (void)s;
+    (void)live;
+#endif
+}
 
 #endif

@@ -147,11 +147,13 @@ static _Atomic int fair_stop;
 
 static void fair_hog(void *arg)
 {
+    void **a = arg;
     while (!atomic_load(&fair_stop)) {
-        gopy_mutex_lock(arg);
+        gopy_mutex_lock(a[0]);
         gopy_sleep(100000);
-        gopy_mutex_unlock(arg);
+        gopy_mutex_unlock(a[0]);
     }
+    h_send(a[2], 1);
 }
 
 static void fair_other(void *arg)
@@ -169,9 +171,10 @@ TEST(mutex_fairness)
 {
     gopy_mutex *m = gopy_mutex_make();
     gopy_chan *done = h_chan(sizeof(int64_t), 1);
+    gopy_chan *hog_done = h_chan(sizeof(int64_t), 1);
     gopy_timer *limit = gopy_rt_timer_new(10 * H_SEC, 0);
-    void *a[2] = {m, done};
-    h_go(fair_hog, m);
+    void *a[3] = {m, done, hog_done};
+    h_go(fair_hog, a);
     h_go(fair_other, a);
     int64_t v = 0, tv = 0;
     gopy_case cases[2] = {{.chan = done, .dir = GOPY_RECV, .elem = &v},
@@ -179,7 +182,12 @@ TEST(mutex_fairness)
     if (gopy_select(cases, 2, true) != 0)
         FAIL("can't acquire the mutex in 10 seconds");
     atomic_store(&fair_stop, 1);
+    /* Once the hog is done with the mutex it can be freed (LeakSanitizer
+     * would report it otherwise). */
+    CHECK_EQ(h_recv(hog_done), 1);
+    gopy_mutex_free(m);
     gopy_rt_timer_free(limit);
+    gopy_chan_release(hog_done);
     gopy_chan_release(done);
 }
 

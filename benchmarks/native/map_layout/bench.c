@@ -4,10 +4,11 @@
  * same EBR, on read-mostly and mixed loads, 1 and 2 threads.  The figures
  * and the decision are in docs/decisions.md ("Map layout").
  *
- *   make -C src/runtime && cc -O2 -std=c11 -Iinclude \
+ *   make -C src/runtime internal && cc -O2 -std=c11 -Iinclude \
  *      benchmarks/native/map_layout/bench.c \
- *      benchmarks/native/map_layout/readdirty.c build/libgopyrt.a -lpthread \
- *      -o build/map_layout && build/map_layout
+ *      benchmarks/native/map_layout/readdirty.c build/libgopyrt-internal.a \
+ *      -lpthread -o build/map_layout && build/map_layout
+ *      (readdirty.c calls the runtime's EBR: the internal archive)
  *
  * Each figure: CPU time of the worker threads / total operations, the
  * best of 7 runs, the two layouts taking turns.  CPU time rather than
