@@ -125,7 +125,7 @@ static indirect *indirect_new(indirect *parent)
 {
     indirect *i = calloc(1, sizeof *i);
     if (i == NULL)
-        sync_fatal("out of memory");
+        rt_throw("out of memory");
     i->parent = parent;
     return i;
 }
@@ -136,7 +136,7 @@ static entry *entry_new(gopy_map *m, uint64_t hash, void *key, void *value)
 {
     entry *e = malloc(sizeof *e);
     if (e == NULL)
-        sync_fatal("out of memory");
+        rt_throw("out of memory");
     e->n.is_entry = true;
     e->hash = hash;
     e->key = key;
@@ -370,7 +370,7 @@ static void retire_garbage(gopy_map *m, garbage *g)
     if (g->has_value && m->type.release != NULL) {
         dead_value *d = malloc(sizeof *d);
         if (d == NULL)
-            sync_fatal("out of memory");
+            rt_throw("out of memory");
         d->value = g->value;
         ebr_retire(&m->limbo, &d->retired, dead_value_free, m);
     }
@@ -605,7 +605,7 @@ static void snapshot_add(gopy_map *m, snapshot *s, entry *e, void *v)
         size_t cap = s->cap != 0 ? s->cap * 2 : 64;
         void **pairs = realloc(s->pairs, cap * sizeof *pairs);
         if (pairs == NULL)
-            sync_fatal("out of memory");
+            rt_throw("out of memory");
         s->pairs = pairs;
         s->cap = cap;
     }

@@ -457,8 +457,6 @@ static inline bool g_claim(G *g)
         memory_order_relaxed);
 }
 void wakep(void);
-/* Report a corrupted runtime state and abort (Go's throw). */
-_Noreturn void rt_fatal(const char *msg);
 void runtime_wake_timer_sleeper(int64_t when);
 bool rt_is_goroutine(void);
 P *rt_any_p(void);
@@ -496,6 +494,31 @@ void waitq_remove(waitq *q, sudog *s);
 /* Pop the first sudog whose G this call claims (skipping ones whose G is
  * already claimed: another select case won, or the waiter gave up). */
 sudog *waitq_claim_first(waitq *q);
+
+/* ---- throw.c ------------------------------------------------------------ */
+
+/* Report a corrupted runtime state or a fatal misuse and abort (Go's
+ * throw): "gopy: fatal error: <message>", then under GOPY_TRACEBACK=all
+ * every goroutine.  Takes no lock and allocates nothing. */
+_Noreturn void rt_throw(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Read GOPY_TRACEBACK (rt_init). */
+void rt_traceback_init(void);
+/* Under GOPY_TRACEBACK=all, dump every goroutine to fd after a fatal
+ * error's message; async-signal-safe (the fault handler calls it too). */
+void rt_traceback(int fd);
+
+/* Checked invariants: built with GOPY_CHECKS (the debug and sanitizer
+ * builds), a false cond throws msg; otherwise cond is not evaluated and
+ * the release build pays nothing. */
+#ifdef GOPY_CHECKS
+#define rt_assert(cond, msg)                                                     \
+    do {                                                                         \
+        if (!(cond))                                                             \
+            rt_throw("%s", msg);                                                 \
+    } while (0)
+#else
+#define rt_assert(cond, msg) ((void)sizeof(cond))
+#endif
 
 /* ---- dump.c -------------------------------------------------------------- */
 

@@ -185,7 +185,7 @@ void gopy_rwmutex_lock(gopy_rwmutex *rw)
 void gopy_rwmutex_unlock(gopy_rwmutex *rw)
 {
     if (gopy_rt_rwmutex_unlock(rw) != GOPY_OK)
-        sync_fatal("sync: Unlock of unlocked RWMutex");
+        rt_throw("sync: Unlock of unlocked RWMutex");
 }
 
 void gopy_rwmutex_rlock(gopy_rwmutex *rw)
@@ -197,7 +197,7 @@ void gopy_rwmutex_rlock(gopy_rwmutex *rw)
 void gopy_rwmutex_runlock(gopy_rwmutex *rw)
 {
     if (gopy_rt_rwmutex_runlock(rw) != GOPY_OK)
-        sync_fatal("sync: RUnlock of unlocked RWMutex");
+        rt_throw("sync: RUnlock of unlocked RWMutex");
 }
 
 /* ---- lockers ----------------------------------------------------------------- */

@@ -56,10 +56,7 @@ static void fault_handler(int sig, siginfo_t *info, void *uctx)
         say(num);
         say("); give goroutines bigger stacks with GOPY_STACK_SIZE (C) or "
             "GOPY_PYTHON_STACK_SIZE (Python)\n");
-        if (sched.traceback_all) {
-            say("\n");
-            rt_dump_goroutines(STDERR_FILENO, NULL);
-        }
+        rt_traceback(STDERR_FILENO);
     }
     if (prev->sa_flags & SA_SIGINFO) {
         if (prev->sa_sigaction != NULL) {
