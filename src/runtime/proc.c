@@ -1072,6 +1072,10 @@ int gopark(bool (*unlock)(G *, void *), void *arg, uint8_t reason, const void *o
 
 void goready(G *g)
 {
+    /* Only the waker that won the claim readies, and only a parked G: a
+     * second ready would run the G twice (Go: "bad g->status in ready"). */
+    rt_assert(atomic_load_explicit(&g->status, memory_order_relaxed) == G_WAITING,
+              "bad g->status in ready");
     if (g->kind == G_FOREIGN) {
         g_set_status(g, G_RUNNABLE);
         rt_note_wakeup(&g->note);
