@@ -293,6 +293,7 @@ gopy_chan *gopy_chan_make(size_t elem_size, size_t cap)
             return NULL;
         }
     }
+    rt_mutex_init(&c->lock, LR_CHAN);
     c->elemsize = elem_size;
     c->dataqsiz = cap;
     atomic_store(&c->refs, 1);

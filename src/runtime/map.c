@@ -126,6 +126,7 @@ static indirect *indirect_new(indirect *parent)
     indirect *i = calloc(1, sizeof *i);
     if (i == NULL)
         rt_throw("out of memory");
+    rt_mutex_init(&i->mu, LR_MAP);
     i->parent = parent;
     return i;
 }
@@ -713,6 +714,7 @@ gopy_map *gopy_rt_map_make(const gopy_rt_map_type *type)
     if (m == NULL)
         return NULL;
     m->type = *type;
+    rt_mutex_init(&m->limbo.lock, LR_EBR);
     m->seed = ((uint64_t)rt_fastrand() << 32) | rt_fastrand();
     atomic_init(&m->root, indirect_new(NULL));
     return m;

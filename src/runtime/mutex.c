@@ -139,7 +139,10 @@ static void mutex_unlock_slow(gopy_mutex *m, int32_t new)
 
 gopy_mutex *gopy_mutex_make(void)
 {
-    return calloc(1, sizeof(gopy_mutex));
+    gopy_mutex *m = calloc(1, sizeof *m);
+    if (m != NULL)
+        sema_init(&m->sema);
+    return m;
 }
 
 void gopy_mutex_free(gopy_mutex *m)

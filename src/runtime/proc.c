@@ -13,7 +13,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-schedt sched;
+/* sched's locks, ranked (a fork child starts again from these). */
+#define SCHED_LOCKS                                                              \
+    .lock = RT_MUTEX_INIT(LR_SCHED), .hostq_lock = RT_MUTEX_INIT(LR_HOSTQ),      \
+    .gfree_lock = RT_MUTEX_INIT(LR_GFREE), .foreign_lock = RT_MUTEX_INIT(LR_FOREIGN)
+
+schedt sched = {SCHED_LOCKS};
 
 /* The M this thread is, NULL on foreign threads. */
 static _Thread_local M *tls_m;
@@ -161,6 +166,7 @@ static M *newm(P *p, bool spinning, bool host_standby)
     M *m = calloc(1, sizeof *m);
     if (m == NULL)
         return NULL;
+    rt_mutex_init(&m->hostq_lock, LR_M_HOSTQ);
     rt_lock(&sched.lock);
     m->id = sched.mnext++;
     rt_unlock(&sched.lock);
@@ -222,6 +228,7 @@ static P *p_make(int32_t id)
     if (p == NULL)
         rt_throw("out of memory making a P");
     p->id = id;
+    rt_mutex_init(&p->timers_lock, LR_TIMERS);
     atomic_store(&p->status, P_SPARE);
     return p;
 }
@@ -1851,7 +1858,7 @@ static int64_t procresize(int32_t n)
 }
 
 /* Serialises the first use; reset in a fork child. */
-static rt_mutex init_lock = RT_MUTEX_INIT;
+static rt_mutex init_lock = RT_MUTEX_INIT(LR_INIT);
 
 void rt_init(void)
 {
@@ -2199,11 +2206,8 @@ void gopy_rt_after_fork_child(void)
      * first use, keeping only the configuration. */
     const struct gopy_host_hooks *hooks = sched.host_hooks;
     size_t area = sched.host_area_size;
-    memset(&sched, 0, sizeof sched);
-    sched.host_hooks = hooks;
-    sched.host_area_size = area;
-    rt_mutex init = RT_MUTEX_INIT;
-    init_lock = init;
+    sched = (schedt){SCHED_LOCKS, .host_hooks = hooks, .host_area_size = area};
+    rt_mutex_init(&init_lock, LR_INIT);
     rt_stack_after_fork();
     netpoll_after_fork_child();
     offload_after_fork();

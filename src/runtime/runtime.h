@@ -65,6 +65,55 @@
 #include <stdint.h>
 #include <time.h>
 
+/* ---- lock order (Go's lockrank.go) ---------------------------------------
+ *
+ * Every rt_mutex has a rank, and a thread holding locks takes only locks of
+ * a higher rank: a total order, so no cycle of waiting threads (deadlock)
+ * can form.  Built with GOPY_CHECKS (debug and sanitizer builds) the order
+ * is enforced (lockrank.c): taking a lock of a rank at or below one held
+ * throws, except where a rank says otherwise below.  A lock is never held
+ * across a park, so the record of held locks is per thread.  Gs are readied
+ * only after the locks of the operation are released (goready takes
+ * sched.lock or a hostq lock), which is what keeps the order this short.
+ *
+ * Outermost first:
+ */
+enum lock_rank {
+    LR_NONE,         /* never ranked: taking it throws (GOPY_CHECKS) */
+    LR_NETPOLL_INIT, /* netpoll_init_lock: the poller's creation */
+    LR_POOLS,        /* pools_lock (pool.c): the list of Pools, and over
+                        it each Pool's lock, to clear them */
+    LR_POOL,         /* a Pool's lock */
+    LR_CONTEXT,      /* a Context's lock (context.c): only one at a time */
+    LR_ERRGROUP,     /* an errgroup's lock */
+    LR_COND,         /* a Cond's lock */
+    LR_MAP,          /* a Map's indirect nodes: a child's, then its
+                        parent's (prune_locked: always upwards, so no
+                        cycle); the one rank that nests in itself
+                        unordered */
+    LR_SEMA,         /* an rt_sema's lock (sema.c): Mutex, RWMutex,
+                        WaitGroup */
+    LR_CHAN,         /* channel locks: several at once only in address
+                        order (select) */
+    LR_NETPOLL_PD,   /* a poll descriptor's lock (netpoll.c): arms its
+                        deadline timer under it */
+    LR_OFFLOAD,      /* the offload pool's lock */
+    LR_INIT,         /* init_lock (proc.c): rt_init, around the first
+                        procresize and sysmon's start; a channel operation
+                        (or any other) may be the first, under its lock */
+    LR_SCHED,        /* sched.lock */
+    LR_TIMERS,       /* a P's timers_lock: two at once in address order
+                        (timers_move, under sched.lock) */
+    LR_FOREIGN,      /* sched.foreign_lock: the foreign threads' list */
+    LR_HOSTQ,        /* sched.hostq_lock: unstarted host goroutines */
+    LR_M_HOSTQ,      /* an M's hostq_lock: its bound host goroutines */
+    LR_GFREE,        /* sched.gfree_lock: free Gs (under sched.lock when
+                        an M's cache is flushed) */
+    LR_EBR,          /* an EBR limbo list's lock (ebr.c) */
+    LR_STACK,        /* stack_lock (stack.c): the stack arenas */
+    LR_COUNT
+};
+
 typedef struct G G;
 typedef struct M M;
 typedef struct P P;

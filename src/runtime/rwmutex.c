@@ -39,6 +39,9 @@ gopy_rwmutex *gopy_rwmutex_make(void)
     gopy_rwmutex *rw = calloc(1, sizeof *rw);
     if (rw == NULL)
         return NULL;
+    sema_init(&rw->w.sema);
+    sema_init(&rw->writer_sem);
+    sema_init(&rw->reader_sem);
     sync_life_init(&rw->life, rw, &rw->busy);
     return rw;
 }

@@ -29,7 +29,10 @@ static uint32_t wg_waiters(uint64_t state)
 
 gopy_waitgroup *gopy_waitgroup_make(void)
 {
-    return calloc(1, sizeof(gopy_waitgroup));
+    gopy_waitgroup *wg = calloc(1, sizeof *wg);
+    if (wg != NULL)
+        sema_init(&wg->sema);
+    return wg;
 }
 
 void gopy_waitgroup_free(gopy_waitgroup *wg)
