@@ -63,7 +63,7 @@ static void heap_push(P *p, rt_timer *t)
         int32_t cap = p->timers_cap ? p->timers_cap * 2 : 64;
         rt_timer **nt = realloc(p->timers, (size_t)cap * sizeof *nt);
         if (nt == NULL)
-            abort(); /* out of memory: nothing sane to do mid-scheduler */
+            rt_throw("out of memory"); /* nothing sane to do mid-scheduler */
         p->timers = nt;
         p->timers_cap = cap;
     }
