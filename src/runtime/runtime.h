@@ -571,6 +571,8 @@ void rt_traceback(int fd);
 
 /* ---- dump.c -------------------------------------------------------------- */
 
+/* Write all of s to fd with write(2): async-signal-safe. */
+void rt_put(int fd, const char *s);
 /* One line per live goroutine (only those bound to one M, if given), with
  * write(2) only: safe in a signal handler and without the host lock. */
 void rt_dump_goroutines(int fd, M *only_bound_to);

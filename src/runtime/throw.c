@@ -24,8 +24,7 @@ void rt_traceback(int fd)
 {
     if (!sched.traceback_all)
         return;
-    ssize_t w = write(fd, "\n", 1);
-    (void)w;
+    rt_put(fd, "\n");
     rt_dump_goroutines(fd, NULL);
 }
 
@@ -37,17 +36,14 @@ _Noreturn void rt_throw(const char *fmt, ...)
     size_t n = sizeof prefix - 1;
     va_list ap;
     va_start(ap, fmt);
-    int k = vsnprintf(buf + n, sizeof buf - n - 1, fmt, ap);
+    size_t room = sizeof buf - n - 2; /* keeps two bytes: newline, NUL */
+    int k = vsnprintf(buf + n, room, fmt, ap);
     va_end(ap);
     if (k > 0)
-        n += (size_t)k < sizeof buf - n - 1 ? (size_t)k : sizeof buf - n - 2;
+        n += (size_t)k < room ? (size_t)k : room - 1; /* truncated */
     buf[n++] = '\n';
-    for (size_t off = 0; off < n;) {
-        ssize_t w = write(STDERR_FILENO, buf + off, n - off);
-        if (w <= 0)
-            break;
-        off += (size_t)w;
-    }
+    buf[n] = '\0';
+    rt_put(STDERR_FILENO, buf);
     rt_traceback(STDERR_FILENO);
     abort();
 }
