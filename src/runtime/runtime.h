@@ -75,6 +75,8 @@
  * across a park, so the record of held locks is per thread.  Gs are readied
  * only after the locks of the operation are released (goready takes
  * sched.lock or a hostq lock), which is what keeps the order this short.
+ * A new nesting takes its place here first; a debug build's tests then
+ * show whether the code agrees.
  *
  * Outermost first:
  */
@@ -92,7 +94,7 @@ enum lock_rank {
                         cycle); the one rank that nests in itself
                         unordered */
     LR_SEMA,         /* an rt_sema's lock (sema.c): Mutex, RWMutex,
-                        WaitGroup */
+                        WaitGroup, Once */
     LR_CHAN,         /* channel locks: several at once only in address
                         order (select) */
     LR_NETPOLL_PD,   /* a poll descriptor's lock (netpoll.c): arms its
@@ -108,7 +110,7 @@ enum lock_rank {
     LR_HOSTQ,        /* sched.hostq_lock: unstarted host goroutines */
     LR_M_HOSTQ,      /* an M's hostq_lock: its bound host goroutines */
     LR_GFREE,        /* sched.gfree_lock: free Gs (under sched.lock when
-                        an M's cache is flushed) */
+                        a P is retired) */
     LR_EBR,          /* an EBR limbo list's lock (ebr.c) */
     LR_STACK,        /* stack_lock (stack.c): the stack arenas */
     LR_COUNT
