@@ -40,6 +40,8 @@ sanitize = os.environ.get("GOPY_SANITIZE", "")  # "address" or "thread"
 cflags = ["-std=gnu11", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wmissing-prototypes",
           "-Wno-missing-field-initializers"]
 cflags += ["-O0", "-g"] if debug else ["-O2", "-g"]
+if debug or sanitize:
+    cflags += ["-DGOPY_CHECKS"]  # the runtime's invariants and lock order (runtime.h)
 ldflags = []
 if sanitize:
     cflags += [f"-fsanitize={sanitize}", "-fno-omit-frame-pointer"]

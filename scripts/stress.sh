@@ -7,12 +7,13 @@
 #     GOMAXPROCS=g H_SEED=s build/stress/<variant>/<prog> <case>
 #
 # usage: scripts/stress.sh [-n iterations] [-s seed] [-j jobs] [-t timeout]
-#                          [-v plain|asan|tsan] [prog[:case] ...]
+#                          [-v plain|debug|asan|tsan] [prog[:case] ...]
 #   -n  iterations (default 200)
 #   -s  seed of the loop's own choices (default: random; printed)
 #   -j  cases run at once (default 2: more load, more interleavings)
 #   -t  per-case hang bound in seconds (default 120)
-#   -v  runtime build to test (default plain)
+#   -v  runtime build to test (default plain; debug, asan and tsan check
+#       the runtime's invariants and lock order: GOPY_CHECKS)
 #   prog[:case]  only these programs / cases (e.g. test_select:doubleselect)
 # Exits 1 if any run failed.  Logs of failures: build/stress/<variant>/fail/.
 set -euo pipefail
@@ -28,7 +29,7 @@ while getopts "n:s:j:t:v:h" opt; do
     j) jobs=$OPTARG ;;
     t) timeout=$OPTARG ;;
     v) variant=$OPTARG ;;
-    *) sed -n '2,19p' "$0"; exit 2 ;;
+    *) sed -n '2,18p' "$0"; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
@@ -37,6 +38,7 @@ RANDOM=$seed
 
 case $variant in
 plain) SANFLAGS="" lib=build/libgopyrt.a mkvar="" ;;
+debug) SANFLAGS="" lib=build/debug/libgopyrt.a mkvar=debug ;;
 asan) SANFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
       lib=build/asan/libgopyrt.a mkvar=asan ;;
 tsan) SANFLAGS="-fsanitize=thread" lib=build/tsan/libgopyrt.a mkvar=tsan ;;

@@ -5,11 +5,16 @@ tests/c/test_*.c against it into a temporary directory, and runs every
 case of every program as its own pytest test (`prog CASE` runs one case
 in a fresh process), so that a failure is named.  The programs check exact
 values; the only time limits are hang bounds.
+
+tests/c/throws.c is built apart, against the debug build (GOPY_CHECKS):
+each of its cases breaks one checked invariant and must die with the
+check's message.
 """
 
 import os
 import re
 import shutil
+import signal
 import subprocess
 
 import pytest
@@ -134,3 +139,71 @@ def test_program_with_runtime_names_links(runtime_lib, tmp_path):
     assert r.returncode == 0, " ".join(cmd) + "\n" + r.stderr
     r = subprocess.run([exe], capture_output=True, text=True, timeout=60)
     assert (r.returncode, r.stdout) == (0, "sum=6 sched=7 getg=35 newproc=1\n"), r.stderr
+
+
+# ---- the checks of GOPY_CHECKS builds (tests/c/throws.c) -------------------
+
+# throws CASE must abort with "gopy: fatal error: " and this (a regex).
+THROWS = {
+    "chan_overfull": r"chan: more values buffered than the capacity",
+    "chan_receiver_on_nonempty": r"chan: a receiver waits on a non-empty buffer",
+    "chan_sender_on_nonfull": r"chan: a sender waits on a non-full buffer",
+    "sudog_queued_twice": r"sudog queued twice",
+    "waitq_corrupted": r"wait queue is corrupted",
+    "ready_running_g": r"bad g->status in ready",
+    "recv_spurious_wakeup": r"G waiting list is corrupted",
+    "select_bad_wakeup": r"selectgo: bad wakeup",
+    "lock_order_sched_chan":
+        r"lock ordering problem: chan lock 0x[0-9a-f]+ taken while holding sched lock",
+    "lock_order_chan_address":
+        r"lock ordering problem: chan lock 0x[0-9a-f]+ taken while holding chan lock",
+    "lock_recursive": r"lock ordering problem: chan lock 0x[0-9a-f]+ taken again by its holder",
+    "lock_unranked": r"lock 0x[0-9a-f]+ has no rank",
+    "unlock_not_held": r"unlock of chan lock 0x[0-9a-f]+ that this thread does not hold",
+    "throw_with_goroutines": r"test throw \(2 goroutines\)",
+}
+
+
+@pytest.fixture(scope="session")
+def throws_program(tmp_path_factory):
+    if shutil.which(CC) is None or shutil.which("make") is None:
+        pytest.skip("no C compiler or make")
+    # throws.c reaches into the runtime's internals: the unhidden archive.
+    r = subprocess.run(["make", "-C", os.path.join(ROOT, "src", "runtime"), "VARIANT=debug",
+                        "internal"], capture_output=True, text=True)
+    assert r.returncode == 0, "building the debug runtime failed:\n" + r.stdout + r.stderr
+    exe = str(tmp_path_factory.mktemp("c_throws") / "throws")
+    cmd = [CC, *CFLAGS, "-DGOPY_CHECKS", "-I" + os.path.join(ROOT, "include"),
+           "-I" + os.path.join(ROOT, "src", "runtime"), os.path.join(CDIR, "throws.c"),
+           os.path.join(ROOT, "build", "debug", "libgopyrt-internal.a"), "-lpthread", "-lm",
+           "-o", exe]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, "compiling throws.c failed:\n" + r.stderr
+    return exe
+
+
+def _throw(exe, case, **env):
+    e = {k: v for k, v in os.environ.items() if k != "GOPY_TRACEBACK"}
+    e.update(env)
+    r = subprocess.run([exe, case], capture_output=True, text=True, timeout=60, env=e)
+    assert r.returncode == -signal.SIGABRT, (r.returncode, r.stderr)
+    assert re.search("^gopy: fatal error: " + THROWS[case], r.stderr, re.M), r.stderr
+    return r.stderr
+
+
+def test_throws_case_list(throws_program):
+    r = subprocess.run([throws_program, "--list"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.split()) == sorted(THROWS)
+
+
+@pytest.mark.parametrize("case", sorted(THROWS))
+def test_check_throws(throws_program, case):
+    """The check fires with its message and aborts; without GOPY_TRACEBACK
+    there is no goroutine dump."""
+    assert "goroutine " not in _throw(throws_program, case)
+
+
+def test_throw_dumps_goroutines_under_gopy_traceback_all(throws_program):
+    err = _throw(throws_program, "throw_with_goroutines", GOPY_TRACEBACK="all")
+    assert err.count("[waiting: chan receive]: C goroutine") == 2, err

@@ -19,6 +19,9 @@
 
 void waitq_push(waitq *q, sudog *s)
 {
+    /* Queued twice, the queue would become a cycle or lose entries. */
+    rt_assert(s->next == NULL && s->prev == NULL && q->first != s,
+              "sudog queued twice");
     s->next = NULL;
     s->prev = q->last;
     if (q->last != NULL)
@@ -32,6 +35,8 @@ void waitq_push(waitq *q, sudog *s)
  * while skipping it). */
 void waitq_remove(waitq *q, sudog *s)
 {
+    rt_assert((s->prev == NULL || s->prev->next == s) && (s->next == NULL || s->next->prev == s),
+              "wait queue is corrupted");
     if (s->prev != NULL)
         s->prev->next = s->next;
     else if (q->first == s)
@@ -77,12 +82,22 @@ static inline void elem_copy(struct gopy_chan *c, void *dst, const void *src)
         memcpy(dst, src, c->elemsize);
 }
 
+/* chan.h's invariants that one look can check (c->lock held). */
+static inline void chan_check(struct gopy_chan *c)
+{
+    rt_assert(atomic_load_explicit(&c->qcount, memory_order_relaxed) <= c->dataqsiz,
+              "chan: more values buffered than the capacity");
+}
+
 bool chan_send_locked(struct gopy_chan *c, const void *ep, G **wake)
 {
     *wake = NULL;
+    chan_check(c);
     sudog *sg = placement_claim_receiver(&c->recvq);
     if (sg != NULL) {
         /* A receiver waits: the buffer is empty; hand over directly. */
+        rt_assert(atomic_load_explicit(&c->qcount, memory_order_relaxed) == 0,
+                  "chan: a receiver waits on a non-empty buffer");
         elem_copy(c, sg->elem, ep);
         sg->success = true;
         sg->g->param = sg;
@@ -103,6 +118,7 @@ bool chan_send_locked(struct gopy_chan *c, const void *ep, G **wake)
 bool chan_recv_locked(struct gopy_chan *c, void *ep, bool *ok, G **wake)
 {
     *wake = NULL;
+    chan_check(c);
     size_t n = atomic_load_explicit(&c->qcount, memory_order_relaxed);
     if (atomic_load_explicit(&c->closed, memory_order_relaxed) && n == 0) {
         if (ep != NULL && c->elemsize != 0)
@@ -112,6 +128,7 @@ bool chan_recv_locked(struct gopy_chan *c, void *ep, bool *ok, G **wake)
     }
     sudog *sg = waitq_claim_first(&c->sendq);
     if (sg != NULL) {
+        rt_assert(n == c->dataqsiz, "chan: a sender waits on a non-full buffer");
         if (c->dataqsiz == 0) {
             elem_copy(c, ep, sg->elem);
         } else {
@@ -209,6 +226,8 @@ int chansend(struct gopy_chan *c, const void *ep, bool block)
         rt_unlock(&c->lock);
         return r;
     }
+    /* Woken by anyone but the waker that completed our sudog (Go). */
+    rt_assert(g->param == &sg, "G waiting list is corrupted");
     return sg.success ? GOPY_OK : GOPY_ECLOSED;
 }
 
@@ -251,6 +270,7 @@ int chanrecv(struct gopy_chan *c, void *ep, bool *ok, bool block)
         rt_unlock(&c->lock);
         return r;
     }
+    rt_assert(g->param == &sg, "G waiting list is corrupted");
     *ok = sg.success;
     return GOPY_OK;
 }
@@ -273,6 +293,7 @@ gopy_chan *gopy_chan_make(size_t elem_size, size_t cap)
             return NULL;
         }
     }
+    rt_mutex_init(&c->lock, LR_CHAN);
     c->elemsize = elem_size;
     c->dataqsiz = cap;
     atomic_store(&c->refs, 1);

@@ -7,6 +7,9 @@
  *  - a non-full buffer means no sender waits;
  *  - a closed channel has no waiting senders and, once drained, no
  *    waiting receivers.
+ * GOPY_CHECKS builds check the buffer ones where a waiter is taken
+ * (chan.c); select's sudogs left in a queue after another case won are
+ * why the first one admits exceptions, as in Go.
  * Everything but refs, closed and qcount is guarded by lock; those three
  * are also read without it (len, cap and the non-blocking fast paths).
  */

@@ -42,8 +42,10 @@ static inline bool less(uint32_t a, uint32_t b)
 gopy_cond *gopy_cond_make(gopy_locker l)
 {
     gopy_cond *c = calloc(1, sizeof *c);
-    if (c != NULL)
+    if (c != NULL) {
+        rt_mutex_init(&c->lock, LR_COND);
         c->l = l;
+    }
     return c;
 }
 

@@ -180,6 +180,7 @@ static gopy_context *ctx_new(enum ctx_kind kind)
     if (c == NULL)
         return NULL;
     atomic_init(&c->refs, 1);
+    rt_mutex_init(&c->lock, LR_CONTEXT);
     c->kind = (uint8_t)kind;
     atomic_fetch_add_explicit(&live_nodes, 1, memory_order_relaxed);
     return c;

@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "ctx.h"
+#include "runtime.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -37,7 +38,7 @@ static void ctx_entry(void *p)
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
     cell.fn(cell.arg);
-    abort(); /* fn never returns */
+    rt_throw("a goroutine's entry function returned");
 }
 #endif
 
@@ -51,7 +52,7 @@ void rt_ctx_init(rt_ctx *c, void *lo, size_t size, void (*fn)(void *), void *arg
 #ifdef CTX_HAS_ENTRY_WRAPPER
     ctx_entry_cell *cell = malloc(sizeof *cell);
     if (cell == NULL)
-        abort();
+        rt_throw("out of memory");
     cell->fn = fn;
     cell->arg = arg;
     fn = ctx_entry;
@@ -109,8 +110,10 @@ void rt_ctx_init(rt_ctx *c, void *lo, size_t size, void (*fn)(void *), void *arg
 {
     memset(c, 0, sizeof *c);
     ctx_entry_cell *cell = malloc(sizeof *cell);
-    if (cell == NULL || getcontext(&c->uc) != 0)
-        abort();
+    if (cell == NULL)
+        rt_throw("out of memory");
+    if (getcontext(&c->uc) != 0)
+        rt_throw("getcontext failed");
     cell->fn = fn;
     cell->arg = arg;
     c->uc.uc_stack.ss_sp = lo;

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static void put(int fd, const char *s)
+void rt_put(int fd, const char *s)
 {
     size_t n = strlen(s);
     while (n > 0) {
@@ -54,33 +54,33 @@ const char *rt_g_status_name(uint32_t st)
 void rt_dump_goroutine(int fd, G *g, int64_t now)
 {
     uint32_t st = atomic_load_explicit(&g->status, memory_order_relaxed);
-    put(fd, "goroutine ");
+    rt_put(fd, "goroutine ");
     put_u64(fd, (uint64_t)g->goid);
-    put(fd, " [");
-    put(fd, rt_g_status_name(st));
+    rt_put(fd, " [");
+    rt_put(fd, rt_g_status_name(st));
     if (st == G_WAITING) {
-        put(fd, ": ");
-        put(fd, gopy_rt_wait_reason_string(g->wait_reason));
+        rt_put(fd, ": ");
+        rt_put(fd, gopy_rt_wait_reason_string(g->wait_reason));
         int64_t s = (now - g->wait_since) / 1000000000;
         if (s >= 1) {
-            put(fd, ", ");
+            rt_put(fd, ", ");
             put_u64(fd, (uint64_t)s);
-            put(fd, " s");
+            rt_put(fd, " s");
         }
     }
-    put(fd, "]: ");
+    rt_put(fd, "]: ");
     if (g->kind == G_HOST) {
-        put(fd, "Python goroutine");
+        rt_put(fd, "Python goroutine");
         if (g->home != NULL) {
-            put(fd, " on thread M");
+            rt_put(fd, " on thread M");
             put_u64(fd, (uint64_t)g->home->id);
         }
     } else {
-        put(fd, "C goroutine");
+        rt_put(fd, "C goroutine");
     }
     if (g->lockedm != NULL)
-        put(fd, ", locked to its thread");
-    put(fd, "\n");
+        rt_put(fd, ", locked to its thread");
+    rt_put(fd, "\n");
 }
 
 void rt_dump_goroutines(int fd, M *only_bound_to)

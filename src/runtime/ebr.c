@@ -14,11 +14,11 @@
  * moving past e+1.  So at e+2 nobody can hold it.
  */
 #include "ebr.h"
+#include "runtime.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 struct ebr_rec {
@@ -43,10 +43,8 @@ static void rec_release(void *p)
 
 static void rec_key_init(void)
 {
-    if (pthread_key_create(&rec_key, rec_release) != 0) {
-        fputs("gopy: fatal error: ebr: pthread_key_create failed\n", stderr);
-        abort();
-    }
+    if (pthread_key_create(&rec_key, rec_release) != 0)
+        rt_throw("ebr: pthread_key_create failed");
 }
 
 static ebr_rec *rec_register(void)
@@ -60,10 +58,8 @@ static ebr_rec *rec_register(void)
     }
     if (rec == NULL) {
         rec = calloc(1, sizeof *rec);
-        if (rec == NULL) {
-            fputs("gopy: fatal error: out of memory\n", stderr);
-            abort();
-        }
+        if (rec == NULL)
+            rt_throw("out of memory");
         atomic_init(&rec->used, true);
         ebr_rec *head = atomic_load(&records);
         do

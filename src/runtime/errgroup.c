@@ -39,6 +39,7 @@ gopy_errgroup *gopy_rt_errgroup_new(void)
     gopy_errgroup *g = calloc(1, sizeof *g);
     if (g == NULL)
         return NULL;
+    rt_mutex_init(&g->lock, LR_ERRGROUP);
     g->wg = gopy_waitgroup_make();
     if (g->wg == NULL) {
         free(g);

@@ -16,17 +16,46 @@
 
 /* ---- rt_mutex: 0 unlocked, 1 locked, 2 locked with sleepers ---------- */
 
+/* Every lock has a rank (enum lock_rank and the lock order, runtime.h),
+ * given where the lock is made: RT_MUTEX_INIT(rank) or rt_mutex_init.
+ * Built with GOPY_CHECKS, taking a lock out of order throws (lockrank.c);
+ * otherwise the rank is not even stored. */
 typedef struct {
     _Atomic uint32_t state;
+#ifdef GOPY_CHECKS
+    uint8_t rank;
+#endif
 } rt_mutex;
 
-#define RT_MUTEX_INIT {0}
+#ifdef GOPY_CHECKS
+#define RT_MUTEX_INIT(rank) {0, (rank)}
+void rt_lockrank_acquire(rt_mutex *l);
+void rt_lockrank_acquired(rt_mutex *l);
+void rt_lockrank_release(rt_mutex *l);
+#else
+#define RT_MUTEX_INIT(rank) {0}
+#define rt_lockrank_acquire(l) ((void)0)
+#define rt_lockrank_acquired(l) ((void)0)
+#define rt_lockrank_release(l) ((void)0)
+#endif
+
+/* A fresh, unlocked lock of the given rank. */
+static inline void rt_mutex_init(rt_mutex *l, unsigned rank)
+{
+    atomic_init(&l->state, 0);
+#ifdef GOPY_CHECKS
+    l->rank = (uint8_t)rank;
+#else
+    (void)rank;
+#endif
+}
 
 void rt_mutex_lock_slow(rt_mutex *l);
 void rt_mutex_unlock_slow(rt_mutex *l);
 
 static inline void rt_lock(rt_mutex *l)
 {
+    rt_lockrank_acquire(l);
     uint32_t unlocked = 0;
     if (!atomic_compare_exchange_strong_explicit(
             &l->state, &unlocked, 1, memory_order_acquire, memory_order_relaxed))
@@ -36,12 +65,18 @@ static inline void rt_lock(rt_mutex *l)
 static inline bool rt_trylock(rt_mutex *l)
 {
     uint32_t unlocked = 0;
-    return atomic_compare_exchange_strong_explicit(
-        &l->state, &unlocked, 1, memory_order_acquire, memory_order_relaxed);
+    if (!atomic_compare_exchange_strong_explicit(
+            &l->state, &unlocked, 1, memory_order_acquire, memory_order_relaxed))
+        return false;
+    /* A trylock cannot deadlock, but what is taken under it is ordered
+     * after it: record it without the check. */
+    rt_lockrank_acquired(l);
+    return true;
 }
 
 static inline void rt_unlock(rt_mutex *l)
 {
+    rt_lockrank_release(l);
     if (atomic_exchange_explicit(&l->state, 0, memory_order_release) == 2)
         rt_mutex_unlock_slow(l);
 }

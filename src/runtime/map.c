@@ -125,7 +125,8 @@ static indirect *indirect_new(indirect *parent)
 {
     indirect *i = calloc(1, sizeof *i);
     if (i == NULL)
-        sync_fatal("out of memory");
+        rt_throw("out of memory");
+    rt_mutex_init(&i->mu, LR_MAP);
     i->parent = parent;
     return i;
 }
@@ -136,7 +137,7 @@ static entry *entry_new(gopy_map *m, uint64_t hash, void *key, void *value)
 {
     entry *e = malloc(sizeof *e);
     if (e == NULL)
-        sync_fatal("out of memory");
+        rt_throw("out of memory");
     e->n.is_entry = true;
     e->hash = hash;
     e->key = key;
@@ -370,7 +371,7 @@ static void retire_garbage(gopy_map *m, garbage *g)
     if (g->has_value && m->type.release != NULL) {
         dead_value *d = malloc(sizeof *d);
         if (d == NULL)
-            sync_fatal("out of memory");
+            rt_throw("out of memory");
         d->value = g->value;
         ebr_retire(&m->limbo, &d->retired, dead_value_free, m);
     }
@@ -605,7 +606,7 @@ static void snapshot_add(gopy_map *m, snapshot *s, entry *e, void *v)
         size_t cap = s->cap != 0 ? s->cap * 2 : 64;
         void **pairs = realloc(s->pairs, cap * sizeof *pairs);
         if (pairs == NULL)
-            sync_fatal("out of memory");
+            rt_throw("out of memory");
         s->pairs = pairs;
         s->cap = cap;
     }
@@ -713,6 +714,7 @@ gopy_map *gopy_rt_map_make(const gopy_rt_map_type *type)
     if (m == NULL)
         return NULL;
     m->type = *type;
+    rt_mutex_init(&m->limbo.lock, LR_EBR);
     m->seed = ((uint64_t)rt_fastrand() << 32) | rt_fastrand();
     atomic_init(&m->root, indirect_new(NULL));
     return m;

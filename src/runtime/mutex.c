@@ -87,7 +87,7 @@ static int mutex_lock_slow(gopy_mutex *m)
             new |= MUTEX_STARVING;
         if (awoke) {
             if ((new & MUTEX_WOKEN) == 0)
-                sync_fatal("sync: inconsistent mutex state");
+                rt_throw("sync: inconsistent mutex state");
             new &= ~MUTEX_WOKEN;
         }
         if (!atomic_compare_exchange_weak(&m->state, &old, new))
@@ -139,7 +139,10 @@ static void mutex_unlock_slow(gopy_mutex *m, int32_t new)
 
 gopy_mutex *gopy_mutex_make(void)
 {
-    return calloc(1, sizeof(gopy_mutex));
+    gopy_mutex *m = calloc(1, sizeof *m);
+    if (m != NULL)
+        sema_init(&m->sema);
+    return m;
 }
 
 void gopy_mutex_free(gopy_mutex *m)
@@ -218,5 +221,5 @@ void gopy_mutex_lock(gopy_mutex *m)
 void gopy_mutex_unlock(gopy_mutex *m)
 {
     if (gopy_rt_mutex_unlock(m) != GOPY_OK)
-        sync_fatal("sync: unlock of unlocked mutex");
+        rt_throw("sync: unlock of unlocked mutex");
 }

@@ -85,7 +85,7 @@ static _Atomic(poll_desc *) pd_chunks[PD_NCHUNKS];
  * Made on the first wait, under netpoll_init_lock; both reset in a fork
  * child. */
 static _Atomic bool netpoll_inited;
-static rt_mutex netpoll_init_lock = RT_MUTEX_INIT;
+static rt_mutex netpoll_init_lock = RT_MUTEX_INIT(LR_NETPOLL_INIT);
 /* Waits in progress: from before a waiter parks until its wait returns
  * (so a woken waiter counts until it has run). */
 static _Atomic int32_t netpoll_nwaiters;
@@ -128,6 +128,8 @@ static poll_desc *pd_get(int fd)
         errno = ENOMEM;
         return NULL;
     }
+    for (int i = 0; i < PD_CHUNK; i++)
+        rt_mutex_init(&chunk[i].lock, LR_NETPOLL_PD);
     poll_desc *none = NULL;
     if (!atomic_compare_exchange_strong_explicit(&pd_chunks[fd / PD_CHUNK], &none, chunk,
                                                  memory_order_acq_rel, memory_order_acquire))
@@ -379,6 +381,5 @@ void netpoll_after_fork_child(void)
         atomic_store_explicit(&pd_chunks[i], NULL, memory_order_relaxed);
     atomic_store(&netpoll_nwaiters, 0);
     atomic_store(&netpoll_inited, false);
-    rt_mutex unlocked = RT_MUTEX_INIT;
-    netpoll_init_lock = unlocked;
+    rt_mutex_init(&netpoll_init_lock, LR_NETPOLL_INIT);
 }

@@ -84,7 +84,7 @@ static struct {
     int64_t idle_ns;
     /* Jobs submitted whose goroutine is not yet readied. */
     _Atomic int64_t active;
-} pool = {.idle_ns = DEFAULT_IDLE_NS};
+} pool = {.lock = RT_MUTEX_INIT(LR_OFFLOAD), .idle_ns = DEFAULT_IDLE_NS};
 
 static int32_t env_max_threads(void)
 {
@@ -309,8 +309,7 @@ void offload_after_fork(void)
 {
     /* The helpers are gone, with the jobs of goroutines the child forgot:
      * start empty, keeping the configuration. */
-    rt_mutex unlocked = RT_MUTEX_INIT;
-    pool.lock = unlocked;
+    rt_mutex_init(&pool.lock, LR_OFFLOAD);
     pool.head = pool.tail = NULL;
     pool.queued = 0;
     pool.idle = NULL;

@@ -18,7 +18,10 @@ struct gopy_once {
 
 gopy_once *gopy_once_make(void)
 {
-    return calloc(1, sizeof(gopy_once));
+    gopy_once *o = calloc(1, sizeof *o);
+    if (o != NULL)
+        sema_init(&o->m.sema);
+    return o;
 }
 
 void gopy_once_free(gopy_once *o)

@@ -89,7 +89,7 @@ void placement_uncount(M *m, G *g)
     g->group_counted = false;
     struct m_group *e = group_find(m, g->group);
     if (e == NULL || e->live <= 0)
-        rt_fatal("placement: a goroutine's group is missing from its home's table");
+        rt_throw("placement: a goroutine's group is missing from its home's table");
     for (int i = 0; i < 2; i++)
         if (e->recent[i] == g)
             e->recent[i] = NULL;

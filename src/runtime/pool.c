@@ -67,7 +67,7 @@ struct gopy_pool {
     struct gopy_pool *next, *prev; /* all pools (pools_lock) */
 };
 
-static rt_mutex pools_lock = RT_MUTEX_INIT;
+static rt_mutex pools_lock = RT_MUTEX_INIT(LR_POOLS);
 static gopy_pool *pools;
 
 /* ---- deques (slot lock held) ------------------------------------------ */
@@ -162,6 +162,8 @@ gopy_pool *gopy_pool_make(void *(*new_item)(void *ctx), void (*release)(void *it
         return NULL;
     }
     memset(p->slots, 0, p->nslots * sizeof *p->slots);
+    for (uint32_t i = 0; i < p->nslots; i++)
+        rt_mutex_init(&p->slots[i].slot.lock, LR_POOL);
     p->new_item = new_item;
     p->release = release;
     p->ctx = ctx;

@@ -13,7 +13,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-schedt sched;
+/* sched's locks, ranked (a fork child starts again from these). */
+#define SCHED_LOCKS                                                              \
+    .lock = RT_MUTEX_INIT(LR_SCHED), .hostq_lock = RT_MUTEX_INIT(LR_HOSTQ),      \
+    .gfree_lock = RT_MUTEX_INIT(LR_GFREE), .foreign_lock = RT_MUTEX_INIT(LR_FOREIGN)
+
+schedt sched = {SCHED_LOCKS};
 
 /* The M this thread is, NULL on foreign threads. */
 static _Thread_local M *tls_m;
@@ -66,7 +71,7 @@ static pthread_once_t foreign_key_once = PTHREAD_ONCE_INIT;
 static void foreign_key_make(void)
 {
     if (pthread_key_create(&foreign_key, foreign_g_free) != 0)
-        rt_fatal("cannot make the foreign threads' key");
+        rt_throw("cannot make the foreign threads' key");
 }
 
 G *getg_or_foreign(void)
@@ -77,10 +82,8 @@ G *getg_or_foreign(void)
     g = tls_foreign_g;
     if (g == NULL) {
         g = calloc(1, sizeof *g);
-        if (g == NULL) {
-            fputs("gopy: fatal error: out of memory\n", stderr);
-            abort();
-        }
+        if (g == NULL)
+            rt_throw("out of memory");
         g->kind = G_FOREIGN;
         g->thread_ident = (uintptr_t)pthread_self();
         atomic_store_explicit(&g->status, G_RUNNING, memory_order_relaxed);
@@ -109,12 +112,6 @@ static inline void g_set_status(G *g, enum g_status st)
 bool rt_is_goroutine(void)
 {
     return getg() != NULL;
-}
-
-_Noreturn void rt_fatal(const char *msg)
-{
-    fprintf(stderr, "gopy: fatal error: %s\n", msg);
-    abort();
 }
 
 /* ---- Ms ----------------------------------------------------------------- */
@@ -169,6 +166,7 @@ static M *newm(P *p, bool spinning, bool host_standby)
     M *m = calloc(1, sizeof *m);
     if (m == NULL)
         return NULL;
+    rt_mutex_init(&m->hostq_lock, LR_M_HOSTQ);
     rt_lock(&sched.lock);
     m->id = sched.mnext++;
     rt_unlock(&sched.lock);
@@ -203,7 +201,7 @@ static M *newm(P *p, bool spinning, bool host_standby)
 static void mreserve(void)
 {
     if (sched.mcount >= sched.maxmcount)
-        rt_fatal("thread limit exhausted (more than 10000 threads blocked)");
+        rt_throw("thread limit exhausted (more than 10000 threads blocked)");
     sched.mcount++;
 }
 
@@ -228,8 +226,9 @@ static P *p_make(int32_t id)
 {
     P *p = calloc(1, sizeof *p);
     if (p == NULL)
-        rt_fatal("out of memory making a P");
+        rt_throw("out of memory making a P");
     p->id = id;
+    rt_mutex_init(&p->timers_lock, LR_TIMERS);
     atomic_store(&p->status, P_SPARE);
     return p;
 }
@@ -357,7 +356,7 @@ static bool runqputslow(P *p, G *g, uint32_t h, uint32_t t)
     G *batch[HALF + 1];
     uint32_t n = (t - h) / 2;
     if (n != HALF)
-        rt_fatal("runqputslow: queue is not full");
+        rt_throw("runqputslow: queue is not full");
     for (uint32_t i = 0; i < n; i++)
         batch[i] = atomic_load_explicit(&p->runq[(h + i) % RUNQ_SIZE],
                                         memory_order_relaxed);
@@ -509,7 +508,7 @@ static G *runqsteal(P *p, P *victim, bool steal_runnext)
         return g;
     uint32_t h = atomic_load_explicit(&p->runqhead, memory_order_acquire);
     if (t - h + n >= RUNQ_SIZE)
-        rt_fatal("runqsteal: runq overflow");
+        rt_throw("runqsteal: runq overflow");
     atomic_store_explicit(&p->runqtail, t + n, memory_order_release);
     return g;
 }
@@ -1024,7 +1023,7 @@ static void switch_to_g0(G *g, uint8_t op)
 static void goexit(void)
 {
     switch_to_g0(getg(), GOP_EXIT);
-    rt_fatal("goexit: a dead goroutine was resumed");
+    rt_throw("goexit: a dead goroutine was resumed");
 }
 
 static int park_foreign(G *g, bool (*unlock)(G *, void *), void *arg)
@@ -1081,6 +1080,10 @@ int gopark(bool (*unlock)(G *, void *), void *arg, uint8_t reason, const void *o
 
 void goready(G *g)
 {
+    /* Only the waker that won the claim readies, and only a parked G: a
+     * second ready would run the G twice (Go: "bad g->status in ready"). */
+    rt_assert(atomic_load_explicit(&g->status, memory_order_relaxed) == G_WAITING,
+              "bad g->status in ready");
     if (g->kind == G_FOREIGN) {
         g_set_status(g, G_RUNNABLE);
         rt_note_wakeup(&g->note);
@@ -1749,7 +1752,7 @@ static void execute(M *m, G *g)
             gfput(m, g);
             return;
         default:
-            rt_fatal("execute: goroutine switched away with no request");
+            rt_throw("execute: goroutine switched away with no request");
         }
     }
 }
@@ -1857,7 +1860,7 @@ static int64_t procresize(int32_t n)
 }
 
 /* Serialises the first use; reset in a fork child. */
-static rt_mutex init_lock = RT_MUTEX_INIT;
+static rt_mutex init_lock = RT_MUTEX_INIT(LR_INIT);
 
 void rt_init(void)
 {
@@ -1871,8 +1874,7 @@ void rt_init(void)
             rt_stack_set_size(RT_STACK_C, sz);
         if ((sz = env_size("GOPY_PYTHON_STACK_SIZE")) != 0)
             rt_stack_set_size(RT_STACK_HOST, sz);
-        const char *tb = getenv("GOPY_TRACEBACK");
-        sched.traceback_all = tb != NULL && (strcmp(tb, "all") == 0 || strcmp(tb, "1") == 0);
+        rt_traceback_init();
         const char *stall = getenv("GOPY_STALL_WARNING");
         double secs = stall != NULL && *stall != '\0' ? strtod(stall, NULL) : 5.0;
         atomic_store(&sched.stall_warn_ns, secs > 0 ? (int64_t)(secs * 1e9) : 0);
@@ -2221,11 +2223,8 @@ void gopy_rt_after_fork_child(void)
      * first use, keeping only the configuration. */
     const struct gopy_host_hooks *hooks = sched.host_hooks;
     size_t area = sched.host_area_size;
-    memset(&sched, 0, sizeof sched);
-    sched.host_hooks = hooks;
-    sched.host_area_size = area;
-    rt_mutex init = RT_MUTEX_INIT;
-    init_lock = init;
+    sched = (schedt){SCHED_LOCKS, .host_hooks = hooks, .host_area_size = area};
+    rt_mutex_init(&init_lock, LR_INIT);
     rt_stack_after_fork();
     netpoll_after_fork_child();
     offload_after_fork();

@@ -65,6 +65,57 @@
 #include <stdint.h>
 #include <time.h>
 
+/* ---- lock order (Go's lockrank.go) ---------------------------------------
+ *
+ * Every rt_mutex has a rank, and a thread holding locks takes only locks of
+ * a higher rank: a total order, so no cycle of waiting threads (deadlock)
+ * can form.  Built with GOPY_CHECKS (debug and sanitizer builds) the order
+ * is enforced (lockrank.c): taking a lock of a rank at or below one held
+ * throws, except where a rank says otherwise below.  A lock is never held
+ * across a park, so the record of held locks is per thread.  Gs are readied
+ * only after the locks of the operation are released (goready takes
+ * sched.lock or a hostq lock), which is what keeps the order this short.
+ * A new nesting takes its place here first; a debug build's tests then
+ * show whether the code agrees.
+ *
+ * Outermost first:
+ */
+enum lock_rank {
+    LR_NONE,         /* never ranked: taking it throws (GOPY_CHECKS) */
+    LR_NETPOLL_INIT, /* netpoll_init_lock: the poller's creation */
+    LR_POOLS,        /* pools_lock (pool.c): the list of Pools, and over
+                        it each Pool's lock, to clear them */
+    LR_POOL,         /* a Pool's lock */
+    LR_CONTEXT,      /* a Context's lock (context.c): only one at a time */
+    LR_ERRGROUP,     /* an errgroup's lock */
+    LR_COND,         /* a Cond's lock */
+    LR_MAP,          /* a Map's indirect nodes: a child's, then its
+                        parent's (prune_locked: always upwards, so no
+                        cycle); the one rank that nests in itself
+                        unordered */
+    LR_SEMA,         /* an rt_sema's lock (sema.c): Mutex, RWMutex,
+                        WaitGroup, Once */
+    LR_CHAN,         /* channel locks: several at once only in address
+                        order (select) */
+    LR_NETPOLL_PD,   /* a poll descriptor's lock (netpoll.c): arms its
+                        deadline timer under it */
+    LR_OFFLOAD,      /* the offload pool's lock */
+    LR_INIT,         /* init_lock (proc.c): rt_init, around the first
+                        procresize and sysmon's start; a channel operation
+                        (or any other) may be the first, under its lock */
+    LR_SCHED,        /* sched.lock */
+    LR_TIMERS,       /* a P's timers_lock: two at once in address order
+                        (timers_move, under sched.lock) */
+    LR_FOREIGN,      /* sched.foreign_lock: the foreign threads' list */
+    LR_HOSTQ,        /* sched.hostq_lock: unstarted host goroutines */
+    LR_M_HOSTQ,      /* an M's hostq_lock: its bound host goroutines */
+    LR_GFREE,        /* sched.gfree_lock: free Gs (under sched.lock when
+                        a P is retired) */
+    LR_EBR,          /* an EBR limbo list's lock (ebr.c) */
+    LR_STACK,        /* stack_lock (stack.c): the stack arenas */
+    LR_COUNT
+};
+
 typedef struct G G;
 typedef struct M M;
 typedef struct P P;
@@ -461,8 +512,6 @@ static inline bool g_claim(G *g)
         memory_order_relaxed);
 }
 void wakep(void);
-/* Report a corrupted runtime state and abort (Go's throw). */
-_Noreturn void rt_fatal(const char *msg);
 void runtime_wake_timer_sleeper(int64_t when);
 bool rt_is_goroutine(void);
 P *rt_any_p(void);
@@ -501,8 +550,35 @@ void waitq_remove(waitq *q, sudog *s);
  * already claimed: another select case won, or the waiter gave up). */
 sudog *waitq_claim_first(waitq *q);
 
+/* ---- throw.c ------------------------------------------------------------ */
+
+/* Report a corrupted runtime state or a fatal misuse and abort (Go's
+ * throw): "gopy: fatal error: <message>", then under GOPY_TRACEBACK=all
+ * every goroutine.  Takes no lock and allocates nothing. */
+_Noreturn void rt_throw(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Read GOPY_TRACEBACK (rt_init). */
+void rt_traceback_init(void);
+/* Under GOPY_TRACEBACK=all, dump every goroutine to fd after a fatal
+ * error's message; async-signal-safe (the fault handler calls it too). */
+void rt_traceback(int fd);
+
+/* Checked invariants: built with GOPY_CHECKS (the debug and sanitizer
+ * builds), a false cond throws msg; otherwise cond is not evaluated and
+ * the release build pays nothing. */
+#ifdef GOPY_CHECKS
+#define rt_assert(cond, msg)                                                     \
+    do {                                                                         \
+        if (!(cond))                                                             \
+            rt_throw("%s", msg);                                                 \
+    } while (0)
+#else
+#define rt_assert(cond, msg) ((void)sizeof(cond))
+#endif
+
 /* ---- dump.c -------------------------------------------------------------- */
 
+/* Write all of s to fd with write(2): async-signal-safe. */
+void rt_put(int fd, const char *s);
 /* One line per live goroutine (only those bound to one M, if given), with
  * write(2) only: safe in a signal handler and without the host lock. */
 void rt_dump_goroutines(int fd, M *only_bound_to);

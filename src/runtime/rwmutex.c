@@ -39,6 +39,9 @@ gopy_rwmutex *gopy_rwmutex_make(void)
     gopy_rwmutex *rw = calloc(1, sizeof *rw);
     if (rw == NULL)
         return NULL;
+    sema_init(&rw->w.sema);
+    sema_init(&rw->writer_sem);
+    sema_init(&rw->reader_sem);
     sync_life_init(&rw->life, rw, &rw->busy);
     return rw;
 }
@@ -185,7 +188,7 @@ void gopy_rwmutex_lock(gopy_rwmutex *rw)
 void gopy_rwmutex_unlock(gopy_rwmutex *rw)
 {
     if (gopy_rt_rwmutex_unlock(rw) != GOPY_OK)
-        sync_fatal("sync: Unlock of unlocked RWMutex");
+        rt_throw("sync: Unlock of unlocked RWMutex");
 }
 
 void gopy_rwmutex_rlock(gopy_rwmutex *rw)
@@ -197,7 +200,7 @@ void gopy_rwmutex_rlock(gopy_rwmutex *rw)
 void gopy_rwmutex_runlock(gopy_rwmutex *rw)
 {
     if (gopy_rt_rwmutex_runlock(rw) != GOPY_OK)
-        sync_fatal("sync: RUnlock of unlocked RWMutex");
+        rt_throw("sync: RUnlock of unlocked RWMutex");
 }
 
 /* ---- lockers ----------------------------------------------------------------- */

@@ -190,6 +190,9 @@ int gopy_rt_select(gopy_case *cases, int n, bool block, int *chosen)
     /* Pass 3: unlink the losers (all of them if we gave up). */
     sellock(&st);
     sudog *won = result == 0 ? g->param : NULL;
+    /* Woken, the G must have been completed through one of its cases. */
+    rt_assert(result != 0 || (won >= sgs && won < sgs + n && won == &sgs[won->case_index]),
+              "selectgo: bad wakeup");
     for (int k = 0; k < np; k++) {
         int i = lockorder[k];
         if (&sgs[i] == won)

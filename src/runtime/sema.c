@@ -8,7 +8,6 @@
 #include "sync.h"
 
 #include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,12 +101,6 @@ void sema_release(rt_sema *s, bool handoff)
 }
 
 /* ---- shared by the sync types (sync.h) ---------------------------------- */
-
-_Noreturn void sync_fatal(const char *msg)
-{
-    fprintf(stderr, "gopy: fatal error: %s\n", msg);
-    abort();
-}
 
 void sync_await_idle(_Atomic uint32_t *busy)
 {

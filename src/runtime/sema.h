@@ -20,6 +20,12 @@ typedef struct {
  * that was already woken once and lost the race, as Go's Mutex does).
  * Returns GOPY_OK, or for a foreign thread GOPY_EINTR / GOPY_EDEADLK
  * (nothing taken). */
+/* A zeroed rt_sema is ready once its lock is ranked. */
+static inline void sema_init(rt_sema *s)
+{
+    rt_mutex_init(&s->lock, LR_SEMA);
+}
+
 int sema_acquire(rt_sema *s, bool lifo, uint8_t reason, const void *obj);
 /* count++ and wake one waiter.  handoff: give the count straight to the
  * woken waiter (Go's starvation mode), so no newcomer can take it.

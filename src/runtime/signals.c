@@ -36,30 +36,21 @@ static size_t fmt_u64(char *buf, uint64_t v, int base)
     return n;
 }
 
-static void say(const char *s)
-{
-    ssize_t r = write(STDERR_FILENO, s, strlen(s));
-    (void)r;
-}
-
 static void fault_handler(int sig, siginfo_t *info, void *uctx)
 {
     struct sigaction *prev = sig == SIGBUS ? &prev_bus : &prev_segv;
     if (rt_stack_is_guard(info->si_addr)) {
         char num[24];
         G *g = getg();
-        say("gopy: fatal error: stack overflow in goroutine ");
+        rt_put(STDERR_FILENO, "gopy: fatal error: stack overflow in goroutine ");
         num[fmt_u64(num, g != NULL ? (uint64_t)g->goid : 0, 10)] = '\0';
-        say(num);
-        say(" (it reached the guard page at 0x");
+        rt_put(STDERR_FILENO, num);
+        rt_put(STDERR_FILENO, " (it reached the guard page at 0x");
         num[fmt_u64(num, (uint64_t)(uintptr_t)info->si_addr, 16)] = '\0';
-        say(num);
-        say("); give goroutines bigger stacks with GOPY_STACK_SIZE (C) or "
-            "GOPY_PYTHON_STACK_SIZE (Python)\n");
-        if (sched.traceback_all) {
-            say("\n");
-            rt_dump_goroutines(STDERR_FILENO, NULL);
-        }
+        rt_put(STDERR_FILENO, num);
+        rt_put(STDERR_FILENO, "); give goroutines bigger stacks with GOPY_STACK_SIZE (C) "
+                              "or GOPY_PYTHON_STACK_SIZE (Python)\n");
+        rt_traceback(STDERR_FILENO);
     }
     if (prev->sa_flags & SA_SIGINFO) {
         if (prev->sa_sigaction != NULL) {

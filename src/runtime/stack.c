@@ -4,7 +4,7 @@
 #define _GNU_SOURCE
 #include "stack.h"
 
-#include "lock.h"
+#include "runtime.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -28,7 +28,7 @@ typedef struct arena {
     size_t slot; /* stack + guard page */
 } arena;
 
-static rt_mutex stack_lock = RT_MUTEX_INIT;
+static rt_mutex stack_lock = RT_MUTEX_INIT(LR_STACK);
 static size_t class_size[RT_STACK_NCLASSES] = {256 << 10, 1 << 20};
 static bool class_used[RT_STACK_NCLASSES];
 static char *carve_next[RT_STACK_NCLASSES]; /* next unused slot */
@@ -203,6 +203,5 @@ const char *rt_stack_guard_mode(void)
 void rt_stack_after_fork(void)
 {
     /* A thread that held the lock is gone; the arenas stay valid. */
-    rt_mutex unlocked = RT_MUTEX_INIT;
-    stack_lock = unlocked;
+    rt_mutex_init(&stack_lock, LR_STACK);
 }

@@ -41,9 +41,6 @@ struct gopy_mutex {
  * object's own count of such calls) is 0; they never block. */
 void sync_await_idle(_Atomic uint32_t *busy);
 
-/* Fatal misuse (Go: fatal error, not recoverable): message and abort. */
-_Noreturn void sync_fatal(const char *msg);
-
 /*
  * Abandoned waits.  A foreign thread's wait ends early with GOPY_EINTR
  * (Ctrl-C) or GOPY_EDEADLK, "nothing having happened".  For a semaphore

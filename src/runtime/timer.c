@@ -63,7 +63,7 @@ static void heap_push(P *p, rt_timer *t)
         int32_t cap = p->timers_cap ? p->timers_cap * 2 : 64;
         rt_timer **nt = realloc(p->timers, (size_t)cap * sizeof *nt);
         if (nt == NULL)
-            abort(); /* out of memory: nothing sane to do mid-scheduler */
+            rt_throw("out of memory"); /* nothing sane to do mid-scheduler */
         p->timers = nt;
         p->timers_cap = cap;
     }
@@ -206,8 +206,9 @@ int64_t timers_count(void)
 
 int64_t timers_move(P *from, P *to)
 {
-    /* Lock in id order: two retiring Ps may move into each other. */
-    P *first = from->id < to->id ? from : to;
+    /* Lock in address order (the lock order, runtime.h): two retiring Ps
+     * may move into each other. */
+    P *first = (uintptr_t)from < (uintptr_t)to ? from : to;
     P *second = first == from ? to : from;
     rt_lock(&first->timers_lock);
     rt_lock(&second->timers_lock);

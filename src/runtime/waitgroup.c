@@ -10,7 +10,6 @@
  */
 #include "sync.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 
 struct gopy_waitgroup {
@@ -30,7 +29,10 @@ static uint32_t wg_waiters(uint64_t state)
 
 gopy_waitgroup *gopy_waitgroup_make(void)
 {
-    return calloc(1, sizeof(gopy_waitgroup));
+    gopy_waitgroup *wg = calloc(1, sizeof *wg);
+    if (wg != NULL)
+        sema_init(&wg->sema);
+    return wg;
 }
 
 void gopy_waitgroup_free(gopy_waitgroup *wg)
@@ -108,20 +110,13 @@ int gopy_rt_waitgroup_wait(gopy_waitgroup *wg)
     return GOPY_OK;
 }
 
-static void wg_fatal(int r)
-{
-    const char *msg = r == GOPY_ENEGATIVE ? "sync: negative WaitGroup counter"
-                                          : "sync: WaitGroup misuse: Add called "
-                                            "concurrently with Wait";
-    fprintf(stderr, "gopy: fatal error: %s\n", msg);
-    abort();
-}
-
 void gopy_waitgroup_add(gopy_waitgroup *wg, int delta)
 {
     int r = gopy_rt_waitgroup_add(wg, delta);
+    if (r == GOPY_ENEGATIVE)
+        rt_throw("sync: negative WaitGroup counter");
     if (r != GOPY_OK)
-        wg_fatal(r);
+        rt_throw("sync: WaitGroup misuse: Add called concurrently with Wait");
 }
 
 void gopy_waitgroup_done(gopy_waitgroup *wg)
@@ -135,9 +130,6 @@ void gopy_waitgroup_wait(gopy_waitgroup *wg)
     do
         r = gopy_rt_waitgroup_wait(wg);
     while (r == GOPY_EINTR);
-    if (r == GOPY_EREUSE) {
-        fputs("gopy: fatal error: sync: WaitGroup is reused before previous "
-              "Wait has returned\n", stderr);
-        abort();
-    }
+    if (r == GOPY_EREUSE)
+        rt_throw("sync: WaitGroup is reused before previous Wait has returned");
 }
