@@ -264,17 +264,28 @@ def format_level(level: Level) -> str:
     return "\n".join(out)
 
 
-def format_summary(levels: list) -> str:
-    """Rows × core counts: the ratio for rows with a reference (Go, a peer), else
-    gopy's figure; "!" where the target is missed, "?" where it cannot be judged."""
+def _grid(levels: list):
+    """(core counts, row ids in first-seen order, {id: {procs: Row}})."""
     procs = [lv.procs for lv in levels]
-    order, rows = [], {}   # id -> {procs: Row}
+    order, rows = [], {}
     for lv in levels:
         for r in lv.rows:
             if r.id not in rows:
                 order.append(r.id)
                 rows[r.id] = {}
             rows[r.id][lv.procs] = r
+    return procs, order, rows
+
+
+def _cells(by: dict, procs: list, text) -> list:
+    """text(row) for each core count, "" where the row was not run."""
+    return [text(by[p]) if p in by else "" for p in procs]
+
+
+def format_summary(levels: list) -> str:
+    """Rows × core counts: the ratio for rows with a reference (Go, a peer), else
+    gopy's figure; "!" where the target is missed, "?" where it cannot be judged."""
+    procs, order, rows = _grid(levels)
     # The ratio where the target is one (C rows, W5, W9, W10); C7-memory's is bytes.
     shows_ratio = {rid: by[next(iter(by))].ref_name is not None
                    and rid not in native.ABSOLUTE_TARGETS for rid, by in rows.items()}
@@ -287,16 +298,13 @@ def format_summary(levels: list) -> str:
     for rid in order:
         by = rows[rid]
         any_row = next(iter(by.values()))
-        cells = []
-        for p in procs:
-            r = by.get(p)
-            if r is None:
-                cells.append("")
-                continue
-            value = r.ratio if shows_ratio[rid] else r.gopy
+
+        def summary_cell(r, ratio=shows_ratio[rid]):
             mark = {False: "!", None: "?" if r.target and r.met_text != "n/a" else ""}.get(
                 r.met, "")
-            cells.append(fmt_figure(value) + mark)
+            return fmt_figure(r.ratio if ratio else r.gopy) + mark
+
+        cells = _cells(by, procs, summary_cell)
         out.append(f"  {names[rid]:<{width}}{any_row.target or '':<12}"
                    + "".join(f"{c:>10}" for c in cells))
     missed = [f"P={lv.procs}: " + ", ".join(r.id for r in lv.rows if r.met is False)
@@ -308,32 +316,22 @@ def format_summary(levels: list) -> str:
     return "\n".join(out)
 
 
+def _markdown_cell(r) -> str:
+    text = fmt_figure(r.gopy)
+    if r.ref_name:
+        text += f" / {fmt_figure(r.ref)} = {fmt_figure(r.ratio)}"
+    return f"**{text}** ✗" if r.met is False else text
+
+
 def markdown_table(levels: list) -> str:
     """The summary as a Markdown table (for docs/decisions.md)."""
-    procs = [lv.procs for lv in levels]
-    order, rows = [], {}
-    for lv in levels:
-        for r in lv.rows:
-            rows.setdefault(r.id, {})[lv.procs] = r
-            if r.id not in order:
-                order.append(r.id)
+    procs, order, rows = _grid(levels)
     lines = ["| row | target | " + " | ".join(f"GOMAXPROCS={p}" for p in procs) + " |",
              "|---|---|" + "---|" * len(procs)]
     for rid in order:
         by = rows[rid]
         first = next(iter(by.values()))
-        cells = []
-        for p in procs:
-            r = by.get(p)
-            if r is None:
-                cells.append("")
-                continue
-            text = f"{fmt_figure(r.gopy)}"
-            if r.ref_name:
-                text += f" / {fmt_figure(r.ref)} = {fmt_figure(r.ratio)}"
-            if r.met is False:
-                text = f"**{text}** ✗"
-            cells.append(text)
+        cells = _cells(by, procs, _markdown_cell)
         unit = f" {first.unit}" if first.unit else ""
         lines.append(f"| {rid}{unit} | {first.target or ''} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

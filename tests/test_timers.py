@@ -154,10 +154,11 @@ def test_tick_zero_and_negative_are_none():
 
 def test_tick_drops_ticks_for_slow_reader():
     c = gopy.tick(0.01)
-    time.sleep(0.2)  # ~20 ticks due; at most one may wait
-    got = 1 if select(Recv(c), default=True)[0] == 0 else 0
-    got += 1 if select(Recv(c), default=True)[0] == 0 else 0
-    assert got <= 1
+    time.sleep(0.2)  # ~20 ticks due: kept, they would all be there
+    got = sum(select(Recv(c), default=True)[0] == 0 for _ in range(25))
+    # The channel holds one; another may fall due while we read (a reader
+    # descheduled between two reads on a loaded machine took two).
+    assert got <= 2
 
 
 # ---- Timer -------------------------------------------------------------------------
