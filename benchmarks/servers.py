@@ -60,13 +60,16 @@ def serve_http() -> None:
                     counts["in_flight"] += 1
                     counts["max_in_flight"] = max(counts["max_in_flight"],
                                                   counts["in_flight"])
+                # Counted before the answer: a client that has its answer may
+                # /reset at once (the next workload), and a count landing after
+                # that reset was taken for one of the next workload's requests.
                 try:
                     time.sleep(int(parts[1]) / 1000)
-                    self._answer(parts[2].encode())
                 finally:
                     with counts_lock:
                         counts["in_flight"] -= 1
                         counts["served"] += 1
+                self._answer(parts[2].encode())
             elif parts[0] in ("stats", "reset"):
                 with counts_lock:
                     body = {k: counts[k] for k in ("served", "max_in_flight")}
