@@ -71,6 +71,51 @@ def test_getaddrinfo_of_a_numeric_address_stays_on_the_goroutines_thread(slow_re
     assert result == "numeric" and ran_on == me
 
 
+def test_getaddrinfo_of_a_literal_for_one_socket_type_calls_no_resolver(slow_resolver):
+    """create_connection's lookup of an address literal is answered in Python, as
+    asyncio's _ipaddr_info does: not even the numeric-only C call is made."""
+    release, threads = slow_resolver
+    got = run_in_goroutine(socket.getaddrinfo, "127.0.0.1", 80, 0, socket.SOCK_STREAM)
+    assert got == [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", 80))]
+    assert [type(x) for x in got[0][:2]] == [socket.AddressFamily, socket.SocketKind]
+    got = run_in_goroutine(socket.getaddrinfo, "::1", "443", socket.AF_INET6, socket.SOCK_DGRAM)
+    assert got == [(socket.AF_INET6, socket.SOCK_DGRAM, socket.IPPROTO_UDP, "",
+                    ("::1", 443, 0, 0))]
+    assert threads == []
+
+
+# Literals, and strings the C library reads as literals its own way ('127.1',
+# octal '010.0.0.1', a scope): none needs a name server.
+LITERAL_HOSTS = ["127.0.0.1", "::1", "0.0.0.0", "::", "::ffff:127.0.0.1", "255.255.255.255",
+                 "fe80::1", "fe80::1%lo", "2001:DB8::0001", "1:2:3:4:5:6:7:8", "127.1",
+                 "010.0.0.1", "127.0.0.01", b"127.0.0.1", b"::1", None]
+LITERAL_PORTS = [0, 80, "80", b"80", "080", 65535, 65536, -1, None, "", True, "\u0663"]
+
+
+def test_getaddrinfo_of_literals_answers_as_the_c_library_does():
+    """Every answer given without the C library equals the C library's, types
+    included; what it does not take goes to the original."""
+    import itertools
+
+    cases = list(itertools.product(
+        LITERAL_HOSTS, LITERAL_PORTS, [0, socket.AF_INET, socket.AF_INET6],
+        [0, socket.SOCK_STREAM, socket.SOCK_DGRAM, socket.SOCK_RAW], [0, 6, 17],
+        [0, socket.AI_NUMERICHOST, socket.AI_NUMERICSERV, socket.AI_PASSIVE, socket.AI_CANONNAME]))
+
+    def typed(result):
+        if result[0] != "returned":
+            return result
+        return "returned", [(e, [type(x) for x in e]) for e in result[1]]
+
+    def answers():
+        return [typed(outcome(socket.getaddrinfo, *case)) for case in cases]
+
+    want = run_in_thread(answers)
+    assert run_in_goroutine(answers) == want
+    taken = sum(_hooks.resolver._numeric_addrinfo(*case) is not None for case in cases)
+    assert taken == 1848  # of 34,560: the cases the Python answer covers (so it is tested)
+
+
 def test_outside_goroutines_the_originals_run_on_the_callers_thread(slow_resolver):
     release, threads = slow_resolver
     release.set()

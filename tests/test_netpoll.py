@@ -210,6 +210,15 @@ def test_invalid_arguments():
         _gopy.netpoll_wait(b, READ, "soon")
     with pytest.raises(ValueError):
         _gopy.netpoll_wait(b, READ, float("nan"))
+    assert _gopy.netpoll_wait(mode=WRITE, fd=b, deadline=None) is True
+    with pytest.raises(TypeError, match="unexpected keyword argument 'timeout'"):
+        _gopy.netpoll_wait(b, READ, timeout=1)
+    with pytest.raises(TypeError, match="multiple values for argument 'fd'"):
+        _gopy.netpoll_wait(b, READ, fd=b)
+    with pytest.raises(TypeError, match="missing required argument 'mode'"):
+        _gopy.netpoll_wait(b)
+    with pytest.raises(TypeError, match="at most 3 arguments"):
+        _gopy.netpoll_wait(b, READ, None, None)
     with pytest.raises(ValueError):
         _gopy.netpoll_close(-1)
     with pytest.raises(TypeError):

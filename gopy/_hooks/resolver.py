@@ -35,6 +35,61 @@ def _offloaded(original):
     return hook
 
 
+# The one entry getaddrinfo gives a numeric address, by socket type: the
+# protocol it fills in (glibc's gaih_inet_typeproto table).
+_PROTOCOL_OF_TYPE = {socket.SOCK_STREAM: socket.IPPROTO_TCP,
+                     socket.SOCK_DGRAM: socket.IPPROTO_UDP}
+_FAMILIES = (socket.AF_INET, socket.AF_INET6)
+_NUMERIC_FLAGS = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
+
+
+def _numeric_addrinfo(host, port, family, type, proto, flags):
+    """getaddrinfo's answer for an address literal with a numeric port, in the
+    common case (one socket type, no flag that changes the answer), computed
+    without the C library, or None for every other case.  As asyncio's
+    _ipaddr_info does, for the same reasons: no resolver is needed, and
+    glibc's getaddrinfo uses over 3 KiB of C stack even for a literal, which
+    would take every goroutine that connects a page of memory more.  Only
+    inet_pton's strict literals (dotted quads, RFC 4291 text, no scope) are
+    taken: getaddrinfo reads '127.1' and '010.0.0.1' its own way."""
+    if not all(isinstance(x, int) for x in (family, type, proto)):
+        return None
+    if (flags & ~_NUMERIC_FLAGS) or type not in _PROTOCOL_OF_TYPE:
+        return None
+    protocol = _PROTOCOL_OF_TYPE[type]
+    if proto not in (0, protocol):
+        return None
+    if port is None:
+        port = 0
+    elif isinstance(port, (str, bytes)):
+        if not (port.isdigit() and port.isascii() and len(port) <= 5):
+            return None
+        port = int(port)
+    elif port.__class__ is not int:  # not bool, nor an int subclass
+        return None
+    if not 0 <= port <= 65535:
+        return None
+    if isinstance(host, bytes):
+        if not host.isascii():
+            return None
+        host = host.decode("ascii")
+    elif not isinstance(host, str) or not host.isascii():
+        return None
+    for af in _FAMILIES:
+        if family not in (0, af):
+            continue
+        try:
+            packed = socket.inet_pton(af, host)
+        except OSError:
+            continue
+        if af == socket.AF_INET:  # inet_pton took it: already in inet_ntop's form
+            address = (host, port)
+        else:
+            address = (socket.inet_ntop(af, packed), port, 0, 0)
+        return [(socket.AddressFamily(af), socket.SocketKind(type), protocol, "", address)]
+    return None
+
+
 def _getaddrinfo_hook(original):
     offloaded = _offloaded(original)
     numeric = socket.AI_NUMERICHOST
@@ -42,6 +97,9 @@ def _getaddrinfo_hook(original):
     @functools.wraps(original)
     def getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
         if _in_goroutine() and isinstance(flags, int):
+            answer = _numeric_addrinfo(host, port, family, type, proto, flags)
+            if answer is not None:
+                return answer
             try:
                 return original(host, port, family, type, proto, flags | numeric)
             except socket.gaierror:

@@ -50,14 +50,50 @@ static int deadline_ns_of(PyObject *deadline, int64_t *ns)
     return 0;
 }
 
-static PyObject *mod_netpoll_wait(PyObject *self, PyObject *args, PyObject *kwargs)
+/* netpoll_wait(fd, mode, deadline=None), parsed by hand: every socket
+ * hook inside a goroutine calls it, and PyArg_ParseTupleAndKeywords takes
+ * over 1 KiB of the goroutine's C stack, a page of memory more for every
+ * goroutine that connects (docs/decisions.md §15). */
+static PyObject *mod_netpoll_wait(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                  PyObject *kwnames)
 {
     (void)self;
-    static char *kwlist[] = {"fd", "mode", "deadline", NULL};
-    PyObject *fdobj, *deadline = Py_None;
-    int mode;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "Oi|O:netpoll_wait", kwlist, &fdobj, &mode,
-                                     &deadline))
+    static const char *const names[] = {"fd", "mode", "deadline"};
+    PyObject *given[3] = {NULL, NULL, NULL};
+    if (nargs > 3) {
+        PyErr_Format(PyExc_TypeError,
+                     "netpoll_wait() takes at most 3 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        given[i] = args[i];
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, k);
+        int at = 0;
+        while (at < 3 && PyUnicode_CompareWithASCIIString(name, names[at]) != 0)
+            at++;
+        if (at == 3) {
+            PyErr_Format(PyExc_TypeError,
+                         "netpoll_wait() got an unexpected keyword argument %R", name);
+            return NULL;
+        }
+        if (given[at] != NULL) {
+            PyErr_Format(PyExc_TypeError,
+                         "netpoll_wait() got multiple values for argument '%s'", names[at]);
+            return NULL;
+        }
+        given[at] = args[nargs + k];
+    }
+    for (int at = 0; at < 2; at++)
+        if (given[at] == NULL) {
+            PyErr_Format(PyExc_TypeError, "netpoll_wait() missing required argument '%s'",
+                         names[at]);
+            return NULL;
+        }
+    PyObject *fdobj = given[0], *deadline = given[2] == NULL ? Py_None : given[2];
+    long mode = PyLong_AsLong(given[1]);
+    if (mode == -1 && PyErr_Occurred())
         return NULL;
     wait_call c = {0};
     /* An int, or an object with fileno(); ValueError if negative. */
@@ -65,13 +101,13 @@ static PyObject *mod_netpoll_wait(PyObject *self, PyObject *args, PyObject *kwar
         return NULL;
     if (mode != GOPY_POLL_READ && mode != GOPY_POLL_WRITE) {
         PyErr_Format(PyExc_ValueError,
-                     "netpoll_wait: mode must be POLL_READ (%d) or POLL_WRITE (%d), not %d",
+                     "netpoll_wait: mode must be POLL_READ (%d) or POLL_WRITE (%d), not %ld",
                      GOPY_POLL_READ, GOPY_POLL_WRITE, mode);
         return NULL;
     }
     if (deadline_ns_of(deadline, &c.deadline_ns) < 0)
         return NULL;
-    c.mode = mode;
+    c.mode = (int)mode;
     int r = gopy_call_blocking_ex(wait_fn, &c, false);
     if (c.err != 0) {
         errno = c.err;
@@ -104,7 +140,7 @@ static PyObject *mod_netpoll_close(PyObject *self, PyObject *fdobj)
 
 static PyMethodDef netpoll_methods[] = {
     {"netpoll_wait", (PyCFunction)(void (*)(void))mod_netpoll_wait,
-     METH_VARARGS | METH_KEYWORDS,
+     METH_FASTCALL | METH_KEYWORDS,
      "netpoll_wait(fd, mode, deadline=None) -> bool\n\nWait until fd (an int or an object "
      "with fileno()) is ready for mode (POLL_READ or POLL_WRITE): True, or False once the "
      "time.monotonic() deadline has passed.  Parks a goroutine; blocks other threads.  "
