@@ -109,11 +109,6 @@ static inline void g_set_status(G *g, enum g_status st)
     atomic_store_explicit(&g->status, st, memory_order_relaxed);
 }
 
-bool rt_is_goroutine(void)
-{
-    return getg() != NULL;
-}
-
 /* ---- Ms ----------------------------------------------------------------- */
 
 enum { M_RUNNING = 0, M_IDLE = 1, M_IDLE_LOCKED = 2 };
@@ -2044,11 +2039,6 @@ void gopy_rt_set_interrupt(int (*check)(void *arg), void *arg, int64_t poll_ns)
 int64_t gopy_rt_num_goroutine(void)
 {
     return atomic_load(&sched.ngoroutines);
-}
-
-bool gopy_rt_set_stack_size(bool host, size_t bytes)
-{
-    return rt_stack_set_size(host ? RT_STACK_HOST : RT_STACK_C, bytes);
 }
 
 void gopy_rt_foreach_goroutine(void (*fn)(const gopy_goroutine_info *, void *),

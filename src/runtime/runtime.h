@@ -227,7 +227,6 @@ struct G {
     _Atomic uint32_t wait_claim;
     uint8_t wait_reason; /* enum gopy_wait_reason */
     uint8_t abort_reason;/* with CLAIM_ABORTED: GOPY_EINTR / GOPY_EDEADLK */
-    bool select_done;    /* spare */
     const void *wait_obj;/* the channel, mutex... it waits on (for dumps) */
     int64_t wait_since;  /* monotonic ns when it parked */
     int64_t wait_until;  /* sleep deadline, 0 if none */
@@ -266,7 +265,6 @@ struct sudog {
     sudog *waitlink; /* g->waiting list (select) */
     uint64_t ticket; /* Cond ticket, mutex wait start, ... */
     int32_t case_index;
-    bool is_select;
     bool success; /* true: completed by a waker; false: by close */
 };
 
@@ -536,7 +534,6 @@ static inline bool g_claim(G *g)
 }
 void wakep(void);
 void runtime_wake_timer_sleeper(int64_t when);
-bool rt_is_goroutine(void);
 P *rt_any_p(void);
 
 /* ---- timer.c ------------------------------------------------------------ */
