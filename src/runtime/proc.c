@@ -1830,6 +1830,7 @@ void rt_init(void)
             rt_stack_set_size(RT_STACK_C, sz);
         if ((sz = env_size("GOPY_PYTHON_STACK_SIZE")) != 0)
             rt_stack_set_size(RT_STACK_HOST, sz);
+        rt_stack_guard_init();
         rt_traceback_init();
         const char *stall = getenv("GOPY_STALL_WARNING");
         double secs = stall != NULL && *stall != '\0' ? strtod(stall, NULL) : 5.0;
