@@ -150,6 +150,8 @@ THROWS = {
     "chan_sender_on_nonfull": r"chan: a sender waits on a non-full buffer",
     "sudog_queued_twice": r"sudog queued twice",
     "waitq_corrupted": r"wait queue is corrupted",
+    "g_queued_twice": r"G queued twice",
+    "gqueue_corrupted": r"G queue is corrupted",
     "ready_running_g": r"bad g->status in ready",
     "recv_spurious_wakeup": r"G waiting list is corrupted",
     "select_bad_wakeup": r"selectgo: bad wakeup",

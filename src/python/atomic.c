@@ -590,8 +590,7 @@ int gopy_atomic_init(PyObject *m)
                              &Bool_Type, &Value_Type};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         const char *name = strrchr(types[i]->tp_name, '.') + 1;
-        if (PyType_Ready(types[i]) < 0 ||
-            PyModule_AddObjectRef(mod, name, (PyObject *)types[i]) < 0) {
+        if (gopy_add_type(mod, types[i], name) < 0) {
             Py_DECREF(mod);
             return -1;
         }

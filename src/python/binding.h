@@ -40,6 +40,10 @@ extern PyTypeObject Chan_Type, SendChan_Type, RecvChan_Type;
 extern PyTypeObject Recv_Type, Send_Type;
 extern PyTypeObject Timer_Type, Ticker_Type;
 
+/* module.c: ready type and add it to m as name (NULL: only ready it, for a
+ * type that is reached but not named); 0, or -1 with an exception set. */
+int gopy_add_type(PyObject *m, PyTypeObject *type, const char *name);
+
 /* ---- blocking.c: calling runtime operations that may block -------------
  *
  * fn(arg, block) performs the operation; with block false it must not

@@ -851,14 +851,10 @@ int gopy_context_init(PyObject *m)
     PyObject *ns = add_namespace(m, "_context", "gopy.context");
     if (ns == NULL || PyModule_AddFunctions(ns, context_functions) < 0)
         return -1;
-    PyTypeObject *types[] = {&Context_Type, &CancelFunc_Type, &AfterFuncStop_Type,
-                             &AfterFuncCall_Type};
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        if (PyType_Ready(types[i]) < 0)
-            return -1;
-    if (PyModule_AddObjectRef(ns, "Context", (PyObject *)&Context_Type) < 0 ||
-        PyModule_AddObjectRef(ns, "CancelFunc", (PyObject *)&CancelFunc_Type) < 0 ||
-        PyModule_AddObjectRef(ns, "AfterFuncStop", (PyObject *)&AfterFuncStop_Type) < 0)
+    if (gopy_add_type(ns, &Context_Type, "Context") < 0 ||
+        gopy_add_type(ns, &CancelFunc_Type, "CancelFunc") < 0 ||
+        gopy_add_type(ns, &AfterFuncStop_Type, "AfterFuncStop") < 0 ||
+        gopy_add_type(ns, &AfterFuncCall_Type, NULL) < 0)
         return -1;
     ctxstate.Canceled = PyErr_NewExceptionWithDoc(
         "gopy.context.Canceled", "The context was cancelled (Go's context.Canceled).",

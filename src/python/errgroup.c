@@ -382,8 +382,7 @@ int gopy_errgroup_init(PyObject *m)
 {
     PyObject *ns = gopy_namespace(m, "_errgroup", "gopy.errgroup");
     if (ns == NULL || PyModule_AddFunctions(ns, errgroup_functions) < 0 ||
-        PyType_Ready(&GroupTask_Type) < 0 || PyType_Ready(&Group_Type) < 0 ||
-        PyModule_AddObjectRef(ns, "Group", (PyObject *)&Group_Type) < 0)
+        gopy_add_type(ns, &GroupTask_Type, NULL) < 0 || gopy_add_type(ns, &Group_Type, "Group") < 0)
         return -1;
     return 0;
 }

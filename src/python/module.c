@@ -386,11 +386,11 @@ static PyMethodDef module_methods[] = {
     {NULL},
 };
 
-static int add_type(PyObject *m, PyTypeObject *type, const char *name)
+int gopy_add_type(PyObject *m, PyTypeObject *type, const char *name)
 {
     if (PyType_Ready(type) < 0)
         return -1;
-    return PyModule_AddObjectRef(m, name, (PyObject *)type);
+    return name != NULL ? PyModule_AddObjectRef(m, name, (PyObject *)type) : 0;
 }
 
 static int module_exec(PyObject *m)
@@ -416,10 +416,10 @@ static int module_exec(PyObject *m)
         PyModule_AddObjectRef(m, "ClosedChannelError", gopy_state.ClosedChannelError) < 0 ||
         PyModule_AddObjectRef(m, "DeadlockError", gopy_state.DeadlockError) < 0)
         return -1;
-    if (add_type(m, &Chan_Type, "Chan") < 0 || add_type(m, &SendChan_Type, "SendChan") < 0 ||
-        add_type(m, &RecvChan_Type, "RecvChan") < 0 || add_type(m, &Recv_Type, "Recv") < 0 ||
-        add_type(m, &Send_Type, "Send") < 0 || add_type(m, &Timer_Type, "Timer") < 0 ||
-        add_type(m, &Ticker_Type, "Ticker") < 0)
+    if (gopy_add_type(m, &Chan_Type, "Chan") < 0 || gopy_add_type(m, &SendChan_Type, "SendChan") < 0 ||
+        gopy_add_type(m, &RecvChan_Type, "RecvChan") < 0 || gopy_add_type(m, &Recv_Type, "Recv") < 0 ||
+        gopy_add_type(m, &Send_Type, "Send") < 0 || gopy_add_type(m, &Timer_Type, "Timer") < 0 ||
+        gopy_add_type(m, &Ticker_Type, "Ticker") < 0)
         return -1;
     if (gopy_sync_init(m) < 0 || gopy_atomic_init(m) < 0 || gopy_netpoll_init(m) < 0)
         return -1;

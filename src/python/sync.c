@@ -1478,13 +1478,6 @@ PyTypeObject Map_Type = {
 
 /* ---- registration -------------------------------------------------------------- */
 
-static int add_type(PyObject *m, PyTypeObject *type, const char *name)
-{
-    if (PyType_Ready(type) < 0)
-        return -1;
-    return name != NULL ? PyModule_AddObjectRef(m, name, (PyObject *)type) : 0;
-}
-
 static PyMethodDef sync_functions[] = {
     {"once_func", gopy_once_func, METH_O,
      "once_func($module, fn, /)\n--\n\nGo's OnceFunc: a function that calls fn() the first time "
@@ -1500,11 +1493,11 @@ int gopy_sync_init(PyObject *m)
     if ((str_lock = PyUnicode_InternFromString("lock")) == NULL ||
         (str_unlock = PyUnicode_InternFromString("unlock")) == NULL)
         return -1;
-    if (add_type(m, &Mutex_Type, "Mutex") < 0 || add_type(m, &RWMutex_Type, "RWMutex") < 0 ||
-        add_type(m, &RLocker_Type, "RLocker") < 0 ||
-        add_type(m, &WaitGroup_Type, "WaitGroup") < 0 || add_type(m, &Once_Type, "Once") < 0 ||
-        add_type(m, &OnceCall_Type, NULL) < 0 || add_type(m, &Cond_Type, "Cond") < 0 ||
-        add_type(m, &Pool_Type, "Pool") < 0 || add_type(m, &Map_Type, "Map") < 0 ||
+    if (gopy_add_type(m, &Mutex_Type, "Mutex") < 0 || gopy_add_type(m, &RWMutex_Type, "RWMutex") < 0 ||
+        gopy_add_type(m, &RLocker_Type, "RLocker") < 0 ||
+        gopy_add_type(m, &WaitGroup_Type, "WaitGroup") < 0 || gopy_add_type(m, &Once_Type, "Once") < 0 ||
+        gopy_add_type(m, &OnceCall_Type, NULL) < 0 || gopy_add_type(m, &Cond_Type, "Cond") < 0 ||
+        gopy_add_type(m, &Pool_Type, "Pool") < 0 || gopy_add_type(m, &Map_Type, "Map") < 0 ||
         PyModule_AddFunctions(m, sync_functions) < 0)
         return -1;
     /* Pools' victims go at full collections: hook gc.callbacks. */

@@ -17,56 +17,16 @@
 
 /* ---- wait queues ---------------------------------------------------------- */
 
-void waitq_push(waitq *q, sudog *s)
-{
-    /* Queued twice, the queue would become a cycle or lose entries. */
-    rt_assert(s->next == NULL && s->prev == NULL && q->first != s,
-              "sudog queued twice");
-    s->next = NULL;
-    s->prev = q->last;
-    if (q->last != NULL)
-        q->last->next = s;
-    else
-        q->first = s;
-    q->last = s;
-}
-
-/* Unlink s if it is still queued (a waker may already have popped it
- * while skipping it). */
-void waitq_remove(waitq *q, sudog *s)
-{
-    rt_assert((s->prev == NULL || s->prev->next == s) && (s->next == NULL || s->next->prev == s),
-              "wait queue is corrupted");
-    if (s->prev != NULL)
-        s->prev->next = s->next;
-    else if (q->first == s)
-        q->first = s->next;
-    else
-        return; /* not in the queue */
-    if (s->next != NULL)
-        s->next->prev = s->prev;
-    else
-        q->last = s->prev;
-    s->next = s->prev = NULL;
-}
-
 sudog *waitq_claim_first(waitq *q)
 {
-    for (;;) {
-        sudog *s = q->first;
-        if (s == NULL)
-            return NULL;
-        q->first = s->next;
-        if (q->first != NULL)
-            q->first->prev = NULL;
-        else
-            q->last = NULL;
-        s->next = s->prev = NULL;
+    sudog *s;
+    while ((s = waitq_pop(q)) != NULL) {
         /* Lost to another case of the same select, or the waiter gave
          * up: drop the sudog and look at the next one. */
         if (g_claim(s->g))
             return s;
     }
+    return NULL;
 }
 
 /* ---- the locked cores ---------------------------------------------------- */

@@ -54,10 +54,9 @@ void gopy_cond_free(gopy_cond *c)
     if (c == NULL)
         return;
     /* Only tombstones can be left (nobody may be waiting). */
-    for (sudog *s = c->q.first, *next; s != NULL; s = next) {
-        next = s->next;
+    sudog *s;
+    while ((s = waitq_pop(&c->q)) != NULL)
         free(s);
-    }
     free(c);
 }
 
@@ -71,11 +70,6 @@ static bool cond_park_unlock(G *g, void *arg)
     (void)g;
     rt_unlock(&((gopy_cond *)arg)->lock);
     return true;
-}
-
-static bool queued(const waitq *q, const sudog *s)
-{
-    return s->prev != NULL || q->first == s;
 }
 
 int gopy_rt_cond_wait_ticket(gopy_cond *c, uint32_t ticket, bool block)
@@ -114,7 +108,7 @@ int gopy_rt_cond_wait_ticket(gopy_cond *c, uint32_t ticket, bool block)
     if (r != GOPY_OK) {
         /* Gave up (the claim is ours: no notifier will wake us). */
         rt_lock(&c->lock);
-        bool tombstone = queued(&c->q, sg);
+        bool tombstone = waitq_queued(&c->q, sg);
         if (tombstone)
             sg->g = NULL; /* the list owns it now */
         rt_unlock(&c->lock);
@@ -202,9 +196,7 @@ void gopy_cond_broadcast(gopy_cond *c)
     atomic_store(&c->notify, atomic_load(&c->wait));
     /* Claim under the lock: a waiter giving up must find its sudog
      * either queued or already claimed by us, never half-detached. */
-    for (sudog *s = c->q.first, *next; s != NULL; s = next) {
-        next = s->next;
-        s->next = s->prev = NULL;
+    for (sudog *s; (s = waitq_pop(&c->q)) != NULL;) {
         if (s->g == NULL) {
             s->waitlink = tombs;
             tombs = s;
@@ -213,7 +205,6 @@ void gopy_cond_broadcast(gopy_cond *c)
             woken = s;
         }
     }
-    c->q.first = c->q.last = NULL;
     rt_unlock(&c->lock);
     while (tombs != NULL) {
         sudog *next = tombs->waitlink;

@@ -95,8 +95,3 @@ void rt_dump_goroutines(int fd, M *only_bound_to)
         rt_dump_goroutine(fd, g, now);
     }
 }
-
-void gopy_rt_dump_goroutines(int fd)
-{
-    rt_dump_goroutines(fd, NULL);
-}

@@ -362,9 +362,6 @@ typedef struct {
 void gopy_rt_foreach_goroutine(void (*fn)(const gopy_goroutine_info *, void *),
                                void *arg);
 
-/* One line per live goroutine (id, state, what it waits on, kind) to fd,
- * with write(2) only: usable in a signal handler. */
-void gopy_rt_dump_goroutines(int fd);
 /* Warn on stderr when a thread stays in one call longer than ns while
  * goroutines bound to it are runnable (0 turns it off; default 5 s, or
  * GOPY_STALL_WARNING seconds). */
@@ -400,9 +397,8 @@ void gopy_rt_get_stats(gopy_rt_stats *s);
 int gopy_rt_num_cpu(void);
 int64_t gopy_rt_num_goroutine(void);
 
-/* Set stack sizes (bytes) before the first goroutine of that kind (the
- * environment's GOPY_STACK_SIZE / GOPY_PYTHON_STACK_SIZE apply first). */
-bool gopy_rt_set_stack_size(bool host, size_t bytes);
+/* Stack sizes (bytes): the environment's GOPY_STACK_SIZE /
+ * GOPY_PYTHON_STACK_SIZE, or the defaults. */
 size_t gopy_rt_stack_size(bool host);
 
 /* Deadlock check (Go's checkdead): true if no goroutine can run any more

@@ -159,8 +159,8 @@ static void claim_all(waitq *q, int result, G **list)
  * 0, or -1 with errno. */
 static int pd_arm(poll_desc *pd, int fd)
 {
-    int modes = (pd->rq.first != NULL ? GOPY_POLL_READ : 0) |
-                (pd->wq.first != NULL ? GOPY_POLL_WRITE : 0);
+    int modes = (!waitq_empty(&pd->rq) ? GOPY_POLL_READ : 0) |
+                (!waitq_empty(&pd->wq) ? GOPY_POLL_WRITE : 0);
     return netpoll_os_arm(fd, modes, pd_token(fd, pd));
 }
 
@@ -364,7 +364,7 @@ G *netpoll(int64_t delay)
                 claim_all(&pd->wq, GOPY_OK, &list);
             /* The event disarmed the registration: re-arm it for the
              * waiters of the other mode. */
-            if ((pd->rq.first != NULL || pd->wq.first != NULL) && pd_arm(pd, fd) < 0)
+            if ((!waitq_empty(&pd->rq) || !waitq_empty(&pd->wq)) && pd_arm(pd, fd) < 0)
                 pd_fail(pd, &list);
         }
         rt_unlock(&pd->lock);

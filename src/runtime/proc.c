@@ -109,11 +109,6 @@ static inline void g_set_status(G *g, enum g_status st)
     atomic_store_explicit(&g->status, st, memory_order_relaxed);
 }
 
-bool rt_is_goroutine(void)
-{
-    return getg() != NULL;
-}
-
 /* ---- Ms ----------------------------------------------------------------- */
 
 enum { M_RUNNING = 0, M_IDLE = 1, M_IDLE_LOCKED = 2 };
@@ -301,22 +296,17 @@ static bool p_grow(void)
 
 /* ---- run queues (Go's runqput / runqget / runqgrab / runqsteal) -------- */
 
-static void globrunqput_batch(G *head, G *tail, int32_t n)
+/* sched.lock held */
+static void globrunqput_locked(G *g)
 {
-    /* sched.lock held */
-    tail->schedlink = NULL;
-    if (sched.runq_tail != NULL)
-        sched.runq_tail->schedlink = head;
-    else
-        sched.runq_head = head;
-    sched.runq_tail = tail;
-    atomic_fetch_add(&sched.runqsize, n);
+    gqueue_push(&sched.runq, g);
+    atomic_fetch_add(&sched.runqsize, 1);
 }
 
 static void globrunqput(G *g)
 {
     rt_lock(&sched.lock);
-    globrunqput_batch(g, g, 1);
+    globrunqput_locked(g);
     rt_unlock(&sched.lock);
 }
 
@@ -337,15 +327,9 @@ static G *globrunqget(P *p, int32_t max)
     if (n > RUNQ_SIZE / 2)
         n = RUNQ_SIZE / 2;
     atomic_fetch_sub(&sched.runqsize, n);
-    G *g = sched.runq_head;
-    sched.runq_head = g->schedlink;
-    for (int32_t i = 1; i < n; i++) {
-        G *g1 = sched.runq_head;
-        sched.runq_head = g1->schedlink;
-        runqput(p, g1, false);
-    }
-    if (sched.runq_head == NULL)
-        sched.runq_tail = NULL;
+    G *g = gqueue_pop(&sched.runq);
+    for (int32_t i = 1; i < n; i++)
+        runqput(p, gqueue_pop(&sched.runq), false);
     return g;
 }
 
@@ -353,7 +337,7 @@ static G *globrunqget(P *p, int32_t max)
 static bool runqputslow(P *p, G *g, uint32_t h, uint32_t t)
 {
     enum { HALF = RUNQ_SIZE / 2 };
-    G *batch[HALF + 1];
+    G *batch[HALF];
     uint32_t n = (t - h) / 2;
     if (n != HALF)
         rt_throw("runqputslow: queue is not full");
@@ -364,11 +348,14 @@ static bool runqputslow(P *p, G *g, uint32_t h, uint32_t t)
                                                  memory_order_release,
                                                  memory_order_relaxed))
         return false;
-    batch[n] = g;
+    /* Link them outside the lock; splice them in under it. */
+    gqueue q = {0};
     for (uint32_t i = 0; i < n; i++)
-        batch[i]->schedlink = batch[i + 1];
+        gqueue_push(&q, batch[i]);
+    gqueue_push(&q, g);
     rt_lock(&sched.lock);
-    globrunqput_batch(batch[0], batch[n], (int32_t)(n + 1));
+    gqueue_append(&sched.runq, &q);
+    atomic_fetch_add(&sched.runqsize, (int32_t)(n + 1));
     rt_unlock(&sched.lock);
     return true;
 }
@@ -641,13 +628,8 @@ static void m_wake_if_idle(M *m)
  * m's locked G). */
 static void boundq_push(M *m, G *g)
 {
-    g->schedlink = NULL;
     rt_lock(&m->hostq_lock);
-    if (m->hostq_tail != NULL)
-        m->hostq_tail->schedlink = g;
-    else
-        m->hostq_head = g;
-    m->hostq_tail = g;
+    gqueue_push(&m->hostq, g);
     atomic_fetch_add(&m->hostq_len, 1);
     rt_unlock(&m->hostq_lock);
     if (m != getm()) {
@@ -661,19 +643,16 @@ static G *boundq_pop(M *m)
     if (atomic_load(&m->hostq_len) == 0)
         return NULL;
     rt_lock(&m->hostq_lock);
-    G *g = m->hostq_head;
-    if (g != NULL) {
-        m->hostq_head = g->schedlink;
-        if (m->hostq_head == NULL)
-            m->hostq_tail = NULL;
+    G *g = gqueue_pop(&m->hostq);
+    if (g != NULL)
         atomic_fetch_sub(&m->hostq_len, 1);
-    }
 #ifdef RT_CTX_ASM
     /* A Python goroutine's frames lie deep under its G: start at its
      * saved stack pointer (read under the lock: only its M writes it,
      * before queueing it). */
-    if (m->hostq_head != NULL)
-        prefetch_lines(m->hostq_head->ctx.sp, 0, 8);
+    G *next = gqueue_front(&m->hostq);
+    if (next != NULL)
+        prefetch_lines(next->ctx.sp, 0, 8);
 #endif
     rt_unlock(&m->hostq_lock);
     return g;
@@ -681,13 +660,8 @@ static G *boundq_pop(M *m)
 
 static void hostq_push(G *g)
 {
-    g->schedlink = NULL;
     rt_lock(&sched.hostq_lock);
-    if (sched.hostq_tail != NULL)
-        sched.hostq_tail->schedlink = g;
-    else
-        sched.hostq_head = g;
-    sched.hostq_tail = g;
+    gqueue_push(&sched.hostq, g);
     atomic_fetch_add(&sched.hostq_len, 1);
     rt_unlock(&sched.hostq_lock);
 }
@@ -697,11 +671,8 @@ static G *hostq_pop(void)
     if (atomic_load(&sched.hostq_len) == 0)
         return NULL;
     rt_lock(&sched.hostq_lock);
-    G *g = sched.hostq_head;
+    G *g = gqueue_pop(&sched.hostq);
     if (g != NULL) {
-        sched.hostq_head = g->schedlink;
-        if (sched.hostq_head == NULL)
-            sched.hostq_tail = NULL;
         atomic_fetch_sub(&sched.hostq_len, 1);
         atomic_store_explicit(&sched.hostq_starts,
                               atomic_load_explicit(&sched.hostq_starts, memory_order_relaxed) + 1,
@@ -855,36 +826,29 @@ static G *gfget(M *m, enum rt_stack_class cls)
     G *g = NULL;
     if (cls == RT_STACK_C && m != NULL && m->p != NULL) {
         P *p = m->p;
-        if (p->gfree == NULL && sched.gfree_n[cls] > 0) {
+        if (gqueue_empty(&p->gfree) && sched.gfree_n[cls] > 0) {
             /* Refill up to half the cache from the global list. */
             rt_lock(&sched.gfree_lock);
-            while (p->gfree_n < GFREE_MAX / 2 && sched.gfree[cls] != NULL) {
-                G *g1 = sched.gfree[cls];
-                sched.gfree[cls] = g1->schedlink;
+            G *g1;
+            while (p->gfree_n < GFREE_MAX / 2 && (g1 = gqueue_pop(&sched.gfree[cls])) != NULL) {
                 sched.gfree_n[cls]--;
-                g1->schedlink = p->gfree;
-                p->gfree = g1;
+                gqueue_push_front(&p->gfree, g1);
                 p->gfree_n++;
             }
             rt_unlock(&sched.gfree_lock);
         }
-        g = p->gfree;
-        if (g != NULL) {
-            p->gfree = g->schedlink;
+        g = gqueue_pop(&p->gfree);
+        if (g != NULL)
             p->gfree_n--;
-        }
-    } else if (cls == RT_STACK_HOST && m != NULL && m->gfree != NULL) {
-        g = m->gfree;
-        m->gfree = g->schedlink;
+    } else if (cls == RT_STACK_HOST && m != NULL && !gqueue_empty(&m->gfree)) {
+        g = gqueue_pop(&m->gfree);
         m->gfree_n--;
     }
     if (g == NULL && atomic_load_explicit(&sched.gfree_n[cls], memory_order_relaxed) > 0) {
         rt_lock(&sched.gfree_lock);
-        g = sched.gfree[cls];
-        if (g != NULL) {
-            sched.gfree[cls] = g->schedlink;
+        g = gqueue_pop(&sched.gfree[cls]);
+        if (g != NULL)
             sched.gfree_n[cls]--;
-        }
         rt_unlock(&sched.gfree_lock);
     }
     if (g != NULL)
@@ -896,7 +860,7 @@ static void gfput(M *m, G *g)
 {
     enum rt_stack_class cls = g->stack_class;
     g->in_free_list = true;
-    G **list = NULL;
+    gqueue *list = NULL;
     int32_t *n = NULL;
     if (cls == RT_STACK_C && m->p != NULL) {
         list = &m->p->gfree;
@@ -906,26 +870,21 @@ static void gfput(M *m, G *g)
         n = &m->gfree_n;
     }
     if (list != NULL) {
-        g->schedlink = *list;
-        *list = g;
+        gqueue_push_front(list, g);
         if (++*n < GFREE_MAX)
             return;
         /* Move half to the global list, as Go does. */
         rt_lock(&sched.gfree_lock);
         while (*n > GFREE_MAX / 2) {
-            G *g1 = *list;
-            *list = g1->schedlink;
+            gqueue_push_front(&sched.gfree[cls], gqueue_pop(list));
             (*n)--;
-            g1->schedlink = sched.gfree[cls];
-            sched.gfree[cls] = g1;
             sched.gfree_n[cls]++;
         }
         rt_unlock(&sched.gfree_lock);
         return;
     }
     rt_lock(&sched.gfree_lock);
-    g->schedlink = sched.gfree[cls];
-    sched.gfree[cls] = g;
+    gqueue_push_front(&sched.gfree[cls], g);
     sched.gfree_n[cls]++;
     rt_unlock(&sched.gfree_lock);
 }
@@ -1205,7 +1164,7 @@ static bool maybe_retire_p(M *m)
     bool inherit;
     G *g;
     while ((g = runqget(p, &inherit)) != NULL)
-        globrunqput_batch(g, g, 1);
+        globrunqput_locked(g);
     P *heir = NULL;
     int32_t n = atomic_load(&sched.nallp);
     for (int32_t i = 0; i < n && heir == NULL; i++) {
@@ -1219,11 +1178,8 @@ static bool maybe_retire_p(M *m)
     int64_t when = heir != NULL ? timers_move(p, heir) : 0;
     /* Keep its free Gs: hand them to the global list. */
     rt_lock(&sched.gfree_lock);
-    while (p->gfree != NULL) {
-        G *g1 = p->gfree;
-        p->gfree = g1->schedlink;
-        g1->schedlink = sched.gfree[RT_STACK_C];
-        sched.gfree[RT_STACK_C] = g1;
+    for (G *g1; (g1 = gqueue_pop(&p->gfree)) != NULL;) {
+        gqueue_push_front(&sched.gfree[RT_STACK_C], g1);
         sched.gfree_n[RT_STACK_C]++;
     }
     p->gfree_n = 0;
@@ -1847,7 +1803,7 @@ static int64_t procresize(int32_t n)
         bool inherit;
         G *g;
         while ((g = runqget(p, &inherit)) != NULL)
-            globrunqput_batch(g, g, 1);
+            globrunqput_locked(g);
         atomic_store(&p->status, P_SPARE); /* before the move: see timer_add */
         int64_t when = heir != NULL ? timers_move(p, heir) : 0;
         if (when != 0 && (moved == 0 || when < moved))
@@ -1874,6 +1830,7 @@ void rt_init(void)
             rt_stack_set_size(RT_STACK_C, sz);
         if ((sz = env_size("GOPY_PYTHON_STACK_SIZE")) != 0)
             rt_stack_set_size(RT_STACK_HOST, sz);
+        rt_stack_guard_init();
         rt_traceback_init();
         const char *stall = getenv("GOPY_STALL_WARNING");
         double secs = stall != NULL && *stall != '\0' ? strtod(stall, NULL) : 5.0;
@@ -2083,11 +2040,6 @@ void gopy_rt_set_interrupt(int (*check)(void *arg), void *arg, int64_t poll_ns)
 int64_t gopy_rt_num_goroutine(void)
 {
     return atomic_load(&sched.ngoroutines);
-}
-
-bool gopy_rt_set_stack_size(bool host, size_t bytes)
-{
-    return rt_stack_set_size(host ? RT_STACK_HOST : RT_STACK_C, bytes);
 }
 
 void gopy_rt_foreach_goroutine(void (*fn)(const gopy_goroutine_info *, void *),

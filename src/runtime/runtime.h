@@ -116,6 +116,31 @@ enum lock_rank {
     LR_COUNT
 };
 
+/* ---- throw.c ------------------------------------------------------------ */
+
+/* Report a corrupted runtime state or a fatal misuse and abort (Go's
+ * throw): "gopy: fatal error: <message>", then under GOPY_TRACEBACK=all
+ * every goroutine.  Takes no lock and allocates nothing. */
+_Noreturn void rt_throw(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Read GOPY_TRACEBACK (rt_init). */
+void rt_traceback_init(void);
+/* Under GOPY_TRACEBACK=all, dump every goroutine to fd after a fatal
+ * error's message; async-signal-safe (the fault handler calls it too). */
+void rt_traceback(int fd);
+
+/* Checked invariants: built with GOPY_CHECKS (the debug and sanitizer
+ * builds), a false cond throws msg; otherwise cond is not evaluated and
+ * the release build pays nothing. */
+#ifdef GOPY_CHECKS
+#define rt_assert(cond, msg)                                                     \
+    do {                                                                         \
+        if (!(cond))                                                             \
+            rt_throw("%s", msg);                                                 \
+    } while (0)
+#else
+#define rt_assert(cond, msg) ((void)sizeof(cond))
+#endif
+
 typedef struct G G;
 typedef struct M M;
 typedef struct P P;
@@ -187,7 +212,7 @@ struct G {
     rt_stack stack;
     uint8_t stack_class;
     M *m;         /* the M running it (while running) */
-    G *schedlink; /* run queue / free list link */
+    G *schedlink; /* its gqueue link (gqueue.h), or a G list's */
 
     /* host goroutines */
     M *home;    /* bound on first run, or chosen before it (placement.c);
@@ -202,7 +227,6 @@ struct G {
     _Atomic uint32_t wait_claim;
     uint8_t wait_reason; /* enum gopy_wait_reason */
     uint8_t abort_reason;/* with CLAIM_ABORTED: GOPY_EINTR / GOPY_EDEADLK */
-    bool select_done;    /* spare */
     const void *wait_obj;/* the channel, mutex... it waits on (for dumps) */
     int64_t wait_since;  /* monotonic ns when it parked */
     int64_t wait_until;  /* sleep deadline, 0 if none */
@@ -241,14 +265,11 @@ struct sudog {
     sudog *waitlink; /* g->waiting list (select) */
     uint64_t ticket; /* Cond ticket, mutex wait start, ... */
     int32_t case_index;
-    bool is_select;
     bool success; /* true: completed by a waker; false: by close */
 };
 
-/* FIFO of sudogs; the owner's lock guards it. */
-typedef struct {
-    sudog *first, *last;
-} waitq;
+/* FIFO queues of Gs (gqueue) and of sudogs (waitq). */
+#include "gqueue.h"
 
 /* ---- M ------------------------------------------------------------------ */
 
@@ -281,7 +302,7 @@ struct M {
     /* Host mode.  hostq: host Gs bound here that are runnable; any thread
      * pushes (under hostq_lock), only this M pops. */
     rt_mutex hostq_lock;
-    G *hostq_head, *hostq_tail;
+    gqueue hostq;
     _Atomic int32_t hostq_len;
     bool host_held;    /* holds the host lock (only this M writes) */
     void *host;        /* the binding's per-M state (its thread state) */
@@ -318,7 +339,7 @@ struct M {
      * arrives after the goroutine parked is seen to be stale. */
     _Atomic uint64_t preempt_tick;
 
-    G *gfree; /* host-class free Gs cached by this M */
+    gqueue gfree; /* host-class free Gs cached by this M */
     int32_t gfree_n;
 
     /* placement.c: live host Gs bound here, per group (this M only), and
@@ -357,7 +378,7 @@ struct P {
     _Atomic(G *) runq[RUNQ_SIZE];
     _Atomic(G *) runnext; /* runs next, inheriting the time slice */
 
-    G *gfree; /* free C-class Gs (owner only) */
+    gqueue gfree; /* free C-class Gs (owner only) */
     int32_t gfree_n;
 
     /* Timers: a 4-ary min-heap on when. */
@@ -398,7 +419,7 @@ typedef struct {
     _Atomic int32_t nmspinning;
 
     /* global run queue of C goroutines (L) */
-    G *runq_head, *runq_tail;
+    gqueue runq;
     _Atomic int32_t runqsize;
 
     /* Host goroutines not yet started (any M holding the host lock may
@@ -410,7 +431,7 @@ typedef struct {
      * under hostq_lock, read without): sysmon sees from it whether the
      * queue moves (host_stalled). */
     rt_mutex hostq_lock;
-    G *hostq_head, *hostq_tail;
+    gqueue hostq;
     _Atomic int32_t hostq_len;
     _Atomic(M *) host_standby;
     _Atomic int32_t nhost_acquiring;
@@ -423,7 +444,7 @@ typedef struct {
 
     /* free Gs beyond the per-P / per-M caches, by stack class */
     rt_mutex gfree_lock;
-    G *gfree[RT_STACK_NCLASSES];
+    gqueue gfree[RT_STACK_NCLASSES];
     _Atomic int32_t gfree_n[RT_STACK_NCLASSES]; /* read without the lock */
 
     /* all Gs ever made (for dumps and counts); push-only */
@@ -513,7 +534,6 @@ static inline bool g_claim(G *g)
 }
 void wakep(void);
 void runtime_wake_timer_sleeper(int64_t when);
-bool rt_is_goroutine(void);
 P *rt_any_p(void);
 
 /* ---- timer.c ------------------------------------------------------------ */
@@ -542,38 +562,11 @@ int64_t timers_count(void);
 int chansend(struct gopy_chan *c, const void *elem, bool block);
 int chanrecv(struct gopy_chan *c, void *elem, bool *ok, bool block);
 
-/* ---- waitq helpers (chan.c) --------------------------------------------- */
+/* ---- wait queues (gqueue.h; this one in chan.c) ------------------------- */
 
-void waitq_push(waitq *q, sudog *s);
-void waitq_remove(waitq *q, sudog *s);
 /* Pop the first sudog whose G this call claims (skipping ones whose G is
  * already claimed: another select case won, or the waiter gave up). */
 sudog *waitq_claim_first(waitq *q);
-
-/* ---- throw.c ------------------------------------------------------------ */
-
-/* Report a corrupted runtime state or a fatal misuse and abort (Go's
- * throw): "gopy: fatal error: <message>", then under GOPY_TRACEBACK=all
- * every goroutine.  Takes no lock and allocates nothing. */
-_Noreturn void rt_throw(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Read GOPY_TRACEBACK (rt_init). */
-void rt_traceback_init(void);
-/* Under GOPY_TRACEBACK=all, dump every goroutine to fd after a fatal
- * error's message; async-signal-safe (the fault handler calls it too). */
-void rt_traceback(int fd);
-
-/* Checked invariants: built with GOPY_CHECKS (the debug and sanitizer
- * builds), a false cond throws msg; otherwise cond is not evaluated and
- * the release build pays nothing. */
-#ifdef GOPY_CHECKS
-#define rt_assert(cond, msg)                                                     \
-    do {                                                                         \
-        if (!(cond))                                                             \
-            rt_throw("%s", msg);                                                 \
-    } while (0)
-#else
-#define rt_assert(cond, msg) ((void)sizeof(cond))
-#endif
 
 /* ---- dump.c -------------------------------------------------------------- */
 

@@ -181,7 +181,6 @@ int gopy_rt_select(gopy_case *cases, int n, bool block, int *chosen)
         sg->g = g;
         sg->c = cases[i].chan;
         sg->elem = cases[i].elem;
-        sg->is_select = true;
         sg->case_index = i;
         waitq_push(cases[i].dir == GOPY_RECV ? &sg->c->recvq : &sg->c->sendq, sg);
     }

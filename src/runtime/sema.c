@@ -28,17 +28,6 @@ static bool sema_park_unlock(G *g, void *arg)
     return true;
 }
 
-static void waitq_push_front(waitq *q, sudog *s)
-{
-    s->prev = NULL;
-    s->next = q->first;
-    if (q->first != NULL)
-        q->first->prev = s;
-    else
-        q->last = s;
-    q->first = s;
-}
-
 int sema_acquire(rt_sema *s, bool lifo, uint8_t reason, const void *obj)
 {
     if (cansemacquire(&s->count))

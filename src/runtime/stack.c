@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -42,7 +43,11 @@ static _Atomic size_t page_size;
 /* Guard mode: 0 unknown, 1 madvise, 2 mprotect (within budget). */
 static int guard_mode;
 static long mprotect_budget; /* guard pages mprotect may still make */
+static long mprotect_made;   /* guard pages mprotect made */
 static bool guard_ran_out;
+/* GOPY_GUARD=mprotect: take the fallback even where MADV_GUARD_INSTALL
+ * works, to test (and see) what a kernel before 6.13 gets. */
+static bool guard_force_mprotect;
 
 size_t rt_page_size(void)
 {
@@ -78,9 +83,15 @@ size_t rt_stack_size(enum rt_stack_class cls)
     return class_size[cls];
 }
 
-/* Half of vm.max_map_count (each mprotect'ed guard splits a mapping into
- * two more), leaving the other half for the program. */
-static long read_mprotect_budget(void)
+void rt_stack_guard_init(void)
+{
+    const char *e = getenv("GOPY_GUARD");
+    rt_lock(&stack_lock);
+    guard_force_mprotect = e != NULL && strcmp(e, "mprotect") == 0;
+    rt_unlock(&stack_lock);
+}
+
+static long read_max_map_count(void)
 {
     long max = 65530;
     FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
@@ -89,33 +100,48 @@ static long read_mprotect_budget(void)
             max = 65530;
         fclose(f);
     }
-    return max / 4;
+    return max;
+}
+
+/* A quarter of vm.max_map_count: each mprotect'ed guard splits a mapping
+ * into two more, so the guards take half the budget and leave the other
+ * half to the program. */
+static void start_mprotect(void)
+{
+    guard_mode = 2;
+    mprotect_budget = read_max_map_count() / 4;
 }
 
 static void install_guard(char *page)
 {
     size_t ps = rt_page_size();
     if (guard_mode == 0) {
-        guard_mode = madvise(page, ps, MADV_GUARD_INSTALL) == 0 ? 1 : 2;
-        if (guard_mode == 1)
+        if (!guard_force_mprotect && madvise(page, ps, MADV_GUARD_INSTALL) == 0) {
+            guard_mode = 1;
             return;
-        mprotect_budget = read_mprotect_budget();
+        }
+        start_mprotect();
     }
     if (guard_mode == 1) {
         if (madvise(page, ps, MADV_GUARD_INSTALL) == 0)
             return;
-        guard_mode = 2; /* e.g. a kernel that lost support: fall back */
-        mprotect_budget = read_mprotect_budget();
+        start_mprotect(); /* e.g. a kernel that lost support: fall back */
     }
     if (mprotect_budget > 0 && mprotect(page, ps, PROT_NONE) == 0) {
         mprotect_budget--;
+        mprotect_made++;
         return;
     }
     if (!guard_ran_out) {
+        /* Once, on stderr (and in stats: "mprotect+none"): from here on an
+         * overflow is silent memory corruption, not a fatal error. */
         guard_ran_out = true;
-        fprintf(stderr, "gopy: out of memory mappings for stack guard pages "
-                        "(vm.max_map_count); further goroutine stacks have "
-                        "no guard page\n");
+        fprintf(stderr,
+                "gopy: warning: %ld goroutine stacks have mprotect guard pages, all that "
+                "a quarter of vm.max_map_count allows; further stacks have none, so a "
+                "stack overflow there goes undetected (raise vm.max_map_count, or run "
+                "Linux 6.13+, whose MADV_GUARD_INSTALL needs no mapping)\n",
+                mprotect_made);
     }
 }
 

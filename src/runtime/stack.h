@@ -6,7 +6,10 @@
  * stacks need a few hundred mappings, not 200,000 (vm.max_map_count is
  * 65,530 by default).  Guard pages are installed with MADV_GUARD_INSTALL
  * (Linux 6.13+, no extra mapping); where that is missing, with mprotect
- * while the mapping budget allows, and without a guard beyond it.
+ * while the mapping budget allows (a quarter of vm.max_map_count), and
+ * without a guard beyond it (a warning on stderr says so, once; stats say
+ * "mprotect+none").  GOPY_GUARD=mprotect forces the fallback, to test
+ * what an older kernel gets.
  *
  * Stacks are never returned to the OS: a finished goroutine keeps its stack
  * and goes on a free list with it (proc.c); rt_stack_scavenge gives back
@@ -48,6 +51,10 @@ bool rt_stack_is_guard(const void *addr);
 /* How guard pages are made: "madvise", "mprotect", "mprotect+none" or
  * "none" (for runtime.stats and the docs). */
 const char *rt_stack_guard_mode(void);
+/* Read GOPY_GUARD (rt_init, before the first stack): "mprotect" forces
+ * the mprotect fallback; anything else, or unset, picks MADV_GUARD_INSTALL
+ * where the kernel has it. */
+void rt_stack_guard_init(void);
 size_t rt_page_size(void);
 /* In a fork child: reset the allocator's lock. */
 void rt_stack_after_fork(void);

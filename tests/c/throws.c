@@ -90,6 +90,25 @@ static void waitq_corrupted(void)
     waitq_remove(&q, &b);
 }
 
+static void g_queued_twice(void)
+{
+    gqueue q = {0};
+    G *a = fake_g(), *b = fake_g();
+    gqueue_push(&q, a);
+    gqueue_push(&q, b);
+    gqueue_push(&q, b);
+}
+
+static void gqueue_corrupted(void)
+{
+    gqueue q = {0};
+    G *a = fake_g(), *b = fake_g();
+    gqueue_push(&q, a);
+    gqueue_push(&q, b);
+    a->schedlink = NULL; /* a stray write: b is lost */
+    gqueue_pop(&q);
+}
+
 static void ready_running_g(void)
 {
     G *g = fake_g();
@@ -218,6 +237,8 @@ static const struct {
     {"chan_sender_on_nonfull", chan_sender_on_nonfull},
     {"sudog_queued_twice", sudog_queued_twice},
     {"waitq_corrupted", waitq_corrupted},
+    {"g_queued_twice", g_queued_twice},
+    {"gqueue_corrupted", gqueue_corrupted},
     {"ready_running_g", ready_running_g},
     {"recv_spurious_wakeup", recv_spurious_wakeup},
     {"select_bad_wakeup", select_bad_wakeup},
