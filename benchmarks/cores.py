@@ -84,7 +84,7 @@ def gopy_gomaxprocs(procs: int) -> tuple:
     """(GOMAXPROCS, gopy's path) of a fresh interpreter started the way the harness
     starts gopy's worker, with GOMAXPROCS=procs in its environment."""
     code = ("import sys; sys.path.append({root!r}); import gopy; "
-            "print(gopy.runtime.gomaxprocs(), gopy.__file__)").format(root=harness.REPO_ROOT)
+            "print(gopy.runtime.gomaxprocs(), gopy.__file__)").format(root=harness.IMPORT_ROOT)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=dict(os.environ, GOMAXPROCS=str(procs)), timeout=60)
     if proc.returncode != 0:

@@ -37,11 +37,13 @@ from typing import Optional
 
 if __package__ in (None, ""):  # `python benchmarks/harness.py`: make `benchmarks` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    __package__ = "benchmarks"
 
-from benchmarks.py import PATCH_ENV, PEERS
-from benchmarks.workloads import BY_ID, METRIC_OWNER, WrongResult, select_workloads
+# Relative imports: this runs as `benchmarks` in a checkout and as `gopy._bench` in an
+# install (setup.py ships it there for `python -m gopy`).
+from .py import PATCH_ENV, PEERS
+from .workloads import BY_ID, IMPORT_ROOT, METRIC_OWNER, WrongResult, select_workloads
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE = "gopy"
 DEFAULT_REPS = {False: 5, True: 3}            # by quick
 DEFAULT_TIMEOUT = {False: 300.0, True: 60.0}  # seconds per measurement, by quick
@@ -130,7 +132,7 @@ def median(samples: list) -> Optional[float]:
 # ============================================================================ worker side
 
 _WORKER_BOOT = ("import sys; sys.path.append({root!r}); "
-                "from benchmarks.harness import worker_main; worker_main(sys.argv[1])")
+                "from {package}.harness import worker_main; worker_main(sys.argv[1])")
 
 
 def worker_main(peer: str) -> None:
@@ -150,7 +152,7 @@ def worker_main(peer: str) -> None:
 
     try:
         import importlib
-        module = importlib.import_module(f"benchmarks.py.{peer}_w")
+        module = importlib.import_module(f"{__package__}.py.{peer}_w")
         version = module.version()
     except Exception as exc:  # not installed, or broken: the harness names it skipped
         reply({"ready": False, "reason": f"{type(exc).__name__}: {exc}"})
@@ -199,7 +201,8 @@ class PeerProcess:
         if patched:
             env[PATCH_ENV] = "1"
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _WORKER_BOOT.format(root=REPO_ROOT), peer],
+            [sys.executable, "-c",
+             _WORKER_BOOT.format(root=IMPORT_ROOT, package=__package__), peer],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
             text=True, bufsize=1, env=env)
         self.lines: queue.Queue = queue.Queue()
@@ -522,11 +525,14 @@ def native_results(quick: bool, progress: bool, **native_kwargs) -> tuple:
     **native_kwargs); what failed (the module missing, an exception) is a note."""
     notes = []
     try:
-        from benchmarks.native.native import run_native
+        from .native.native import run_native
     except ModuleNotFoundError as exc:
-        if exc.name in ("benchmarks.native", "benchmarks.native.native"):
-            notes.append("native (C) workloads skipped: benchmarks/native/native.py "
-                         "is not there")
+        if exc.name in (f"{__package__}.native", f"{__package__}.native.native"):
+            # An install ships the Python harness only: the C rows link the runtime
+            # built from the checkout's sources (build/libgopyrt.a) and need Go.
+            notes.append("native (C) workloads skipped: they build against gopy's C "
+                         "sources, which only a source checkout has (benchmarks/native; "
+                         "a C compiler and Go); run `python -m gopy` there for the C rows")
         else:
             notes.append(f"native (C) workloads skipped: import failed: {exc}")
         return [], notes

@@ -26,6 +26,12 @@ import zlib
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+# The folder on sys.path that holds this package: the checkout for `benchmarks`,
+# site-packages for `gopy._bench` (an install). Worker and server processes import
+# the harness from it.
+IMPORT_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__),
+                                           *[os.pardir] * (__package__.count(".") + 1)))
+
 clock = time.perf_counter
 
 SLEEP = 0.05  # W6/W7: each goroutine sleeps this long (seconds)
@@ -458,8 +464,8 @@ class Server:
 
     def __init__(self, kind: str):
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.servers", kind], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, cwd=os.path.dirname(os.path.dirname(__file__)))
+            [sys.executable, "-m", f"{__package__}.servers", kind], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, cwd=IMPORT_ROOT)
         self.port = int(self.proc.stdout.readline())
 
     @classmethod
@@ -629,7 +635,7 @@ class ManyConnections(Workload):
                 f"{fd_hard_limit():,}, {ephemeral_ports():,} ephemeral ports")
 
     def measure(self, body, n):
-        from benchmarks.servers import raise_fd_limit
+        from .servers import raise_fd_limit
         raise_fd_limit()
         spec = EchoSpec(n, Server.get("echo").port)
         gc.collect()

@@ -4,6 +4,10 @@ Figures come from benchmarks/ (python -m gopy); here only that the bodies comput
 the workloads check, that a wrong answer is caught, and how targets are judged.
 """
 
+import glob
+import os
+import shutil
+import subprocess
 import sys
 
 import pytest
@@ -201,3 +205,27 @@ def test_cores_command_line(tmp_path, capsys):
     written = json.loads(out.read_text())
     assert written["meta"]["procs"] == [1] and written["meta"]["total_seconds"] > 0
     assert [r["id"] for r in written["levels"][0]["rows"]] == ["W2"]
+
+
+@pytest.mark.timeout(120)
+def test_an_install_runs_the_table_from_its_own_harness(tmp_path):
+    """`python -m gopy` from an install: build_py ships the harness as gopy._bench
+    (setup.py, pyproject.toml), and the Python rows run from there, far from the checkout."""
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(site)],
+                   cwd=ROOT, check=True, capture_output=True)
+    bench = site / "gopy" / "_bench"
+    assert sorted(p.name for p in bench.glob("*.py")) == [
+        "__init__.py", "harness.py", "servers.py", "workloads.py"]
+    assert (bench / "py" / "gopy_w.py").is_file() and not (bench / "native").exists()
+    shutil.copy(glob.glob(os.path.join(ROOT, "gopy", "_gopy*.so"))[0], site / "gopy")
+
+    env = dict(os.environ, PYTHONPATH=str(site))
+    env.pop("GOMAXPROCS", None)
+    proc = subprocess.run([sys.executable, "-m", "gopy", "--no-demo", "--quick", "--only",
+                           "W1,C1", "--peers", "gopy", "--reps", "1", "--no-progress"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=100)
+    assert proc.returncode == 0, proc.stderr
+    assert f"({site}/gopy/" in "".join(proc.stdout.split())  # the install's gopy, wrapped
+    assert "\nW1 spawn+join" in proc.stdout
+    assert "native (C) workloads skipped: they build against gopy's C sources" in proc.stdout

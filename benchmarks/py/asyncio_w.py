@@ -9,7 +9,7 @@ import gc
 import sys
 import time
 
-from benchmarks.workloads import (POOL_SETTLE, SLEEP, TICK, clock, loop_thread_ping_pong, rss_bytes,
+from ..workloads import (POOL_SETTLE, SLEEP, TICK, clock, loop_thread_ping_pong, rss_bytes,
                                   spin_for)
 
 PEER = "asyncio"

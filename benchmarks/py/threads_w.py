@@ -6,7 +6,7 @@ import threading
 import time
 from queue import Queue
 
-from benchmarks.workloads import (POOL_SETTLE, SLEEP, TICK, clock, loop_thread_ping_pong, rss_bytes,
+from ..workloads import (POOL_SETTLE, SLEEP, TICK, clock, loop_thread_ping_pong, rss_bytes,
                                   spin_for)
 
 PEER = "threads"
