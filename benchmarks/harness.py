@@ -42,7 +42,8 @@ if __package__ in (None, ""):  # `python benchmarks/harness.py`: make `benchmark
 # Relative imports: this runs as `benchmarks` in a checkout and as `gopy._bench` in an
 # install (setup.py ships it there for `python -m gopy`).
 from .py import PATCH_ENV, PEERS
-from .workloads import BY_ID, IMPORT_ROOT, METRIC_OWNER, WrongResult, select_workloads
+from .workloads import (BY_ID, IMPORT_ROOT, METRIC_OWNER, WrongResult, cost_ratio,
+                        select_workloads)
 
 REFERENCE = "gopy"
 DEFAULT_REPS = {False: 5, True: 3}            # by quick
@@ -83,7 +84,7 @@ class Result:
     cells: dict                       # peer -> Cell
     target: Optional[str] = None
     met: Optional[bool] = None
-    met_reason: Optional[str] = None  # why `met` is None
+    met_reason: Optional[str] = None  # why `met` is None, or how a False missed
     ratio: Optional[float] = None     # python: best peer ÷ gopy; native: gopy ÷ go
     ratio_ref: Optional[str] = None   # which peer that ratio is against
     ratios: dict = field(default_factory=dict)  # python: peer -> peer ÷ gopy
@@ -111,18 +112,6 @@ class Report(list):
         return {"meta": self.meta, "peers": self.peers, "versions": self.versions,
                 "skipped": self.skipped, "notes": self.notes,
                 "results": [asdict(r) for r in self]}
-
-
-def cost_ratio(value: Optional[float], reference: Optional[float],
-               higher_is_better: bool) -> Optional[float]:
-    """How many times `value` costs what `reference` costs (> 1: worse than reference).
-
-    The single place where figures become ratios; for speedups (higher is better) the
-    cost is the inverse of the figure.
-    """
-    if value is None or reference is None or value <= 0 or reference <= 0:
-        return None
-    return reference / value if higher_is_better else value / reference
 
 
 def median(samples: list) -> Optional[float]:
@@ -595,14 +584,22 @@ def native_result(row: dict) -> Result:
             result.met_reason = "no gopy figure"
         else:
             result.met = gopy >= bound if higher else gopy <= bound
+            if not result.met:
+                result.met_reason = f"gopy {fmt_figure(gopy)} {unit}, not {result.target}"
     elif row.get("target_ratio") is not None:
-        bound = float(row["target_ratio"])
-        result.target = f"≤{bound:g}×"
-        if result.ratio is None:
-            result.met_reason = "no gopy or no go figure"
-        else:
-            result.met = result.ratio <= bound
+        judge_ratio(result, float(row["target_ratio"]))
     return result
+
+
+def judge_ratio(result: Result, bound: float) -> None:
+    """A C row's target: gopy ÷ Go at most `bound`; a miss says by how much."""
+    result.target = f"≤{bound:g}×"
+    if result.ratio is None:
+        result.met, result.met_reason = None, "no gopy or no go figure"
+    else:
+        result.met = result.ratio <= bound
+        result.met_reason = None if result.met else (
+            f"gopy ÷ go = {result.ratio:.2f}, not ≤{bound:g}")
 
 
 # ============================================================================ table
@@ -694,7 +691,8 @@ def format_table(results, width: int = 100) -> str:
             "requests /s, in flight n: gopy's ÷ the best peer's); > 1 means gopy is ahead. "
             "—: no honest equivalent (see notes). *: fewer goroutines than the workload's "
             "size (see notes). met n/a: the target does not apply here (a total-time target "
-            "needs full sizes; W15 needs the GIL off); ?: no gopy figure.",
+            "needs full sizes; W15 needs the GIL off); ?: no gopy figure; NO: the notes say which "
+            "goal gopy missed, by how much.",
             width))
         out.extend(_ratio_lines(python_rows, peers, width))
         out.extend(_legend_lines(python_rows, peers, meta, width))
@@ -709,11 +707,11 @@ def format_table(results, width: int = 100) -> str:
                        f"{r.unit:<6}{'' if r.ratio is None else fmt_figure(r.ratio):>6} "
                        f"{r.target or '':>7} {_met_text(r):>3}".rstrip())
         out.append("ratio: gopy ÷ Go (for a speedup, Go's ÷ gopy's); > 1 means gopy is behind")
-        for r in native_rows:
-            for side, cell in r.cells.items():
-                if cell.note:
-                    out.append(textwrap.fill(f"{r.id} {side}: {cell.note}", width,
-                                             initial_indent="  ", subsequent_indent="    "))
+        notes = [f"{r.id} NO: {r.met_reason}" for r in native_rows if r.met is False]
+        notes += [f"{r.id} {side}: {cell.note}" for r in native_rows
+                  for side, cell in r.cells.items() if cell.note]
+        out.extend(textwrap.fill(n, width, initial_indent="  ", subsequent_indent="    ")
+                   for n in notes)
     for note in report.notes:
         out.append(textwrap.fill(note, width))
     return "\n".join(out)
@@ -761,7 +759,9 @@ def _legend_lines(rows, peers, meta, width) -> list:
         found = {note_of(p, w) for p in present}
         if len(present) > 1 and len(found) == 1 and None not in found:
             shared[w] = found.pop()
-    notes = [f"{w.id}, every peer: {n}" for w, n in shared.items()]
+    # Every NO first, with the goal gopy missed and by how much.
+    notes = [f"{r.id} NO: {r.met_reason}" for r in rows if r.met is False]
+    notes += [f"{w.id}, every peer: {n}" for w, n in shared.items()]
     for peer in peers:
         for workload in shown:
             note = note_of(peer, workload)
