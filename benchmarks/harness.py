@@ -782,6 +782,10 @@ def write_json(report: Report, path: str) -> None:
         f.write("\n")
 
 
+# --quick's chart when there is no --json to put it beside.
+QUICK_PLOT = os.path.join(tempfile.gettempdir(), "gopy-bench-quick.png")
+
+
 class PlotUnavailable(RuntimeError):
     pass
 
@@ -848,7 +852,8 @@ def write_plot(report: Report, path: str) -> None:
     ax.set_title("From Python: " + ("how many times gopy is ahead of each peer" if have_gopy
                                     else "each peer against the best peer")
                  + " (hatched: fewer goroutines, see the table's notes)", fontsize=10)
-    ax.legend(fontsize=8, ncol=len(peers))
+    if peers:  # --peers gopy leaves none to draw, and --quick draws unasked
+        ax.legend(fontsize=8, ncol=len(peers))
 
     if native_rows:
         ax = axes[1][0]
@@ -896,7 +901,10 @@ def main(argv=None) -> int:
                              "timeout (default 300, --quick 60)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--plot", metavar="FILE.png",
-                        help="also write a bar chart of the ratios (needs matplotlib)")
+                        help="also write a bar chart of the ratios (needs matplotlib); "
+                             "--quick writes one by default, beside --json's file, else "
+                             f"to {QUICK_PLOT}")
+    parser.add_argument("--no-plot", action="store_true", help="no chart, even with --quick")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress counter on stderr")
     args = parser.parse_args(argv)
@@ -904,11 +912,20 @@ def main(argv=None) -> int:
         parser.error("--reps must be at least 1")
     if args.size is not None and args.size < 2:
         parser.error("--size must be at least 2 (W9c splits n between two goroutines)")
+    if args.no_plot:
+        args.plot = None
+    # --quick is the first look: it draws the chart unasked, where matplotlib is there.
+    default_plot = args.quick and not args.plot and not args.no_plot
+    if default_plot:
+        args.plot = os.path.splitext(args.json)[0] + ".png" if args.json else QUICK_PLOT
     if args.plot:
         try:
             _pyplot()  # fail now, not after minutes of measuring
         except PlotUnavailable as exc:
-            parser.error(str(exc))
+            if not default_plot:
+                parser.error(str(exc))
+            args.plot = None
+            print(f"no chart: {exc}", file=sys.stderr)
     only = args.only.split(",") if args.only else None
     if only and not select_workloads(only) and not any(s.strip().upper().startswith("C")
                                                        for s in only):
@@ -920,12 +937,13 @@ def main(argv=None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     print(format_table(report))
+    # Where the files went, under the table: a default chart path is news to the reader.
     if args.json:
         write_json(report, args.json)
-        print(f"wrote {args.json}", file=sys.stderr)
+        print(f"wrote {args.json}")
     if args.plot:
         write_plot(report, args.plot)
-        print(f"wrote {args.plot}", file=sys.stderr)
+        print(f"wrote {args.plot} (the chart)")
     # A wrong answer is a bug in a workload body or in a peer: make it fail the run.
     return 1 if any(c.status == "wrong" for r in report for c in r.cells.values()) else 0
 

@@ -232,9 +232,17 @@ def test_an_install_runs_the_table_from_its_own_harness(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(site))
     env.pop("GOMAXPROCS", None)
     proc = subprocess.run([sys.executable, "-m", "gopy", "--no-demo", "--quick", "--only",
-                           "W1,C1", "--peers", "gopy", "--reps", "1", "--no-progress"],
+                           "W1,C1", "--peers", "gopy", "--reps", "1", "--no-progress",
+                           "--json", "out.json"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=100)
     assert proc.returncode == 0, proc.stderr
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "no chart: --plot needs matplotlib" in proc.stderr
+    else:
+        assert "wrote out.png (the chart)" in proc.stdout  # --quick's chart, by its JSON
+        assert (tmp_path / "out.png").stat().st_size > 0
     assert f"({site}/gopy/" in "".join(proc.stdout.split())  # the install's gopy, wrapped
     assert "\nW1 spawn+join" in proc.stdout
     assert "native (C) workloads skipped: they build against gopy's C sources" in proc.stdout
