@@ -811,7 +811,11 @@ def write_plot(report: Report, path: str) -> None:
     native_rows = [r for r in report if r.source == "native" and r.ratio is not None]
     have_gopy = any(r.figure(REFERENCE) is not None for r in python_rows)
     panels = 1 + bool(native_rows)
-    fig, axes = plt.subplots(panels, 1, figsize=(11, 4.5 * panels), squeeze=False)
+    # Wider as rows are added, and tick labels slanted: side by side, "W10r pool÷fan" and
+    # "C5-uncontended" ran into their neighbours.
+    fig, axes = plt.subplots(panels, 1, squeeze=False,
+                             figsize=(max(11, 0.5 * len(python_rows) + 2), 5 * panels))
+    slanted = dict(rotation=35, ha="right", rotation_mode="anchor", fontsize=8)
 
     ax = axes[0][0]
     peers = [p for p in report.peers if (p != REFERENCE or not have_gopy)
@@ -846,7 +850,7 @@ def write_plot(report: Report, path: str) -> None:
     ax.set_ylim(min(plotted) / 1.5, max(plotted) * 1.5)
     ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda y, _: f"{y:g}"))
     ax.set_xticks(range(len(python_rows)))
-    ax.set_xticklabels([f"{r.id}\n{r.label}" for r in python_rows], fontsize=8)
+    ax.set_xticklabels([f"{r.id} {r.label}" for r in python_rows], **slanted)
     ax.set_ylabel("peer ÷ gopy (> 1: gopy ahead)" if have_gopy else
                   "peer ÷ best peer (gopy did not run)")
     ax.set_title("From Python: " + ("how many times gopy is ahead of each peer" if have_gopy
@@ -861,7 +865,7 @@ def write_plot(report: Report, path: str) -> None:
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.axhline(1.5, color="tab:red", linewidth=0.8, linestyle="--", label="target 1.5")
         ax.set_xticks(range(len(native_rows)))
-        ax.set_xticklabels([r.id for r in native_rows])
+        ax.set_xticklabels([r.id for r in native_rows], **slanted)
         ax.set_ylabel("gopy ÷ Go (< 1: gopy ahead)")
         ax.set_title("From C (gopy.h) against Go")
         ax.legend(fontsize=8)
