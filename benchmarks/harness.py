@@ -796,9 +796,9 @@ def _pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        # No benchmarks/requirements.txt to point at: an install has no such file.
         raise PlotUnavailable("--plot needs matplotlib, which is not installed: "
-                              "pip install matplotlib (or -r benchmarks/requirements.txt)"
-                              ) from None
+                              "pip install matplotlib") from None
     return plt
 
 
