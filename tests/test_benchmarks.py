@@ -5,6 +5,7 @@ the workloads check, that a wrong answer is caught, and how targets are judged.
 """
 
 import glob
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -236,9 +237,7 @@ def test_an_install_runs_the_table_from_its_own_harness(tmp_path):
                            "--json", "out.json"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=100)
     assert proc.returncode == 0, proc.stderr
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("matplotlib") is None:
         assert "no chart: --plot needs matplotlib" in proc.stderr
     else:
         assert "wrote out.png (the chart)" in proc.stdout  # --quick's chart, by its JSON
