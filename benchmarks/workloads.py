@@ -146,6 +146,7 @@ class Target:
             return None, "applies at full size only"
         if gopy is None:
             return None, "no gopy figure"
+
         def shown(value):
             return f"{metric.unit.show(value):.3g} {metric.unit.label}"
 
