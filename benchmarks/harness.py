@@ -797,7 +797,7 @@ def _pyplot():
         import matplotlib.pyplot as plt
     except ImportError:
         # No benchmarks/requirements.txt to point at: an install has no such file.
-        raise PlotUnavailable("--plot needs matplotlib, which is not installed: "
+        raise PlotUnavailable("the chart needs matplotlib, which is not installed: "
                               "pip install matplotlib") from None
     return plt
 
@@ -922,14 +922,14 @@ def main(argv=None) -> int:
     default_plot = args.quick and not args.plot and not args.no_plot
     if default_plot:
         args.plot = os.path.splitext(args.json)[0] + ".png" if args.json else QUICK_PLOT
+    no_chart = None  # why --quick's chart is not drawn: said under the table
     if args.plot:
         try:
             _pyplot()  # fail now, not after minutes of measuring
         except PlotUnavailable as exc:
             if not default_plot:
-                parser.error(str(exc))
-            args.plot = None
-            print(f"no chart: {exc}", file=sys.stderr)
+                parser.error(f"--plot: {exc}")
+            args.plot, no_chart = None, f"no chart: {exc}"
     only = args.only.split(",") if args.only else None
     if only and not select_workloads(only) and not any(s.strip().upper().startswith("C")
                                                        for s in only):
@@ -948,6 +948,8 @@ def main(argv=None) -> int:
     if args.plot:
         write_plot(report, args.plot)
         print(f"wrote {args.plot} (the chart)")
+    elif no_chart:
+        print(no_chart)
     # A wrong answer is a bug in a workload body or in a peer: make it fail the run.
     return 1 if any(c.status == "wrong" for r in report for c in r.cells.values()) else 0
 

@@ -238,7 +238,7 @@ def test_an_install_runs_the_table_from_its_own_harness(tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=100)
     assert proc.returncode == 0, proc.stderr
     if importlib.util.find_spec("matplotlib") is None:
-        assert "no chart: --plot needs matplotlib" in proc.stderr
+        assert "no chart: the chart needs matplotlib" in proc.stdout
     else:
         assert "wrote out.png (the chart)" in proc.stdout  # --quick's chart, by its JSON
         assert (tmp_path / "out.png").stat().st_size > 0
