@@ -26,11 +26,12 @@ import zlib
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-# The folder on sys.path that holds this package: the checkout for `benchmarks`,
-# site-packages for `gopy._bench` (an install). Worker and server processes import
-# the harness from it.
-IMPORT_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__),
-                                           *[os.pardir] * (__package__.count(".") + 1)))
+# The folder that holds this package's top-level package (`benchmarks` or `gopy`): the
+# checkout, or site-packages for an install's `gopy._bench`. Worker and server processes
+# import the harness from it. Asked of the top-level package, not counted up from this
+# file: an editable install maps `gopy._bench` to the checkout's benchmarks/.
+IMPORT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(
+    sys.modules[__package__.partition(".")[0]].__file__)))
 
 clock = time.perf_counter
 
