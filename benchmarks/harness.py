@@ -881,9 +881,9 @@ def write_plot(report: Report, path: str) -> None:
 
 # ============================================================================ command line
 
-def main(argv=None) -> int:
+def main(argv=None, prog: str = "python -m benchmarks.run") -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.run",
+        prog=prog,
         description="gopy against its Python peers (and Go, for the C-API workloads). "
                     "Peers: " + ", ".join(f"{p} = {h}" for p, h in PEER_HELP.items()) + ".")
     parser.add_argument("--quick", action="store_true",
