@@ -38,9 +38,9 @@ if __package__ in (None, ""):  # `python benchmarks/cores.py`: make `benchmarks`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import harness
-from benchmarks.harness import REFERENCE, Cell, Result, cost_ratio, fmt_figure
+from benchmarks.harness import REFERENCE, Cell, Result, fmt_figure
 from benchmarks.native import native
-from benchmarks.workloads import METRIC_OWNER, select_workloads
+from benchmarks.workloads import METRIC_OWNER, cost_ratio, select_workloads
 
 PYTHON_WORKLOADS = tuple(f"W{i}" for i in range(1, 11))   # W5 brings W5z, W9 W9c
 C_TARGET_RATIO = 1.0        # gopy ÷ Go, every C row but the absolute ones (C7-memory)
