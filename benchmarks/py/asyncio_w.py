@@ -10,7 +10,7 @@ import sys
 import time
 
 from ..workloads import (POOL_SETTLE, SLEEP, TICK, clock, loop_thread_ping_pong, rss_bytes,
-                                  spin_for)
+                         spin_for)
 
 PEER = "asyncio"
 NO_EQUIVALENT = {

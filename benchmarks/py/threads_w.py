@@ -7,7 +7,7 @@ import time
 from queue import Queue
 
 from ..workloads import (POOL_SETTLE, SLEEP, TICK, clock, loop_thread_ping_pong, rss_bytes,
-                                  spin_for)
+                         spin_for)
 
 PEER = "threads"
 NO_EQUIVALENT = {
