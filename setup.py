@@ -25,8 +25,22 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
+# The benchmark table's harness ships as gopy._bench (pyproject.toml maps it to
+# benchmarks/), so that `python -m gopy` runs it from an install. Only the Python
+# rows' modules: cores.py, compare.py, the probes and native/ (C built against
+# src/runtime, and Go) need the source checkout.
+BENCH_MODULES = {"__init__", "harness", "workloads", "servers"}
+
+
 class BuildPy(build_py):
-    """Ship include/gopy.h inside the package, for gopy.get_include()."""
+    """Ship include/gopy.h inside the package, for gopy.get_include(), and of
+    benchmarks/ only the harness (BENCH_MODULES)."""
+
+    def find_package_modules(self, package, package_dir):
+        modules = super().find_package_modules(package, package_dir)
+        if package != "gopy._bench":
+            return modules
+        return [m for m in modules if m[1] in BENCH_MODULES]
 
     def run(self):
         super().run()

@@ -21,7 +21,8 @@ import sys
 if __package__ in (None, ""):  # `python benchmarks/compare.py`: make `benchmarks` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.harness import REFERENCE, fmt_figure, cost_ratio, run
+from benchmarks.harness import REFERENCE, fmt_figure, run
+from benchmarks.workloads import cost_ratio
 
 WORKLOADS = [f"W{i}" for i in range(1, 10)]   # W5 brings W5z, W9 brings W9c
 

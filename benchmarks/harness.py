@@ -37,11 +37,14 @@ from typing import Optional
 
 if __package__ in (None, ""):  # `python benchmarks/harness.py`: make `benchmarks` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    __package__ = "benchmarks"
 
-from benchmarks.py import PATCH_ENV, PEERS
-from benchmarks.workloads import BY_ID, METRIC_OWNER, WrongResult, select_workloads
+# Relative imports: this runs as `benchmarks` in a checkout and as `gopy._bench` in an
+# install (setup.py ships it there for `python -m gopy`).
+from .py import PATCH_ENV, PEERS
+from .workloads import (BY_ID, IMPORT_ROOT, METRIC_OWNER, WrongResult, cost_ratio,
+                        select_workloads)
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE = "gopy"
 DEFAULT_REPS = {False: 5, True: 3}            # by quick
 DEFAULT_TIMEOUT = {False: 300.0, True: 60.0}  # seconds per measurement, by quick
@@ -81,7 +84,7 @@ class Result:
     cells: dict                       # peer -> Cell
     target: Optional[str] = None
     met: Optional[bool] = None
-    met_reason: Optional[str] = None  # why `met` is None
+    met_reason: Optional[str] = None  # why `met` is None, or how a False missed
     ratio: Optional[float] = None     # python: best peer ÷ gopy; native: gopy ÷ go
     ratio_ref: Optional[str] = None   # which peer that ratio is against
     ratios: dict = field(default_factory=dict)  # python: peer -> peer ÷ gopy
@@ -111,18 +114,6 @@ class Report(list):
                 "results": [asdict(r) for r in self]}
 
 
-def cost_ratio(value: Optional[float], reference: Optional[float],
-               higher_is_better: bool) -> Optional[float]:
-    """How many times `value` costs what `reference` costs (> 1: worse than reference).
-
-    The single place where figures become ratios; for speedups (higher is better) the
-    cost is the inverse of the figure.
-    """
-    if value is None or reference is None or value <= 0 or reference <= 0:
-        return None
-    return reference / value if higher_is_better else value / reference
-
-
 def median(samples: list) -> Optional[float]:
     return statistics.median(samples) if samples else None
 
@@ -130,7 +121,7 @@ def median(samples: list) -> Optional[float]:
 # ============================================================================ worker side
 
 _WORKER_BOOT = ("import sys; sys.path.append({root!r}); "
-                "from benchmarks.harness import worker_main; worker_main(sys.argv[1])")
+                "from {package}.harness import worker_main; worker_main(sys.argv[1])")
 
 
 def worker_main(peer: str) -> None:
@@ -150,7 +141,7 @@ def worker_main(peer: str) -> None:
 
     try:
         import importlib
-        module = importlib.import_module(f"benchmarks.py.{peer}_w")
+        module = importlib.import_module(f"{__package__}.py.{peer}_w")
         version = module.version()
     except Exception as exc:  # not installed, or broken: the harness names it skipped
         reply({"ready": False, "reason": f"{type(exc).__name__}: {exc}"})
@@ -199,7 +190,8 @@ class PeerProcess:
         if patched:
             env[PATCH_ENV] = "1"
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _WORKER_BOOT.format(root=REPO_ROOT), peer],
+            [sys.executable, "-c",
+             _WORKER_BOOT.format(root=IMPORT_ROOT, package=__package__), peer],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
             text=True, bufsize=1, env=env)
         self.lines: queue.Queue = queue.Queue()
@@ -522,11 +514,14 @@ def native_results(quick: bool, progress: bool, **native_kwargs) -> tuple:
     **native_kwargs); what failed (the module missing, an exception) is a note."""
     notes = []
     try:
-        from benchmarks.native.native import run_native
+        from .native.native import run_native
     except ModuleNotFoundError as exc:
-        if exc.name in ("benchmarks.native", "benchmarks.native.native"):
-            notes.append("native (C) workloads skipped: benchmarks/native/native.py "
-                         "is not there")
+        if exc.name in (f"{__package__}.native", f"{__package__}.native.native"):
+            # An install ships the Python harness only: the C rows link the runtime
+            # built from the checkout's sources (build/libgopyrt.a) and need Go.
+            notes.append("native (C) workloads skipped: they build against gopy's C "
+                         "sources, which only a source checkout has (benchmarks/native; "
+                         "a C compiler and Go); run `python -m gopy` there for the C rows")
         else:
             notes.append(f"native (C) workloads skipped: import failed: {exc}")
         return [], notes
@@ -589,14 +584,22 @@ def native_result(row: dict) -> Result:
             result.met_reason = "no gopy figure"
         else:
             result.met = gopy >= bound if higher else gopy <= bound
+            if not result.met:
+                result.met_reason = f"gopy {fmt_figure(gopy)} {unit}, not {result.target}"
     elif row.get("target_ratio") is not None:
-        bound = float(row["target_ratio"])
-        result.target = f"≤{bound:g}×"
-        if result.ratio is None:
-            result.met_reason = "no gopy or no go figure"
-        else:
-            result.met = result.ratio <= bound
+        judge_ratio(result, float(row["target_ratio"]))
     return result
+
+
+def judge_ratio(result: Result, bound: float) -> None:
+    """A C row's target: gopy ÷ Go at most `bound`; a miss says by how much."""
+    result.target = f"≤{bound:g}×"
+    if result.ratio is None:
+        result.met, result.met_reason = None, "no gopy or no go figure"
+    else:
+        result.met = result.ratio <= bound
+        result.met_reason = None if result.met else (
+            f"gopy ÷ go = {result.ratio:.2f}, not ≤{bound:g}")
 
 
 # ============================================================================ table
@@ -688,7 +691,8 @@ def format_table(results, width: int = 100) -> str:
             "requests /s, in flight n: gopy's ÷ the best peer's); > 1 means gopy is ahead. "
             "—: no honest equivalent (see notes). *: fewer goroutines than the workload's "
             "size (see notes). met n/a: the target does not apply here (a total-time target "
-            "needs full sizes; W15 needs the GIL off); ?: no gopy figure.",
+            "needs full sizes; W15 needs the GIL off); ?: no gopy figure; NO: the notes say which "
+            "goal gopy missed, by how much.",
             width))
         out.extend(_ratio_lines(python_rows, peers, width))
         out.extend(_legend_lines(python_rows, peers, meta, width))
@@ -703,11 +707,11 @@ def format_table(results, width: int = 100) -> str:
                        f"{r.unit:<6}{'' if r.ratio is None else fmt_figure(r.ratio):>6} "
                        f"{r.target or '':>7} {_met_text(r):>3}".rstrip())
         out.append("ratio: gopy ÷ Go (for a speedup, Go's ÷ gopy's); > 1 means gopy is behind")
-        for r in native_rows:
-            for side, cell in r.cells.items():
-                if cell.note:
-                    out.append(textwrap.fill(f"{r.id} {side}: {cell.note}", width,
-                                             initial_indent="  ", subsequent_indent="    "))
+        notes = [f"{r.id} NO: {r.met_reason}" for r in native_rows if r.met is False]
+        notes += [f"{r.id} {side}: {cell.note}" for r in native_rows
+                  for side, cell in r.cells.items() if cell.note]
+        out.extend(textwrap.fill(n, width, initial_indent="  ", subsequent_indent="    ")
+                   for n in notes)
     for note in report.notes:
         out.append(textwrap.fill(note, width))
     return "\n".join(out)
@@ -755,7 +759,9 @@ def _legend_lines(rows, peers, meta, width) -> list:
         found = {note_of(p, w) for p in present}
         if len(present) > 1 and len(found) == 1 and None not in found:
             shared[w] = found.pop()
-    notes = [f"{w.id}, every peer: {n}" for w, n in shared.items()]
+    # Every NO first, with the goal gopy missed and by how much.
+    notes = [f"{r.id} NO: {r.met_reason}" for r in rows if r.met is False]
+    notes += [f"{w.id}, every peer: {n}" for w, n in shared.items()]
     for peer in peers:
         for workload in shown:
             note = note_of(peer, workload)
@@ -776,6 +782,10 @@ def write_json(report: Report, path: str) -> None:
         f.write("\n")
 
 
+# --quick's chart when there is no --json to put it beside.
+QUICK_PLOT = os.path.join(tempfile.gettempdir(), "gopy-bench-quick.png")
+
+
 class PlotUnavailable(RuntimeError):
     pass
 
@@ -786,9 +796,9 @@ def _pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise PlotUnavailable("--plot needs matplotlib, which is not installed: "
-                              "pip install matplotlib (or -r benchmarks/requirements.txt)"
-                              ) from None
+        # No benchmarks/requirements.txt to point at: an install has no such file.
+        raise PlotUnavailable("the chart needs matplotlib, which is not installed: "
+                              "pip install matplotlib") from None
     return plt
 
 
@@ -801,7 +811,11 @@ def write_plot(report: Report, path: str) -> None:
     native_rows = [r for r in report if r.source == "native" and r.ratio is not None]
     have_gopy = any(r.figure(REFERENCE) is not None for r in python_rows)
     panels = 1 + bool(native_rows)
-    fig, axes = plt.subplots(panels, 1, figsize=(11, 4.5 * panels), squeeze=False)
+    # Wider as rows are added, and tick labels slanted: side by side, "W10r pool÷fan" and
+    # "C5-uncontended" ran into their neighbours.
+    fig, axes = plt.subplots(panels, 1, squeeze=False,
+                             figsize=(max(11, 0.5 * len(python_rows) + 2), 5 * panels))
+    slanted = dict(rotation=35, ha="right", rotation_mode="anchor", fontsize=8)
 
     ax = axes[0][0]
     peers = [p for p in report.peers if (p != REFERENCE or not have_gopy)
@@ -836,24 +850,37 @@ def write_plot(report: Report, path: str) -> None:
     ax.set_ylim(min(plotted) / 1.5, max(plotted) * 1.5)
     ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda y, _: f"{y:g}"))
     ax.set_xticks(range(len(python_rows)))
-    ax.set_xticklabels([f"{r.id}\n{r.label}" for r in python_rows], fontsize=8)
+    ax.set_xticklabels([f"{r.id} {r.label}" for r in python_rows], **slanted)
     ax.set_ylabel("peer ÷ gopy (> 1: gopy ahead)" if have_gopy else
                   "peer ÷ best peer (gopy did not run)")
     ax.set_title("From Python: " + ("how many times gopy is ahead of each peer" if have_gopy
                                     else "each peer against the best peer")
                  + " (hatched: fewer goroutines, see the table's notes)", fontsize=10)
-    ax.legend(fontsize=8, ncol=len(peers))
+    # Legends beside the plots, where no bar can run into them.
+    beside = dict(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0))
+    if peers:  # --peers gopy leaves none to draw, and --quick draws unasked
+        ax.legend(**beside)
 
     if native_rows:
         ax = axes[1][0]
-        ax.bar(range(len(native_rows)), [r.ratio for r in native_rows], 0.6, color="tab:blue")
+        # Red: the row missed its target, which for an absolute one (C7-memory) is not
+        # the dashed line: written over its bar.
+        ax.bar(range(len(native_rows)), [r.ratio for r in native_rows], 0.6,
+               color=["tab:red" if r.met is False else "tab:blue" for r in native_rows])
+        for i, r in enumerate(native_rows):
+            if r.target and not r.target.endswith("×"):
+                ax.annotate(f"target {r.target} {r.unit}", (i, r.ratio), xytext=(0, 3),
+                            textcoords="offset points", ha="center", fontsize=7,
+                            bbox=dict(facecolor="white", edgecolor="none", pad=1))
+        ax.margins(y=0.12)  # room for a target written over the tallest bar
         ax.axhline(1.0, color="black", linewidth=0.8)
-        ax.axhline(1.5, color="tab:red", linewidth=0.8, linestyle="--", label="target 1.5")
+        ax.axhline(1.5, color="tab:red", linewidth=0.8, linestyle="--", label="target ≤1.5×")
         ax.set_xticks(range(len(native_rows)))
-        ax.set_xticklabels([r.id for r in native_rows])
+        ax.set_xticklabels([r.id for r in native_rows], **slanted)
         ax.set_ylabel("gopy ÷ Go (< 1: gopy ahead)")
-        ax.set_title("From C (gopy.h) against Go")
-        ax.legend(fontsize=8)
+        ax.set_title("From C (gopy.h) against Go (red: target missed, see the table's notes)",
+                     fontsize=10)
+        ax.legend(**beside)
     meta = report.meta
     if meta:
         fig.suptitle(f"{meta['python']} · {meta['platform']} · {meta['cpus']} CPUs · "
@@ -866,9 +893,9 @@ def write_plot(report: Report, path: str) -> None:
 
 # ============================================================================ command line
 
-def main(argv=None) -> int:
+def main(argv=None, prog: str = "python -m benchmarks.run") -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.run",
+        prog=prog,
         description="gopy against its Python peers (and Go, for the C-API workloads). "
                     "Peers: " + ", ".join(f"{p} = {h}" for p, h in PEER_HELP.items()) + ".")
     parser.add_argument("--quick", action="store_true",
@@ -890,7 +917,10 @@ def main(argv=None) -> int:
                              "timeout (default 300, --quick 60)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--plot", metavar="FILE.png",
-                        help="also write a bar chart of the ratios (needs matplotlib)")
+                        help="also write a bar chart of the ratios (needs matplotlib); "
+                             "--quick writes one by default, beside --json's file, else "
+                             f"to {QUICK_PLOT}")
+    parser.add_argument("--no-plot", action="store_true", help="no chart, even with --quick")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress counter on stderr")
     args = parser.parse_args(argv)
@@ -898,11 +928,20 @@ def main(argv=None) -> int:
         parser.error("--reps must be at least 1")
     if args.size is not None and args.size < 2:
         parser.error("--size must be at least 2 (W9c splits n between two goroutines)")
+    if args.no_plot:
+        args.plot = None
+    # --quick is the first look: it draws the chart unasked, where matplotlib is there.
+    default_plot = args.quick and not args.plot and not args.no_plot
+    if default_plot:
+        args.plot = os.path.splitext(args.json)[0] + ".png" if args.json else QUICK_PLOT
+    no_chart = None  # why --quick's chart is not drawn: said under the table
     if args.plot:
         try:
             _pyplot()  # fail now, not after minutes of measuring
         except PlotUnavailable as exc:
-            parser.error(str(exc))
+            if not default_plot:
+                parser.error(f"--plot: {exc}")
+            args.plot, no_chart = None, f"no chart: {exc}"
     only = args.only.split(",") if args.only else None
     if only and not select_workloads(only) and not any(s.strip().upper().startswith("C")
                                                        for s in only):
@@ -914,12 +953,15 @@ def main(argv=None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     print(format_table(report))
+    # Where the files went, under the table: a default chart path is news to the reader.
     if args.json:
         write_json(report, args.json)
-        print(f"wrote {args.json}", file=sys.stderr)
+        print(f"wrote {args.json}")
     if args.plot:
         write_plot(report, args.plot)
-        print(f"wrote {args.plot}", file=sys.stderr)
+        print(f"wrote {args.plot} (the chart)")
+    elif no_chart:
+        print(no_chart)
     # A wrong answer is a bug in a workload body or in a peer: make it fail the run.
     return 1 if any(c.status == "wrong" for r in report for c in r.cells.values()) else 0
 

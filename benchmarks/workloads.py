@@ -26,6 +26,13 @@ import zlib
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+# The folder that holds this package's top-level package (`benchmarks` or `gopy`): the
+# checkout, or site-packages for an install's `gopy._bench`. Worker and server processes
+# import the harness from it. Asked of the top-level package, not counted up from this
+# file: an editable install maps `gopy._bench` to the checkout's benchmarks/.
+IMPORT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(
+    sys.modules[__package__.partition(".")[0]].__file__)))
+
 clock = time.perf_counter
 
 SLEEP = 0.05  # W6/W7: each goroutine sleeps this long (seconds)
@@ -70,6 +77,18 @@ def rss_bytes() -> int:
 
 
 # ---------------------------------------------------------------------------- units, targets
+
+def cost_ratio(value: Optional[float], reference: Optional[float],
+               higher_is_better: bool) -> Optional[float]:
+    """How many times `value` costs what `reference` costs (> 1: worse than reference).
+
+    The single place where figures become ratios; for speedups (higher is better) the
+    cost is the inverse of the figure.
+    """
+    if value is None or reference is None or value <= 0 or reference <= 0:
+        return None
+    return reference / value if higher_is_better else value / reference
+
 
 @dataclass(frozen=True)
 class Unit:
@@ -122,21 +141,30 @@ class Target:
 
     def judge(self, metric: "Metric", gopy: Optional[float], figures: dict, quick: bool
               ) -> tuple:
-        """(True/False, None), or (None, why it cannot be judged)."""
+        """(True, None), (False, which part was missed and by how much), or (None, why
+        it cannot be judged)."""
         if quick and self.full_size_only:
             return None, "applies at full size only"
         if gopy is None:
             return None, "no gopy figure"
+
+        def shown(value):
+            return f"{metric.unit.show(value):.3g} {metric.unit.label}"
+
+        sign = "≥" if metric.higher_is_better else "≤"
+        goals = []  # (what gopy must match, shown with its figure; the figure; strict)
         if self.peer is not None:
             ref = figures.get(self.peer)
             if ref is None:
                 return None, f"no {self.peer} figure"
+            scaled = "" if self.factor == 1.0 else f"{self.factor:g}×"
             ref *= self.factor
-        else:
-            ref = self.bound
-        rivals = [v for p, v in figures.items() if v is not None and p != "gopy"
-                  and ("*" in self.beat or p in self.beat)]
-        if ref is None and not rivals:
+            goals.append((f"{sign}{scaled}{self.peer} = {shown(ref)}", ref, self.strict))
+        elif self.bound is not None:
+            goals.append((self.describe(metric).split(",")[0], self.bound, self.strict))
+        goals += [(f"{sign}{p} = {shown(v)}", v, False) for p, v in figures.items()
+                  if v is not None and p != "gopy" and ("*" in self.beat or p in self.beat)]
+        if not goals:
             return None, "no peer figure"
 
         def ahead(other, strict):
@@ -144,8 +172,13 @@ class Target:
                 return gopy > other if strict else gopy >= other
             return gopy < other if strict else gopy <= other
 
-        met = (ref is None or ahead(ref, self.strict)) and all(ahead(v, False) for v in rivals)
-        return met, None
+        # A NO says which goal gopy missed and by how much, so that it needs no rerun.
+        missed = [what + ("" if behind is None else f", {behind:.2f}× behind")
+                  for what, v, strict in goals if not ahead(v, strict)
+                  for behind in [cost_ratio(gopy, v, metric.higher_is_better)]]
+        if not missed:
+            return True, None
+        return False, f"gopy {shown(gopy)}, not " + "; not ".join(missed)
 
 
 @dataclass(frozen=True)
@@ -458,8 +491,8 @@ class Server:
 
     def __init__(self, kind: str):
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.servers", kind], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, cwd=os.path.dirname(os.path.dirname(__file__)))
+            [sys.executable, "-m", f"{__package__}.servers", kind], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, cwd=IMPORT_ROOT)
         self.port = int(self.proc.stdout.readline())
 
     @classmethod
@@ -629,7 +662,7 @@ class ManyConnections(Workload):
                 f"{fd_hard_limit():,}, {ephemeral_ports():,} ephemeral ports")
 
     def measure(self, body, n):
-        from benchmarks.servers import raise_fd_limit
+        from .servers import raise_fd_limit
         raise_fd_limit()
         spec = EchoSpec(n, Server.get("echo").port)
         gc.collect()

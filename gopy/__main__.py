@@ -1,8 +1,8 @@
 """python -m gopy: a short demo of gopy, then the side-by-side benchmark table.
 
-Options after the demo go to the benchmark runner (benchmarks/run.py in a
-source checkout): --quick, --json FILE, --plot FILE.png, --only W1,W3, --reps N.
---no-bench shows the demo only; --no-demo runs only the benchmarks.
+--no-bench shows the demo only; --no-demo runs only the benchmarks. The other options
+are the table's, below. Run from a source checkout, the table also has the C rows
+(gopy.h against Go); an install runs the Python rows.
 """
 
 import os
@@ -10,6 +10,8 @@ import sys
 import time
 
 import gopy
+
+PROG = "python -m gopy"
 
 
 def demo():
@@ -60,27 +62,31 @@ def demo():
           f"{time.perf_counter() - start:.2f} s, not 5 s\n")
 
 
-def benchmarks(argv):
-    here = os.path.dirname(os.path.abspath(__file__))
-    checkout = os.path.dirname(here)
-    if not os.path.isdir(os.path.join(checkout, "benchmarks")):
-        print("The benchmarks live in gopy's source checkout (benchmarks/); run "
-              "`python -m gopy` there.", file=sys.stderr)
-        return 0
-    if checkout not in sys.path:
-        sys.path.insert(0, checkout)
-    from benchmarks.harness import main as bench_main
+def bench_main():
+    """The benchmark table's main(): a checkout's benchmarks/ first (what is being
+    edited); else the copy an install ships as gopy._bench (setup.py), which has no C
+    rows."""
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if os.path.isfile(os.path.join(checkout, "benchmarks", "harness.py")):
+        if checkout not in sys.path:
+            sys.path.insert(0, checkout)
+        from benchmarks.harness import main
+    else:
+        from gopy._bench.harness import main
+    return main
 
+
+def benchmarks(argv):
     print("Benchmarks: gopy beside asyncio, threads, ThreadPoolExecutor, gevent, trio, "
           "pygolang, runloom and Go (progress on stderr)\n", flush=True)
-    return bench_main(argv)
+    return bench_main()(argv, prog=PROG)
 
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if "-h" in argv or "--help" in argv:
         print(__doc__)
-        return 0
+        return bench_main()(["--help"], prog=PROG)  # argparse prints it and exits
     show_demo = "--no-demo" not in argv
     show_bench = "--no-bench" not in argv
     argv = [a for a in argv if a not in ("--no-demo", "--no-bench")]

@@ -4,6 +4,10 @@ Figures come from benchmarks/ (python -m gopy); here only that the bodies comput
 the workloads check, that a wrong answer is caught, and how targets are judged.
 """
 
+import importlib.util
+import os
+import shutil
+import subprocess
 import sys
 
 import pytest
@@ -25,7 +29,8 @@ def test_target_against_a_fraction_of_one_peer():
     target = Target(peer="tpe", factor=0.9)
     assert target.describe(SPEEDUP) == "≥0.9×tpe"
     assert target.judge(SPEEDUP, 1.8, {"gopy": 1.8, "tpe": 2.0}, False) == (True, None)
-    assert target.judge(SPEEDUP, 1.7, {"gopy": 1.7, "tpe": 2.0}, False) == (False, None)
+    assert target.judge(SPEEDUP, 1.7, {"gopy": 1.7, "tpe": 2.0}, False) == (
+        False, "gopy 1.7 ×, not ≥0.9×tpe = 1.8 ×, 1.06× behind")
     assert target.judge(SPEEDUP, 1.7, {"gopy": 1.7, "tpe": None}, False) == (
         None, "no tpe figure")
 
@@ -36,7 +41,7 @@ def test_target_beat_every_peer_that_ran():
     assert target.judge(SPEEDUP, 100, {"gopy": 100, "asyncio": 90, "gevent": None},
                         False) == (True, None)
     assert target.judge(SPEEDUP, 100, {"gopy": 100, "asyncio": 90, "threads": 120},
-                        False) == (False, None)
+                        False) == (False, "gopy 100 ×, not ≥threads = 120 ×, 1.20× behind")
     assert target.judge(SPEEDUP, 100, {"gopy": 100, "tpe": None}, False) == (
         None, "no peer figure")
 
@@ -47,10 +52,15 @@ def test_target_factor_and_named_peers_to_beat():
     figures = {"gopy": 1.1, "asyncio": 1.0, "gevent": 1.2, "runloom": None, "tpe": 0.5}
     assert target.judge(SECONDS, 1.1, figures, False) == (True, None)
     figures["gevent"] = 1.05  # gopy within 1.2x asyncio, but behind gevent
-    assert target.judge(SECONDS, 1.1, figures, False) == (False, None)
-    figures["asyncio"] = 0.9  # 1.1 > 1.2 x 0.9
+    assert target.judge(SECONDS, 1.1, figures, False) == (
+        False, "gopy 1.1 s, not ≤gevent = 1.05 s, 1.05× behind")
+    figures["asyncio"] = 0.9  # 1.1 > 1.2 x 0.9, and behind gevent too: both are named
+    assert target.judge(SECONDS, 1.1, figures, False) == (
+        False, "gopy 1.1 s, not ≤1.2×asyncio = 1.08 s, 1.02× behind; "
+               "not ≤gevent = 1.05 s, 1.05× behind")
     figures["gevent"] = 2.0
-    assert target.judge(SECONDS, 1.1, figures, False) == (False, None)
+    assert target.judge(SECONDS, 1.1, figures, False)[1] == (
+        "gopy 1.1 s, not ≤1.2×asyncio = 1.08 s, 1.02× behind")
 
 
 def test_target_bounds_point_the_right_way():
@@ -58,7 +68,10 @@ def test_target_bounds_point_the_right_way():
     assert Target(60).describe(at_least) == "≥60 n"
     assert Target(0.5, strict=True).describe(SECONDS) == "<0.5 s"
     assert Target(60).judge(at_least, 64, {"gopy": 64}, False) == (True, None)
-    assert Target(60).judge(at_least, 59, {"gopy": 59}, False) == (False, None)
+    assert Target(60).judge(at_least, 59, {"gopy": 59}, False) == (
+        False, "gopy 59 n, not ≥60 n, 1.02× behind")
+    assert Target(0.5, strict=True).judge(SECONDS, 0.5, {"gopy": 0.5}, False) == (
+        False, "gopy 0.5 s, not <0.5 s, 1.00× behind")
 
 
 def test_pool_workloads_check_gopy_results():
@@ -201,3 +214,66 @@ def test_cores_command_line(tmp_path, capsys):
     written = json.loads(out.read_text())
     assert written["meta"]["procs"] == [1] and written["meta"]["total_seconds"] > 0
     assert [r["id"] for r in written["levels"][0]["rows"]] == ["W2"]
+
+
+@pytest.mark.timeout(120)
+def test_an_install_runs_the_table_from_its_own_harness(tmp_path):
+    """`python -m gopy` from an install: build_py ships the harness as gopy._bench
+    (setup.py, pyproject.toml), and the Python rows run from there, far from the checkout.
+
+    In a bare venv of its own: beside an editable install of this checkout (CI's), a
+    module the build left out would be found in the checkout instead, and the C rows
+    would run."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", site],
+                   cwd=ROOT, check=True, capture_output=True)
+    bench = os.path.join(site, "gopy", "_bench")
+    assert sorted(os.listdir(bench)) == [
+        "__init__.py", "harness.py", "py", "servers.py", "workloads.py"]
+    assert os.path.isfile(os.path.join(bench, "py", "gopy_w.py"))
+    shutil.copy(importlib.util.find_spec("gopy._gopy").origin, os.path.join(site, "gopy"))
+    matplotlib = importlib.util.find_spec("matplotlib")
+    if matplotlib is not None:  # this environment's, after the venv's own gopy
+        with open(os.path.join(site, "outer.pth"), "w") as f:
+            f.write(os.path.dirname(os.path.dirname(matplotlib.origin)) + "\n")
+
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMAXPROCS", "PYTHONPATH")}
+    proc = subprocess.run([python, "-m", "gopy", "--no-demo", "--quick", "--only",
+                           "W1,C1", "--peers", "gopy", "--reps", "1", "--no-progress",
+                           "--json", "out.json"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=100)
+    assert proc.returncode == 0, proc.stderr
+    if matplotlib is None:
+        assert "no chart: the chart needs matplotlib" in proc.stdout
+    else:
+        assert "wrote out.png (the chart)" in proc.stdout  # --quick's chart, by its JSON
+        assert (tmp_path / "out.png").stat().st_size > 0
+    assert f"({site}/gopy/" in "".join(proc.stdout.split())  # the install's gopy, wrapped
+    assert "\nW1 spawn+join" in proc.stdout
+    assert "native (C) workloads skipped: they build against gopy's C sources" in proc.stdout
+
+
+def test_every_no_in_the_table_says_which_target_and_by_how_much():
+    from benchmarks.harness import Cell, Report, format_table, native_result, python_result
+
+    w4 = BY_ID["W4"].metrics[0]
+    missed = python_result(w4, {"gopy": Cell("ok", value=0.62e-6),
+                                "asyncio": Cell("ok", value=5e-6)}, quick=True)
+    held = python_result(w4, {"gopy": Cell("ok", value=0.4e-6)}, quick=True)
+    c5 = native_result({"workload": "C5-contended", "desc": "mutex", "gopy": 300.0,
+                        "go": 100.0, "unit": "ns/op", "target_ratio": 1.5})
+    c7 = native_result({"workload": "C7-memory", "desc": "parked", "gopy": 4000.0,
+                        "go": 2000.0, "unit": "B/g", "target_abs": 3000})
+    assert (missed.met, held.met, c5.met, c7.met) == (False, True, False, False)
+    text = format_table(Report([missed, c5, c7], peers=["gopy", "asyncio"]))
+    nos = [line.split()[0] for line in text.splitlines()
+           if " NO " in line + " " and not line.startswith(" ")]
+    assert nos == ["W4", "C5-contended", "C7-memory"]
+    assert "  W4 NO: gopy 0.62 µs, not ≤0.5 µs, 1.24× behind" in text
+    assert "  C5-contended NO: gopy ÷ go = 3.00, not ≤1.5" in text
+    assert "  C7-memory NO: gopy 4,000 B/g, not ≤3,000" in text
+    assert "W4 NO" not in format_table(Report([held], peers=["gopy"]))

@@ -9,8 +9,8 @@ import gc
 import sys
 import time
 
-from benchmarks.workloads import (POOL_SETTLE, SLEEP, TICK, clock, loop_thread_ping_pong, rss_bytes,
-                                  spin_for)
+from ..workloads import (POOL_SETTLE, SLEEP, TICK, clock, loop_thread_ping_pong, rss_bytes,
+                         spin_for)
 
 PEER = "asyncio"
 NO_EQUIVALENT = {

@@ -10,7 +10,7 @@ import gc
 import socket
 import time
 
-from benchmarks.py import patch_requested
+from . import patch_requested
 
 if patch_requested():
     from gevent import monkey
@@ -21,7 +21,7 @@ import gevent.event
 import gevent.lock
 import gevent.queue
 
-from benchmarks.workloads import POOL_SETTLE, SLEEP, clock, rss_bytes
+from ..workloads import POOL_SETTLE, SLEEP, clock, rss_bytes
 
 PEER = "gevent"
 NO_EQUIVALENT = {

@@ -15,7 +15,7 @@ import gopy
 # only the workloads that need it.
 from gopy import Chan, go
 
-from benchmarks.workloads import POOL_SETTLE, SLEEP, TICK, clock, rss_bytes, spin_for
+from ..workloads import POOL_SETTLE, SLEEP, TICK, clock, rss_bytes, spin_for
 
 PEER = "gopy"
 NO_EQUIVALENT = {}

@@ -9,7 +9,7 @@ import time
 from golang import chan, go, select, sync
 from golang import time as gotime
 
-from benchmarks.workloads import SLEEP, clock, rss_bytes
+from ..workloads import SLEEP, clock, rss_bytes
 
 PEER = "pygolang"
 NO_EQUIVALENT = {}

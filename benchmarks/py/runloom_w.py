@@ -16,7 +16,7 @@ import gc
 import socket
 import time
 
-from benchmarks.py import patch_requested
+from . import patch_requested
 
 try:
     import runloom
@@ -28,7 +28,7 @@ except ImportError as exc:
 if patch_requested():
     runloom.monkey.patch()
 
-from benchmarks.workloads import POOL_SETTLE, SLEEP, clock, rss_bytes
+from ..workloads import POOL_SETTLE, SLEEP, clock, rss_bytes
 
 PEER = "runloom"
 NO_EQUIVALENT = {}

@@ -6,8 +6,8 @@ import threading
 import time
 from queue import Queue
 
-from benchmarks.workloads import (POOL_SETTLE, SLEEP, TICK, clock, loop_thread_ping_pong, rss_bytes,
-                                  spin_for)
+from ..workloads import (POOL_SETTLE, SLEEP, TICK, clock, loop_thread_ping_pong, rss_bytes,
+                         spin_for)
 
 PEER = "threads"
 NO_EQUIVALENT = {

@@ -10,7 +10,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from benchmarks.workloads import POOL_SETTLE, SLEEP, clock
+from ..workloads import POOL_SETTLE, SLEEP, clock
 
 PEER = "tpe"
 _WORKERS = min(32, (os.cpu_count() or 1) + 4)  # ThreadPoolExecutor's default

@@ -5,7 +5,7 @@ import time
 
 import trio
 
-from benchmarks.workloads import SLEEP, clock, rss_bytes
+from ..workloads import SLEEP, clock, rss_bytes
 
 PEER = "trio"
 NO_EQUIVALENT = {
