@@ -31,7 +31,9 @@ typedef struct {
     unsigned long main_thread; /* PyThread_get_thread_ident of the main thread */
     PyInterpreterState *interp; /* the one gopy runs in (set at import) */
     _Atomic bool stopping;    /* interpreter exit began: no more host work */
+#ifndef Py_GIL_DISABLED
     _Atomic uint64_t gil_takes; /* times an M has taken the GIL (hook_acquire) */
+#endif
 } gopy_state_t;
 
 extern gopy_state_t gopy_state;

@@ -516,7 +516,9 @@ static bool hook_acquire(void **mslot)
         PyEval_SaveThread();
         return false;
     }
+#ifndef Py_GIL_DISABLED /* let_backlog_start waits for it */
     atomic_fetch_add_explicit(&gopy_state.gil_takes, 1, memory_order_relaxed);
+#endif
     gopy_drain_deferred();
     return true;
 }
