@@ -1,0 +1,68 @@
+"""What one urllib GET costs the client's CPU, in a goroutine and out of one (W12's gap).
+
+    PYTHONPATH=. python benchmarks/request_cpu.py [--n 1500] [--peers gopy,asyncio,tpe]
+
+Two measurements against the HTTP server of W11/W12 (its own process):
+- sequential: n GETs one after another (handler sleeps 0 ms), on the main thread without
+  gopy's hooks in the way, then inside one goroutine: CPU µs per request of this process;
+- W12: each peer's W12 body (64 workers, 2,000 GETs, 20 ms handler), requests/s with the
+  client's and the server's CPU µs per request: on 2 cores the server takes about half
+  the machine, so W12 is decided by what each client spends per request.
+"""
+
+import argparse
+import importlib
+import os
+import resource
+import sys
+import time
+
+if __package__ in (None, ""):  # `python benchmarks/request_cpu.py`
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.workloads import PoolSpec, Server  # noqa: E402
+
+
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def server_cpu_seconds(server: Server) -> float:
+    with open(f"/proc/{server.proc.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def sequential(spec: PoolSpec) -> float:
+    """CPU µs per GET of this process, n GETs in a row."""
+    start = cpu_seconds()
+    for i in range(spec.n):
+        spec.call(i)
+    return (cpu_seconds() - start) / spec.n * 1e6
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=1500, help="sequential GETs (default 1500)")
+    ap.add_argument("--peers", default="gopy,asyncio,tpe", help="W12 bodies to measure")
+    args = ap.parse_args()
+    server = Server.get("http")
+    spec = PoolSpec("http", args.n, 1, delay=0.0, port=server.port)
+    print(f"sequential GET, main thread: {sequential(spec):.0f} µs CPU")
+    import gopy
+    box = gopy.Chan(1)
+    gopy.go(lambda: box.send(sequential(spec)))
+    print(f"sequential GET, in a goroutine: {box.recv():.0f} µs CPU")
+    for peer in args.peers.split(","):
+        body = importlib.import_module(f"benchmarks.py.{peer}_w").w12
+        w12 = PoolSpec("http", 2000, 64, delay=0.02, port=server.port)
+        client, served = cpu_seconds(), server_cpu_seconds(server)
+        _, seconds = body(w12)
+        client, served = cpu_seconds() - client, server_cpu_seconds(server) - served
+        print(f"W12 {peer}: {w12.n / seconds:,.0f} requests/s, client {client / w12.n * 1e6:.0f}"
+              f" µs CPU per request, server {served / w12.n * 1e6:.0f}")
+
+
+if __name__ == "__main__":
+    main()
