@@ -158,15 +158,6 @@ static PyObject *origin_describe(const py_origin *o)
                          PyCode_Addr2Line(o->code, o->lasti), (long long)o->goid);
 }
 
-/* Attribute names looked up for every escaping exception, made once.  A
- * name made per call (PyObject_CallMethod's, PyObject_GetAttrString's)
- * outlives the call on CPython 3.12+: the type attribute cache picks a
- * slot by the name's address and keeps a reference to the name, so each
- * fresh copy may stay in a slot of its own (of 4,096) until a later lookup
- * takes that slot -- a few hundred strings that the leak tests of 3.14's
- * debug build saw as references growing (docs/decisions.md §19). */
-static PyObject *str_add_note, *str_excepthook;
-
 /* Go ends a goroutine's traceback with where it was created; Python's
  * place for such context is a note on the exception (PEP 678), which
  * every hook that prints tracebacks shows.  Best effort: a failure leaves
@@ -185,7 +176,7 @@ static void note_origin(PyObject *exc)
                                    code->co_filename, line)
             : PyUnicode_FromFormat("created by %U\n  File \"%U\", line %d", code->co_qualname,
                                    code->co_filename, line);
-    PyObject *r = note != NULL ? PyObject_CallMethodOneArg(exc, str_add_note, note) : NULL;
+    PyObject *r = note != NULL ? PyObject_CallMethodOneArg(exc, gopy_names.add_note, note) : NULL;
     if (r == NULL)
         PyErr_Clear();
     Py_XDECREF(r);
@@ -206,7 +197,7 @@ void gopy_report_exception(void)
     note_origin(exc);
     PyObject *goid = PyLong_FromLongLong(gopy_rt_goid());
     PyObject *pkg = PyImport_ImportModule("gopy");
-    PyObject *hook = pkg != NULL ? PyObject_GetAttr(pkg, str_excepthook) : NULL;
+    PyObject *hook = pkg != NULL ? PyObject_GetAttr(pkg, gopy_names.excepthook) : NULL;
     Py_XDECREF(pkg);
     PyObject *r = NULL;
     if (hook != NULL && goid != NULL)
@@ -627,9 +618,6 @@ static const struct gopy_host_hooks hooks = {
 
 int gopy_goroutine_init(void)
 {
-    if ((str_add_note = PyUnicode_InternFromString("add_note")) == NULL ||
-        (str_excepthook = PyUnicode_InternFromString("excepthook")) == NULL)
-        return -1;
     record_size = (sizeof(py_goroutine) + gopy_tstate_save_size() + 63) & ~(size_t)63;
     if (!gopy_rt_set_host_area_size(record_size + ROOT_CHUNK_SIZE)) {
         PyErr_SetString(PyExc_ImportError, "gopy: Python goroutines were started before "
