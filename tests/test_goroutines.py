@@ -679,6 +679,27 @@ def test_stack_dump_shows_parked_goroutines_with_tracebacks():
     gate.close()
 
 
+def test_stack_dump_says_group_goroutines_were_created_by_their_caller():
+    # Group.go's goroutines keep the line of the user's call (a failure in
+    # one goes to wait(), not to excepthook: only the dump shows it).
+    from gopy import errgroup
+    gate = gopy.Chan()
+
+    def parked_in_group_here():
+        gate.recv()
+
+    g = errgroup.Group()
+    g.go(parked_in_group_here); spawned_at = here()  # noqa: E702
+    assert wait_until(lambda: "parked_in_group_here" in gopy.runtime.stack())
+    blocks = [b for b in gopy.runtime.stack().split("\n\n") if "parked_in_group_here" in b]
+    assert len(blocks) == 1
+    assert blocks[0].rstrip().endswith(
+        "  created by test_stack_dump_says_group_goroutines_were_created_by_their_caller\n"
+        f'    File "{__file__}", line {spawned_at}')
+    gate.close()
+    g.wait()
+
+
 def test_a_parked_goroutine_with_a_shallow_call_chain_costs_one_page():
     # Its G, record, first C frames and first Python frames share one page
     # of its stack (docs/decisions.md §15); 8 KiB each before.  A fresh
