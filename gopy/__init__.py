@@ -74,9 +74,11 @@ __version__ = "0.1.0"
 
 
 def _default_excepthook(exc, goroutine_id):
-    """Print an exception that escaped goroutine `goroutine_id` to stderr."""
-    print(f"Exception in goroutine {goroutine_id}:", file=_sys.stderr)
-    _traceback.print_exception(exc, file=_sys.stderr)
+    """Print an exception that escaped goroutine `goroutine_id` to stderr
+    (its note says where the goroutine was created)."""
+    # One write: goroutines failing on other threads do not interleave.
+    _sys.stderr.write("".join([f"Exception in goroutine {goroutine_id}:\n",
+                               *_traceback.format_exception(exc)]))
 
 
 #: Called as excepthook(exc, goroutine_id) for an exception escaping a

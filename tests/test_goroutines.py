@@ -484,6 +484,51 @@ def here():
     return sys._getframe(1).f_lineno
 
 
+def created_by(exc):
+    return [n for n in getattr(exc, "__notes__", ()) if n.startswith("created by ")]
+
+
+def test_an_escaping_exception_says_where_its_goroutine_was_created(monkeypatch):
+    # As Go's "created by": a note naming the creating function, the
+    # creating goroutine (none for a thread) and the line of the call.
+    got = gopy.Chan(3)
+    monkeypatch.setattr(gopy, "excepthook", lambda exc, gid: got.send((exc, gid)))
+    lines = []
+
+    def body(x):
+        raise ValueError(x)
+
+    def spawner():
+        gopy.go(body, 1); lines.append(here())  # noqa: E702
+        gopy.go(body); lines.append(here())     # noqa: E702  (wrong arity)
+        raise RuntimeError("the spawner's own")
+
+    gopy.go(spawner); spawned_at = here()  # noqa: E702
+    caught = {type(e): (e, gid) for e, gid in (recv_value(got) for _ in range(3))}
+    test_name = "test_an_escaping_exception_says_where_its_goroutine_was_created"
+    exc, spawner_id = caught[RuntimeError]
+    assert created_by(exc) == [f'created by {test_name}\n  File "{__file__}", line {spawned_at}']
+    for kind, line in zip((ValueError, TypeError), lines):
+        exc, _ = caught[kind]
+        assert created_by(exc) == [f"created by {test_name}.<locals>.spawner in goroutine "
+                                   f'{spawner_id}\n  File "{__file__}", line {line}']
+
+
+def test_after_func_and_waitgroup_goroutines_were_created_by_their_callers(monkeypatch):
+    got = gopy.Chan(2)
+    monkeypatch.setattr(gopy, "excepthook", lambda exc, gid: got.send(exc))
+
+    def fail(what):
+        raise ValueError(what)
+
+    gopy.after_func(0.01, fail, "timer"); timer_line = here()  # noqa: E702
+    assert created_by(recv_value(got))[0].endswith(f"line {timer_line}")
+    wg = gopy.WaitGroup()
+    wg.go(fail, "wg"); wg_line = here()  # noqa: E702
+    wg.wait()
+    assert created_by(recv_value(got))[0].endswith(f"line {wg_line}")
+
+
 def test_default_excepthook_prints_and_the_process_goes_on():
     r = run_script("""
         import gopy
@@ -498,8 +543,12 @@ def test_default_excepthook_prints_and_the_process_goes_on():
     """)
     assert r.returncode == 0
     assert r.stdout.strip() == "still running"
-    assert "Exception in goroutine" in r.stderr
-    assert "RuntimeError: escaped" in r.stderr
+    # (3.13+ also quote the failing source line.)
+    lines = r.stderr.splitlines()
+    assert lines[:3] == ["Exception in goroutine 1:", "Traceback (most recent call last):",
+                         '  File "<string>", line 5, in bad']
+    assert lines[-3:] == ["RuntimeError: escaped", "created by <module>",
+                          '  File "<string>", line 6']
 
 
 def test_failing_excepthook_is_reported_not_fatal():
@@ -628,6 +677,27 @@ def test_stack_dump_shows_parked_goroutines_with_tracebacks():
         assert b.rstrip().endswith("  created by test_stack_dump_shows_parked_goroutines_with_tracebacks\n"
                           f'    File "{__file__}", line {spawned_at}')
     gate.close()
+
+
+def test_stack_dump_says_group_goroutines_were_created_by_their_caller():
+    # Group.go's goroutines keep the line of the user's call (a failure in
+    # one goes to wait(), not to excepthook: only the dump shows it).
+    from gopy import errgroup
+    gate = gopy.Chan()
+
+    def parked_in_group_here():
+        gate.recv()
+
+    g = errgroup.Group()
+    g.go(parked_in_group_here); spawned_at = here()  # noqa: E702
+    assert wait_until(lambda: "parked_in_group_here" in gopy.runtime.stack())
+    blocks = [b for b in gopy.runtime.stack().split("\n\n") if "parked_in_group_here" in b]
+    assert len(blocks) == 1
+    assert blocks[0].rstrip().endswith(
+        "  created by test_stack_dump_says_group_goroutines_were_created_by_their_caller\n"
+        f'    File "{__file__}", line {spawned_at}')
+    gate.close()
+    g.wait()
 
 
 def test_a_parked_goroutine_with_a_shallow_call_chain_costs_one_page():

@@ -38,6 +38,19 @@ typedef struct {
 
 extern gopy_state_t gopy_state;
 
+/* Attribute names the binding looks up per call, interned once at import
+ * (module.c).  A name made per call (PyObject_CallMethod's,
+ * PyObject_GetAttrString's) costs an allocation and never hits CPython's
+ * type attribute cache, and on 3.12+ the cache, which picks a slot by the
+ * name's address and keeps the name, holds on to each fresh copy until a
+ * later lookup takes its slot (up to 4,096 dead strings). */
+typedef struct {
+    PyObject *add_note, *excepthook, *_others_can_act, *from_buffer_copy, *value, *sizeof_,
+        *_SimpleCData, *timestamp, *total_seconds, *_run;
+} gopy_names_t;
+
+extern gopy_names_t gopy_names;
+
 extern PyTypeObject Chan_Type, SendChan_Type, RecvChan_Type;
 extern PyTypeObject Recv_Type, Send_Type;
 extern PyTypeObject Timer_Type, Ticker_Type;

@@ -61,7 +61,8 @@ static int others_can_act(void)
     PyObject *pkg = PyImport_ImportModule("gopy");
     PyObject *parked = pkg != NULL ? parked_threads() : NULL;
     PyObject *ours = parked != NULL ? gopy_runtime_thread_idents() : NULL;
-    PyObject *r = ours != NULL ? PyObject_CallMethod(pkg, "_others_can_act", "OO", parked, ours)
+    PyObject *r = ours != NULL ? PyObject_CallMethodObjArgs(pkg, gopy_names._others_can_act,
+                                                            parked, ours, NULL)
                                : NULL;
     Py_XDECREF(pkg);
     Py_XDECREF(parked);

@@ -85,13 +85,13 @@ PyObject *gopy_elem_to_py(ChanObject *ch, void *buf, bool ok)
     PyObject *bytes = PyBytes_FromStringAndSize(buf, (Py_ssize_t)gopy_elem_size(ch));
     if (bytes == NULL)
         return NULL;
-    PyObject *obj = PyObject_CallMethod(ch->ctype, "from_buffer_copy", "O", bytes);
+    PyObject *obj = PyObject_CallMethodOneArg(ch->ctype, gopy_names.from_buffer_copy, bytes);
     Py_DECREF(bytes);
     if (obj == NULL || !ch->ctype_simple)
         return obj;
     /* Simple ctypes values (c_int64, c_double...) come out as plain
      * Python values. */
-    PyObject *v = PyObject_GetAttrString(obj, "value");
+    PyObject *v = PyObject_GetAttr(obj, gopy_names.value);
     Py_DECREF(obj);
     return v;
 }
@@ -239,8 +239,8 @@ static size_t ctype_info(PyObject *ctype, bool *simple)
     PyObject *ctypes = PyImport_ImportModule("ctypes");
     if (ctypes == NULL)
         return 0;
-    PyObject *size = PyObject_CallMethod(ctypes, "sizeof", "O", ctype);
-    PyObject *base = size != NULL ? PyObject_GetAttrString(ctypes, "_SimpleCData") : NULL;
+    PyObject *size = PyObject_CallMethodOneArg(ctypes, gopy_names.sizeof_, ctype);
+    PyObject *base = size != NULL ? PyObject_GetAttr(ctypes, gopy_names._SimpleCData) : NULL;
     Py_DECREF(ctypes);
     if (base == NULL) {
         Py_XDECREF(size);

@@ -490,8 +490,8 @@ static int deadline_secs(PyObject *d, double *secs)
 {
     if (PyFloat_Check(d) || PyLong_Check(d)) {
         *secs = PyFloat_AsDouble(d);
-    } else if (!PyType_Check(d) && PyObject_HasAttrString(d, "timestamp")) {
-        PyObject *t = PyObject_CallMethod(d, "timestamp", NULL);
+    } else if (!PyType_Check(d) && PyObject_HasAttr(d, gopy_names.timestamp)) {
+        PyObject *t = PyObject_CallMethodNoArgs(d, gopy_names.timestamp);
         if (t == NULL)
             return -1;
         *secs = PyFloat_AsDouble(t);

@@ -158,6 +158,31 @@ static PyObject *origin_describe(const py_origin *o)
                          PyCode_Addr2Line(o->code, o->lasti), (long long)o->goid);
 }
 
+/* Go ends a goroutine's traceback with where it was created; Python's
+ * place for such context is a note on the exception (PEP 678), which
+ * every hook that prints tracebacks shows.  Best effort: a failure leaves
+ * the exception as it was. */
+static void note_origin(PyObject *exc)
+{
+    py_goroutine *g = gopy_rt_host_gstate();
+    if (g == NULL || g->origin.code == NULL)
+        return;
+    PyCodeObject *code = g->origin.code;
+    int line = PyCode_Addr2Line(code, g->origin.lasti);
+    PyObject *note =
+        g->origin.goid > 0
+            ? PyUnicode_FromFormat("created by %U in goroutine %lld\n  File \"%U\", line %d",
+                                   code->co_qualname, (long long)g->origin.goid,
+                                   code->co_filename, line)
+            : PyUnicode_FromFormat("created by %U\n  File \"%U\", line %d", code->co_qualname,
+                                   code->co_filename, line);
+    PyObject *r = note != NULL ? PyObject_CallMethodOneArg(exc, gopy_names.add_note, note) : NULL;
+    if (r == NULL)
+        PyErr_Clear();
+    Py_XDECREF(r);
+    Py_XDECREF(note);
+}
+
 /* Hand the current exception to gopy.excepthook(exc, goroutine_id), looked
  * up at this moment so that assigning gopy.excepthook replaces it. */
 void gopy_report_exception(void)
@@ -169,9 +194,10 @@ void gopy_report_exception(void)
         Py_DECREF(exc); /* as in threads: SystemExit ends the goroutine quietly */
         return;
     }
+    note_origin(exc);
     PyObject *goid = PyLong_FromLongLong(gopy_rt_goid());
     PyObject *pkg = PyImport_ImportModule("gopy");
-    PyObject *hook = pkg != NULL ? PyObject_GetAttrString(pkg, "excepthook") : NULL;
+    PyObject *hook = pkg != NULL ? PyObject_GetAttr(pkg, gopy_names.excepthook) : NULL;
     Py_XDECREF(pkg);
     PyObject *r = NULL;
     if (hook != NULL && goid != NULL)

@@ -6,6 +6,30 @@
 #include "binding.h"
 
 gopy_state_t gopy_state;
+gopy_names_t gopy_names;
+
+static int names_init(void)
+{
+    static const struct {
+        PyObject **slot;
+        const char *name;
+    } names[] = {
+        {&gopy_names.add_note, "add_note"},
+        {&gopy_names.excepthook, "excepthook"},
+        {&gopy_names._others_can_act, "_others_can_act"},
+        {&gopy_names.from_buffer_copy, "from_buffer_copy"},
+        {&gopy_names.value, "value"},
+        {&gopy_names.sizeof_, "sizeof"},
+        {&gopy_names._SimpleCData, "_SimpleCData"},
+        {&gopy_names.timestamp, "timestamp"},
+        {&gopy_names.total_seconds, "total_seconds"},
+        {&gopy_names._run, "_run"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if ((*names[i].slot = PyUnicode_InternFromString(names[i].name)) == NULL)
+            return -1;
+    return 0;
+}
 
 /* ---- goroutines -------------------------------------------------------------- */
 
@@ -405,6 +429,8 @@ static int module_exec(PyObject *m)
         PyErr_SetString(PyExc_ImportError, "gopy._gopy cannot be loaded twice");
         return -1;
     }
+    if (names_init() < 0)
+        return -1;
     gopy_state.ClosedChannelError = PyErr_NewExceptionWithDoc(
         "gopy.ClosedChannelError", "Send on, or second close of, a closed channel.",
         PyExc_RuntimeError, NULL);

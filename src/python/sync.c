@@ -540,7 +540,7 @@ static PyObject *WaitGroup_go(WaitGroupObject *self, PyObject *const *args, Py_s
             if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0)
                 Py_CLEAR(kwargs);
     }
-    PyObject *run = kwargs != NULL ? PyObject_GetAttrString((PyObject *)self, "_run") : NULL;
+    PyObject *run = kwargs != NULL ? PyObject_GetAttr((PyObject *)self, gopy_names._run) : NULL;
     PyObject *call = run != NULL ? PyTuple_Pack(3, args[0], fargs, kwargs) : NULL;
     Py_DECREF(fargs);
     Py_XDECREF(kwargs);

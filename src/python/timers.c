@@ -20,8 +20,8 @@ int gopy_duration_ns(PyObject *d, int64_t *ns)
         secs = PyFloat_AsDouble(d);
         if (secs == -1.0 && PyErr_Occurred())
             return -1;
-    } else if (PyObject_HasAttrString(d, "total_seconds") && !PyType_Check(d)) {
-        PyObject *t = PyObject_CallMethod(d, "total_seconds", NULL);
+    } else if (PyObject_HasAttr(d, gopy_names.total_seconds) && !PyType_Check(d)) {
+        PyObject *t = PyObject_CallMethodNoArgs(d, gopy_names.total_seconds);
         if (t == NULL)
             return -1;
         secs = PyFloat_AsDouble(t);
