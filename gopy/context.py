@@ -12,7 +12,8 @@ The cancellation tree lives in the C runtime: a context's ``done()`` is a
 never be cancelled, so ``Recv(ctx.done())`` is then a case that never
 proceeds), and ``ctx.handle`` gives C goroutines the same context
 (``gopy_context_*`` in gopy.h).  As in Go, call ``cancel`` when done with a
-derived context: until then it stays registered with its parent.
+derived context: until then it stays registered with its parent (one that
+is never cancelled is freed once nothing holds it or its ``done()``).
 """
 
 from ._gopy import _context as _c

@@ -328,7 +328,10 @@ void gopy_map_free(gopy_map *m);
  * first if it may outlive the Python object).
  *
  * As in Go, a derived context stays registered with its parent until it
- * is cancelled: call gopy_context_cancel when done with it (then release). */
+ * is cancelled: call gopy_context_cancel when done with it (then release).
+ * One released without a cancel is freed once no reference to it is left
+ * (its deadline's timer holds one until it fires); an after-func stays
+ * registered until it runs or is stopped. */
 
 /* The background context: never cancelled, no deadline.  Retain and
  * release do nothing to it. */

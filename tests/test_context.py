@@ -347,16 +347,50 @@ def test_cancel_removes_child():
     cancel_parent()
 
 
-def test_uncancelled_child_lives_with_parent():
-    """As in Go: a child nobody cancels stays registered until its parent
-    is cancelled, and then it is released."""
+def test_uncancelled_child_lives_with_parent_while_held():
+    """As in Go: a child nobody cancels stays registered while it can be
+    used (held, or its done() held), until its parent is cancelled, and then
+    it is released and done."""
     parent, cancel_parent = context.with_cancel(context.background())
     base = live_nodes()
-    for _ in range(10):
-        context.with_cancel(parent)
-    assert live_nodes() == base + 10
+    held = [context.with_cancel(parent)[0] for _ in range(10)]
+    done = context.with_cancel(parent)[0].done()  # only its done() is kept
+    assert live_nodes() == base + 11
     cancel_parent()
+    assert live_nodes() == base + 11  # still ours
+    assert all(isinstance(c.err(), context.Canceled) for c in held)
+    assert done.recv_ok() == (None, False)
+    del held, done
     assert live_nodes() == base
+
+
+def test_dropped_uncancelled_child_is_freed():
+    """A child nobody cancels and nobody holds any more is dropped at once,
+    as Go's collector drops it: without a cancel, memory stays flat."""
+    parent, cancel_parent = context.with_cancel(context.background())
+    base = live_nodes()
+    for _ in range(1000):
+        child, cancel = context.with_cancel(parent)
+        child.done()
+    del child, cancel
+    assert live_nodes() == base
+    deep = parent
+    for _ in range(10_000):  # a chain: each is held only by the next
+        deep, _ = context.with_cancel(deep)
+    assert live_nodes() == base + 10_000
+    del deep, _
+    assert live_nodes() == base
+    # A deadline holds its context until it fires; an after_func stays
+    # registered without its stop function, and runs with the parent.
+    context.with_timeout(parent, 0.5)
+    assert live_nodes() == base + 1
+    assert wait_until(lambda: live_nodes() == base)
+    ran = gopy.Chan(1)
+    context.after_func(parent, lambda: ran.send("ran"))
+    assert live_nodes() == base + 1
+    cancel_parent()
+    assert recv_value(ran, 30) == "ran"
+    assert wait_until(lambda: live_nodes() == base)
 
 
 @pytest.mark.timeout(300)

@@ -122,6 +122,8 @@ typedef struct {
     PyObject *ctype;     /* ELEM_CTYPE: the ctypes type */
     bool ctype_simple;   /* c_int64 & co: values convert to Python values */
     gopy_timer *timer;   /* channel of after()/tick(): freed with us */
+    gopy_context *context; /* a context's done(): held (a reference) while we
+                              live, so a cancel of its parent still closes us */
     PyObject *weakreflist;
     /* Receives from Python in progress (recv, iteration, select), changed
      * only with the GIL held (attached, on a free-threaded build: atomic

@@ -356,6 +356,7 @@ static void Chan_dealloc(ChanObject *ch)
         gopy_rt_timer_free(ch->timer); /* drops the timer's own reference */
     if (ch->c != NULL)
         gopy_chan_release(ch->c);
+    gopy_context_release(ch->context);
     Py_XDECREF(ch->ctype);
     Py_TYPE(ch)->tp_free((PyObject *)ch);
     Py_TRASHCAN_END

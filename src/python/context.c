@@ -216,6 +216,10 @@ static PyObject *Context_done(ContextObject *c, PyObject *Py_UNUSED(ignored))
     ChanObject *ch = gopy_chan_wrap(d, ELEM_OBJECT, NULL);
     if (ch == NULL)
         return NULL;
+    /* A context nobody holds is dropped, cancelled or not: whoever holds
+     * only its done() must keep it. */
+    gopy_context_retain(c->handle);
+    ch->context = c->handle;
     PyObject *view = gopy_recv_view(ch);
     Py_DECREF(ch);
     if (view == NULL)
@@ -786,7 +790,8 @@ static PyMethodDef context_functions[] = {
     {"with_cancel", ctx_with_cancel, METH_O,
      "with_cancel($module, parent, /)\n--\n\n(ctx, cancel): cancel() cancels ctx and every "
      "context derived from it; ctx is also cancelled with its parent.  Call cancel when done "
-     "with ctx: until then it stays registered with its parent."},
+     "with ctx: until then it stays registered with its parent (or, never cancelled, until "
+     "nothing holds it or its done())."},
     {"with_cancel_cause", ctx_with_cancel_cause, METH_O,
      "with_cancel_cause($module, parent, /)\n--\n\nLike with_cancel (returns (ctx, cancel)); "
      "cancel(cause=None) records cause, which cause(ctx) returns."},

@@ -23,8 +23,12 @@
  * reference -- or the parent is -- it takes the whole list and cancels
  * every child.  So a cancelled child is never reachable from its parent,
  * and making and cancelling any number of children leaves nothing behind.
- * As in Go, a child that is never cancelled lives as long as its parent
- * does (call cancel).
+ * A CTX_CANCEL child that is never cancelled is unlinked once the list's
+ * is the only reference left (ctx_unref): nobody can cancel it, wait on
+ * it or see its err any more, and it has no armed timer and no children
+ * (each holds a reference), so it is dropped as Go's collector would drop
+ * it.  An after-func child stays: its function must still run with its
+ * parent's cancel.
  *
  * Invariants (lock: the node's own rt_mutex):
  *  - err is 0 until the node is cancelled, then CTX_CANCELED or
@@ -129,10 +133,62 @@ static void af_release_arg(gopy_context *c)
         c->af_release(c->af_arg);
 }
 
-/* Free c and, walking up, every parent whose last reference c held. */
-static void ctx_destroy(gopy_context *c)
+/* Take linked c out of its parent p's list (p->lock held). */
+static void unlink_locked(gopy_context *p, gopy_context *c)
 {
-    while (c != NULL) {
+    if (c->sib_prev != NULL)
+        c->sib_prev->sib_next = c->sib_next;
+    else
+        p->first_child = c->sib_next;
+    if (c->sib_next != NULL)
+        c->sib_next->sib_prev = c->sib_prev;
+    else
+        p->last_child = c->sib_prev;
+    c->sib_prev = c->sib_next = NULL;
+    c->linked = false;
+}
+
+/* Unlink c from its parent's list if the caller's reference and the
+ * list's are the only ones (c is linked and nobody else holds it: see the
+ * tree above); true if it did: the caller then drops both.  Under the
+ * parent's lock that count is stable: any other holder would need a
+ * reference to take one, and a cancel of the parent, which could take c
+ * off the list, holds the same lock. */
+static bool unlink_orphan(gopy_context *c)
+{
+    gopy_context *p = c->parent;
+    bool orphan;
+    rt_lock(&p->lock);
+    orphan = c->linked && atomic_load_explicit(&c->refs, memory_order_acquire) == 2;
+    if (orphan)
+        unlink_locked(p, c);
+    rt_unlock(&p->lock);
+    return orphan;
+}
+
+/* Drop a reference to c.  The last frees c and then drops c's reference to
+ * its parent; one that would leave only the parent list's unlinks c and
+ * drops that too.  The count is only ever lowered from a value the caller
+ * saw (compare-and-swap), so of two holders letting go at once the second
+ * sees the 2 it must, and c is touched only while a reference is held.
+ * Iterative: a long chain of contexts cannot overflow the stack. */
+static void ctx_unref(gopy_context *c)
+{
+    while (c != NULL && c->kind != CTX_ROOT) {
+        uint32_t drop = 1;
+        uint32_t refs = atomic_load_explicit(&c->refs, memory_order_relaxed);
+        for (;;) {
+            if (drop == 1 && refs == 2 && c->kind == CTX_CANCEL && c->parent != NULL &&
+                unlink_orphan(c))
+                drop = 2; /* ours and the list's: no other can appear now */
+            rt_assert(drop == 1 || refs == 2, "unlinked context shared");
+            if (atomic_compare_exchange_weak_explicit(&c->refs, &refs, refs - drop,
+                                                      memory_order_acq_rel,
+                                                      memory_order_relaxed))
+                break;
+        }
+        if (refs != drop)
+            return;
         /* No armed timer holds a reference now; a firing may still be
          * returning from deadline_fire: gopy_rt_timer_free waits for it. */
         if (c->timer != NULL)
@@ -145,19 +201,13 @@ static void ctx_destroy(gopy_context *c)
         gopy_context *parent = c->parent;
         free(c);
         atomic_fetch_sub_explicit(&live_nodes, 1, memory_order_relaxed);
-        c = NULL;
-        if (parent != NULL &&
-            atomic_fetch_sub_explicit(&parent->refs, 1, memory_order_acq_rel) == 1)
-            c = parent;
+        c = parent;
     }
 }
 
 void gopy_context_release(gopy_context *c)
 {
-    if (c == NULL || c->kind == CTX_ROOT)
-        return;
-    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
-        ctx_destroy(c);
+    ctx_unref(c);
 }
 
 /* NULL stands for the root (Background) in the API. */
@@ -220,16 +270,7 @@ static void remove_child(gopy_context *c)
     bool removed = false;
     rt_lock(&p->lock);
     if (c->linked) {
-        if (c->sib_prev != NULL)
-            c->sib_prev->sib_next = c->sib_next;
-        else
-            p->first_child = c->sib_next;
-        if (c->sib_next != NULL)
-            c->sib_next->sib_prev = c->sib_prev;
-        else
-            p->last_child = c->sib_prev;
-        c->sib_prev = c->sib_next = NULL;
-        c->linked = false;
+        unlink_locked(p, c);
         removed = true;
     }
     rt_unlock(&p->lock);

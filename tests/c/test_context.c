@@ -200,6 +200,73 @@ TEST(child_finishes_first)
     }
 }
 
+/* A child released without a cancel is dropped at once when nothing else
+ * holds it (as Go's collector drops it); held, or with an armed deadline,
+ * or under it a child of its own, it stays registered. */
+TEST(released_child_is_dropped)
+{
+    h_live_start();
+    gopy_context *parent = h_ctx(gopy_context_with_cancel(NULL));
+    for (int i = 0; i < 1000; i++)
+        gopy_context_release(h_ctx(gopy_context_with_cancel(parent)));
+    CHECK_EQ(gopy_rt_context_live(), live_base + 1);
+    /* A chain: the middle is held by its child, the child by us. */
+    gopy_context *mid = h_ctx(gopy_context_with_cancel(parent));
+    gopy_context *leaf = h_ctx(gopy_context_with_cancel(mid));
+    gopy_context_release(mid);
+    CHECK_EQ(gopy_rt_context_live(), live_base + 3);
+    gopy_context_release(leaf); /* both go: the leaf, then the middle */
+    CHECK_EQ(gopy_rt_context_live(), live_base + 1);
+    /* An armed deadline holds its node until it fires. */
+    gopy_context_release(h_ctx(gopy_context_with_timeout(parent, 500 * H_MS)));
+    CHECK_EQ(gopy_rt_context_live(), live_base + 2);
+    for (int i = 0; i < 1000 && gopy_rt_context_live() != live_base + 1; i++)
+        gopy_sleep(5 * H_MS);
+    CHECK_EQ(gopy_rt_context_live(), live_base + 1);
+    /* An after_func whose handle is gone still runs with its parent. */
+    atomic_store(&af_runs, 0);
+    gopy_after_func *af = gopy_context_after_func(parent, count_af, NULL);
+    CHECK(af != NULL);
+    gopy_after_func_release(af);
+    CHECK_EQ(gopy_rt_context_live(), live_base + 2);
+    gopy_context *held = h_ctx(gopy_context_with_cancel(parent));
+    gopy_context_cancel(parent);
+    CHECK(h_is_done(held));
+    gopy_context_release(held);
+    for (int i = 0; i < 1000 && atomic_load(&af_runs) == 0; i++)
+        gopy_sleep(5 * H_MS);
+    CHECK_EQ(atomic_load(&af_runs), 1);
+    gopy_context_release(parent);
+    h_live_none_left();
+}
+
+/* Releases racing a cancel of the parent: every node is freed once. */
+static gopy_context *race_parent;
+static void race_release_children(void *arg)
+{
+    gopy_chan *report = arg;
+    for (int i = 0; i < 2000; i++)
+        gopy_context_release(h_ctx(gopy_context_with_cancel(race_parent)));
+    h_send(report, 0);
+}
+
+TEST(release_races_parent_cancel)
+{
+    h_live_start();
+    for (int round = 0; round < H_SCALED(50); round++) {
+        race_parent = h_ctx(gopy_context_with_cancel(NULL));
+        gopy_chan *report = h_chan(sizeof(int64_t), 4);
+        for (int i = 0; i < 4; i++)
+            h_go(race_release_children, report);
+        gopy_context_cancel(race_parent);
+        for (int i = 0; i < 4; i++)
+            h_recv(report);
+        gopy_chan_release(report);
+        gopy_context_release(race_parent);
+        h_live_none_left();
+    }
+}
+
 TEST(cancel_removes_million)
 {
     h_live_start();
