@@ -177,7 +177,13 @@ static PyObject *chan_recv_ok(ChanObject *ch)
     PyObject *v = chan_recv(ch, &ok);
     if (v == NULL)
         return NULL;
-    PyObject *t = Py_BuildValue("(NO)", v, ok ? Py_True : Py_False);
+    PyObject *t = PyTuple_New(2); /* not Py_BuildValue: no format to parse */
+    if (t == NULL) {
+        Py_DECREF(v);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, v);
+    PyTuple_SET_ITEM(t, 1, Py_NewRef(ok ? Py_True : Py_False));
     return t;
 }
 

@@ -186,6 +186,23 @@ static void receiving(const gopy_case *cases, ChanObject **chans, int n, int del
             chan_receiving(chans[i], delta);
 }
 
+/* (i, value, ok): a new reference, or NULL; steals value.  Not
+ * Py_BuildValue: parsing its format was 3 % of W4's time. */
+static PyObject *select_result(int i, PyObject *value, bool ok)
+{
+    PyObject *index = PyLong_FromLong(i);
+    PyObject *t = index == NULL ? NULL : PyTuple_New(3);
+    if (t == NULL) {
+        Py_XDECREF(index);
+        Py_DECREF(value);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, index);
+    PyTuple_SET_ITEM(t, 1, value);
+    PyTuple_SET_ITEM(t, 2, Py_NewRef(ok ? Py_True : Py_False));
+    return t;
+}
+
 static size_t round8(size_t n)
 {
     return (n + 7) & ~(size_t)7;
@@ -206,7 +223,8 @@ PyObject *gopy_select_impl(PyObject *const *args, Py_ssize_t nargs, bool block)
     char *buf = small_buf;
     void *heap = NULL;
 
-    /* Element buffers: one per case, 8-aligned. */
+    /* Element buffers: one per case, 8-aligned.  The channels found on the
+     * way are kept (when they fit small_chans) for the filling below. */
     size_t need = 0;
     for (int i = 0; i < n; i++) {
         PyObject *a = args[i];
@@ -216,10 +234,14 @@ PyObject *gopy_select_impl(PyObject *const *args, Py_ssize_t nargs, bool block)
             return NULL;
         }
         PyObject *chan = ((CaseObject *)a)->chan;
+        ChanObject *ch = NULL;
         if (chan != Py_None) {
             bool s, r;
-            need += round8(gopy_elem_size(gopy_chan_of(chan, &s, &r)));
+            ch = gopy_chan_of(chan, &s, &r);
+            need += round8(gopy_elem_size(ch));
         }
+        if (i < SMALL_CASES)
+            small_chans[i] = ch;
     }
     if (n > SMALL_CASES || need > SMALL_BUF) {
         heap = PyMem_Calloc(1, (size_t)n * (sizeof(gopy_case) + sizeof(ChanObject *)) + need);
@@ -228,6 +250,11 @@ PyObject *gopy_select_impl(PyObject *const *args, Py_ssize_t nargs, bool block)
         cases = heap;
         chans = (ChanObject **)(cases + n);
         buf = (char *)(chans + n);
+        for (int i = 0; i < n; i++) {
+            PyObject *chan = ((CaseObject *)args[i])->chan;
+            bool s, r;
+            chans[i] = chan == Py_None ? NULL : gopy_chan_of(chan, &s, &r);
+        }
     } else {
         memset(buf, 0, need);
     }
@@ -242,15 +269,12 @@ PyObject *gopy_select_impl(PyObject *const *args, Py_ssize_t nargs, bool block)
         gopy_case *gc = &cases[filled];
         gc->dir = is_send ? GOPY_SEND : GOPY_RECV;
         gc->ok = false;
-        if (c->chan == Py_None) {
+        ChanObject *ch = chans[filled];
+        if (ch == NULL) {
             gc->chan = NULL;
             gc->elem = NULL;
-            chans[filled] = NULL;
             continue;
         }
-        bool s, r;
-        ChanObject *ch = gopy_chan_of(c->chan, &s, &r);
-        chans[filled] = ch;
         gc->chan = ch->c;
         gc->elem = buf + off;
         off += round8(gopy_elem_size(ch));
@@ -269,15 +293,15 @@ PyObject *gopy_select_impl(PyObject *const *args, Py_ssize_t nargs, bool block)
     }
     int i = op.chosen;
     if (i < 0) {
-        result = Py_BuildValue("(iOO)", -1, Py_None, Py_False);
+        result = select_result(-1, Py_NewRef(Py_None), false);
     } else if (cases[i].dir == GOPY_RECV) {
         PyObject *v = gopy_elem_to_py(chans[i], cases[i].elem, cases[i].ok);
         cases[i].elem = NULL; /* its value is ours now: not to be dropped */
         if (v != NULL)
-            result = Py_BuildValue("(iNO)", i, v, cases[i].ok ? Py_True : Py_False);
+            result = select_result(i, v, cases[i].ok);
     } else if (cases[i].ok) {
         cases[i].elem = NULL; /* sent: the channel owns the value */
-        result = Py_BuildValue("(iOO)", i, Py_None, Py_True);
+        result = select_result(i, Py_NewRef(Py_None), true);
     } else {
         PyErr_SetString(gopy_state.ClosedChannelError, "send on closed channel");
     }
