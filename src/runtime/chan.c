@@ -370,30 +370,42 @@ int gopy_chan_close(gopy_chan *c)
         return GOPY_ECLOSED;
     }
     atomic_store(&c->closed, 1);
-    /* Collect every waiter, then wake them after unlocking. */
-    G *list = NULL;
-    sudog *sg;
-    while ((sg = waitq_claim_first(&c->recvq)) != NULL) {
-        if (sg->elem != NULL && c->elemsize != 0)
-            memset(sg->elem, 0, c->elemsize);
-        sg->success = false;
-        sg->g->param = sg;
-        sg->g->schedlink = list;
-        list = sg->g;
+    /* Collect waiters, a batch at a time, and wake each batch after
+     * unlocking (no new waiter can come: the channel is closed; the
+     * reference taken here keeps it while woken waiters may drop theirs
+     * and the caller's, if borrowed, with them).  Each
+     * waiter's G sits on its own stack's page, out of the caches and the
+     * TLB when many were parked: woken while a batch's Gs are still there
+     * from collecting them, not after the whole queue (a list through
+     * 100,000 Gs missed once per G more).  Small, as it lies on the
+     * closing goroutine's stack. */
+    enum { CLOSE_BATCH = 32 };
+    G *batch[CLOSE_BATCH];
+    gopy_chan_retain(c);
+    for (;;) {
+        int n = 0;
+        sudog *sg;
+        while (n < CLOSE_BATCH && (sg = waitq_claim_first(&c->recvq)) != NULL) {
+            if (sg->elem != NULL && c->elemsize != 0)
+                memset(sg->elem, 0, c->elemsize);
+            sg->success = false;
+            sg->g->param = sg;
+            batch[n++] = sg->g;
+        }
+        while (n < CLOSE_BATCH && (sg = waitq_claim_first(&c->sendq)) != NULL) {
+            sg->success = false;
+            sg->g->param = sg;
+            batch[n++] = sg->g;
+        }
+        rt_unlock(&c->lock);
+        if (n == 0) {
+            gopy_chan_release(c);
+            return GOPY_OK;
+        }
+        for (int i = 0; i < n; i++)
+            goready(batch[i]);
+        rt_lock(&c->lock);
     }
-    while ((sg = waitq_claim_first(&c->sendq)) != NULL) {
-        sg->success = false;
-        sg->g->param = sg;
-        sg->g->schedlink = list;
-        list = sg->g;
-    }
-    rt_unlock(&c->lock);
-    while (list != NULL) {
-        G *g = list;
-        list = g->schedlink;
-        goready(g);
-    }
-    return GOPY_OK;
 }
 
 size_t gopy_chan_len(gopy_chan *c)

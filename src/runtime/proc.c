@@ -649,10 +649,15 @@ static G *boundq_pop(M *m)
 #ifdef RT_CTX_ASM
     /* A Python goroutine's frames lie deep under its G: start at its
      * saved stack pointer (read under the lock: only its M writes it,
-     * before queueing it). */
+     * before queueing it).  Two deep: the next G's line was prefetched
+     * by the pop before this one, so reading its stack pointer does not
+     * wait for memory, and the one after it is prefetched now. */
     G *next = gqueue_front(&m->hostq);
-    if (next != NULL)
+    if (next != NULL) {
         prefetch_lines(next->ctx.sp, 0, 8);
+        if (next->schedlink != NULL)
+            __builtin_prefetch(next->schedlink);
+    }
 #endif
     rt_unlock(&m->hostq_lock);
     return g;
