@@ -777,13 +777,12 @@ class Fuzzer:
                 self.fail(step, fn, None)
             if self.stats is not None:
                 self.stats[(fn.__name__, outcome)] += 1
-        # Go's contract: every context is cancelled in the end.  One left
-        # uncancelled under a parent that is never cancelled either holds
-        # that parent and is held by it (the parent's list of children), so
-        # once both are dropped they leak: reference counts, no tracing GC
-        # (LeakSanitizer reports them).
+        # Half the contexts are cancelled in the end, as Go asks; the others
+        # are only dropped, which frees them too (docs/decisions.md §23): the
+        # fuzzer runs that path under the sanitizers as well.
         for cancel in self.cancels:
-            cancel()
+            if self.rng.random() < 0.5:
+                cancel()
         # Let the goroutines and timers started at the end run a little.
         g.sleep(0.05)
         if self.violations:
