@@ -5,6 +5,8 @@
 Each line is µs per await, the loop sleeping in its selector meanwhile, so each pays
 the wake-up of the loop's thread by another thread:
 
+- asyncio alone: a future the loop itself resolves (call_soon), no other thread: what
+  any await that suspends costs, whatever wakes it;
 - floor: a plain thread takes a future from a queue.SimpleQueue and resolves it with
   call_soon_threadsafe (the least any bridge from another thread costs);
 - gopy: await ch.arecv() of a value a goroutine sends; await ch.asend(v) to a
@@ -51,6 +53,14 @@ async def per_await(n, one):
 async def main(n):
     loop = asyncio.get_running_loop()
     rows = []
+
+    def on_the_loop(_):
+        fut = loop.create_future()
+        loop.call_soon(fut.set_result, None)
+        return fut
+
+    rows.append(("asyncio alone: a future the loop resolves itself",
+                 await per_await(n, on_the_loop)))
 
     jobs = queue.SimpleQueue()
 
