@@ -24,7 +24,7 @@
  * every child.  So a cancelled child is never reachable from its parent,
  * and making and cancelling any number of children leaves nothing behind.
  * A CTX_CANCEL child that is never cancelled is unlinked once the list's
- * is the only reference left (ctx_unref): nobody can cancel it, wait on
+ * is the only reference left (gopy_context_release): nobody can cancel it, wait on
  * it or see its err any more, and it has no armed timer and no children
  * (each holds a reference), so it is dropped as Go's collector would drop
  * it.  An after-func child stays: its function must still run with its
@@ -172,7 +172,7 @@ static bool unlink_orphan(gopy_context *c)
  * saw (compare-and-swap), so of two holders letting go at once the second
  * sees the 2 it must, and c is touched only while a reference is held.
  * Iterative: a long chain of contexts cannot overflow the stack. */
-static void ctx_unref(gopy_context *c)
+void gopy_context_release(gopy_context *c)
 {
     while (c != NULL && c->kind != CTX_ROOT) {
         uint32_t drop = 1;
@@ -203,11 +203,6 @@ static void ctx_unref(gopy_context *c)
         atomic_fetch_sub_explicit(&live_nodes, 1, memory_order_relaxed);
         c = parent;
     }
-}
-
-void gopy_context_release(gopy_context *c)
-{
-    ctx_unref(c);
 }
 
 /* NULL stands for the root (Background) in the API. */
