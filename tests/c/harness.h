@@ -62,10 +62,13 @@
 #define H_SCALE_DIV 1
 #endif
 /* May the child of a fork in a threaded process start threads and
- * allocate?  Not under the sanitizers: their allocators hold no lock
- * across fork, so the child can block forever on one that a parent
- * thread held (seen under ASan: the child's first new M stuck in malloc).
- * Fork tests then check only what the reset itself did. */
+ * allocate?  Not under the sanitizers: their allocators and thread
+ * registries hold no lock across fork, so the child can block forever on
+ * one that a parent thread held (seen under ASan: the child's first new M
+ * stuck in malloc; its sysmon thread stuck on the thread registry, when
+ * reading the stats started the runtime again).  A fork test's child then
+ * only resets the runtime and exits: anything that starts the runtime,
+ * gopy_rt_get_stats included, waits for the plain build. */
 #define H_FORK_CHILD_MAY_RUN (!H_SANITIZER)
 /* n in plain builds, n / H_SCALE_DIV (at least 1) under sanitizers. */
 #define H_SCALED(n) ((n) / H_SCALE_DIV > 0 ? (n) / H_SCALE_DIV : 1)
