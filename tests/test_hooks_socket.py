@@ -1,6 +1,7 @@
 """socket.socket inside goroutines parks on the netpoller; outside it is
 the original; results and errors are the original's either way."""
 
+import array
 import errno
 import http.server
 import os
@@ -275,7 +276,48 @@ def errors_alike_cases():
         "send empty": lambda: pair()[0].send(b""),
         "sendall empty": lambda: pair()[0].sendall(b""),
         "send memoryview of ints": lambda: pair()[0].send(memoryview(bytes(8)).cast("i")),
+        # Plain arguments: the C hooks' own system calls (hooks.c, socket_io).
+        "recv peek then recv": lambda: with_data(
+            b"peekaboo", lambda a: (a.recv(4, socket.MSG_PEEK), a.recv(100))),
+        "recv zero": lambda: with_data(b"x", lambda a: a.recv(0)),
+        "recv bool flags": lambda: with_data(b"xy", lambda a: a.recv(1, False)),
+        "recv_into bytearray": lambda: with_data(b"hello", lambda a: into(a, bytearray(8))),
+        "recv_into nbytes": lambda: with_data(b"hello", lambda a: into(a, bytearray(8), 2)),
+        "recv_into peek": lambda: with_data(
+            b"hello", lambda a: (into(a, bytearray(3), 0, socket.MSG_PEEK), a.recv(9))),
+        "recv_into memoryview slice": lambda: with_data(
+            b"hello", lambda a: into(a, memoryview(bytearray(8))[2:6])),
+        "recv_into strided view": lambda: with_data(
+            b"hello", lambda a: into(a, memoryview(bytearray(8))[::2])),
+        "send bytearray": lambda: echoed(lambda a: a.send(bytearray(b"abc"))),
+        "send memoryview slice": lambda: echoed(lambda a: a.send(memoryview(b"abcdef")[1:4])),
+        "sendall array": lambda: echoed(lambda a: a.sendall(array.array("H", [1, 2, 3]))),
+        "sendall flags": lambda: echoed(lambda a: a.sendall(b"abc", 0)),
+        "sendall big int flags": lambda: pair()[0].sendall(b"x", 1 << 40),
     }
+
+
+def with_data(data, fn):
+    """fn(a) on a socket a of a pair whose other end has sent data."""
+    a, b = socket.socketpair()
+    with a, b:
+        b.sendall(data)
+        return fn(a)
+
+
+def into(sock, buffer, *args):
+    """recv_into(buffer, *args): its result and what the buffer holds."""
+    n = sock.recv_into(buffer, *args)
+    return n, bytes(buffer)
+
+
+def echoed(fn):
+    """fn(a)'s result and what the other end received."""
+    a, b = socket.socketpair()
+    with a, b:
+        result = fn(a)
+        a.shutdown(socket.SHUT_WR)
+        return result, b.recv(100)
 
 
 def outcome(fn):
@@ -291,6 +333,39 @@ def test_results_and_errors_are_the_originals(case):
     in_thread = run_in_thread(outcome, fn)
     assert run_in_goroutine(outcome, fn) == in_thread
     assert outcome(fn) == in_thread
+
+
+def test_the_c_hooks_keep_the_originals_names():
+    import _socket
+    for name in ("recv", "recv_into", "send", "sendall"):
+        hook = getattr(socket.socket, name)
+        assert hook.__name__ == name
+        assert hook.__doc__ == getattr(_socket.socket, name).__doc__
+        assert "gopy hook" in repr(hook)
+
+
+def test_sendall_of_more_than_the_buffers_hold_parks_until_all_is_read():
+    # 16 MiB through a socketpair: the C sendall parks each time the
+    # buffers fill, and resumes as the reader drains them.
+    a, b = socket.socketpair()
+    data = os.urandom(1 << 20) * 16
+    with a, b:
+        got = gopy.Chan(1)
+
+        def reader():
+            received = bytearray()
+            while len(received) < len(data):
+                chunk = b.recv(1 << 16)
+                if not chunk:
+                    break
+                received += chunk
+            got.send(bytes(received))
+
+        sent = gopy.Chan(1)
+        gopy.go(reader)
+        gopy.go(lambda: sent.send(a.sendall(data)))
+        assert recv_value(sent) is None
+        assert recv_value(got) == data
 
 
 def test_timeouts_are_socket_timeout():

@@ -12,7 +12,10 @@ goroutine each method calls the original at once.  Inside one:
   recv_into, recvfrom, recvfrom_into, recvmsg, recvmsg_into, send, sendto,
   sendmsg and sendall's pieces are called with MSG_DONTWAIT added to their
   flags; on EAGAIN the goroutine parks on the netpoller until the descriptor
-  is ready, and tries again.
+  is ready, and tries again.  recv, recv_into, send and sendall do this
+  in C (src/python/hooks.c, _gopy.socket_io) when their arguments are
+  plain (ints, a contiguous buffer, no keywords), and hold the GIL across
+  the system call; the functions below are their fallback for the rest.
 - A socket with a timeout already has a non-blocking descriptor, but
   CPython polls before every operation, for as long as the timeout: the
   goroutine parks until the descriptor is ready or the deadline passes
@@ -376,6 +379,11 @@ def _install_ssl():
     _patches.replace(SSLSocket, "do_handshake", do_handshake)
 
 
+# Done in C (hooks.c, socket_io) for a blocking socket with plain arguments
+# inside a goroutine; the Python hooks above are their fallback.
+_IN_C = ("recv", "recv_into", "send", "sendall")
+
+
 def install():
     cls = socket.socket
     for spec in _IO_METHODS:
@@ -383,6 +391,8 @@ def install():
     for fn in (sendto, sendall, connect, connect_ex):
         fn.__doc__ = getattr(_ss, fn.__name__).__doc__
         _patches.replace(cls, fn.__name__, fn)
+    for name in _IN_C:
+        _patches.replace(cls, name, _gopy.socket_io(name, getattr(_ss, name), getattr(cls, name)))
     _patches.replace(cls, "_accept", _accept)
     _patches.replace(cls, "sendfile", sendfile)
     _patches.replace(cls, "_real_close", _real_close)

@@ -46,7 +46,7 @@ extern gopy_state_t gopy_state;
  * later lookup takes its slot (up to 4,096 dead strings). */
 typedef struct {
     PyObject *add_note, *excepthook, *_others_can_act, *from_buffer_copy, *value, *sizeof_,
-        *_SimpleCData, *timestamp, *total_seconds, *_run;
+        *_SimpleCData, *timestamp, *total_seconds, *_run, *fileno, *gettimeout;
 } gopy_names_t;
 
 extern gopy_names_t gopy_names;
@@ -243,7 +243,7 @@ PyObject *gopy_select_impl(PyObject *const *args, Py_ssize_t nargs, bool block);
 /* ---- hooks.c: the C half of gopy._hooks (the standard library's blocking
  * calls inside goroutines) ------------------------------------------------ */
 
-/* Add in_goroutine() and wrap_time_sleep() to the module. */
+/* Add in_goroutine(), wrap_time_sleep() and socket_io() to the module. */
 int gopy_hooks_init(PyObject *m);
 
 /* ---- preempt.c: preemption of goroutines computing in Python ------------ */
@@ -265,6 +265,12 @@ int gopy_preempt_init(void);
 
 /* Add netpoll_wait, netpoll_close, POLL_READ and POLL_WRITE to the module. */
 int gopy_netpoll_init(PyObject *m);
+/* Wait until fd is ready for mode (GOPY_POLL_READ or GOPY_POLL_WRITE) or
+ * the CLOCK_MONOTONIC deadline_ns passes (-1: none), parking a goroutine
+ * (blocking another thread, Ctrl-C aware): 1 ready, 0 timed out, -1 with
+ * an exception (OSError EBADF once fd is closed meanwhile; the
+ * interrupt's). */
+int gopy_netpoll_park(int fd, int mode, int64_t deadline_ns);
 
 /* ---- compat.c: everything that differs between CPython versions --------- */
 

@@ -24,6 +24,8 @@ static int names_init(void)
         {&gopy_names.timestamp, "timestamp"},
         {&gopy_names.total_seconds, "total_seconds"},
         {&gopy_names._run, "_run"},
+        {&gopy_names.fileno, "fileno"},
+        {&gopy_names.gettimeout, "gettimeout"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if ((*names[i].slot = PyUnicode_InternFromString(names[i].name)) == NULL)

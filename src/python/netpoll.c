@@ -25,6 +25,29 @@ static int wait_fn(void *arg, bool block)
     return r;
 }
 
+int gopy_netpoll_park(int fd, int mode, int64_t deadline_ns)
+{
+    wait_call c = {.fd = fd, .mode = mode, .deadline_ns = deadline_ns};
+    int r = gopy_call_blocking_ex(wait_fn, &c, false);
+    if (c.err != 0) {
+        errno = c.err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    switch (r) {
+    case GOPY_OK:
+        return 1;
+    case GOPY_ETIMEDOUT:
+        return 0;
+    case GOPY_ECLOSED:
+        errno = EBADF;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    default:
+        return gopy_status_error(r); /* -1: the interrupt's exception is set */
+    }
+}
+
 /* A time.monotonic() deadline as CLOCK_MONOTONIC ns (the same clock on
  * Linux); None: -1 (none).  A deadline before the clock's start is past,
  * not "none". */
@@ -95,9 +118,9 @@ static PyObject *mod_netpoll_wait(PyObject *self, PyObject *const *args, Py_ssiz
     long mode = PyLong_AsLong(given[1]);
     if (mode == -1 && PyErr_Occurred())
         return NULL;
-    wait_call c = {0};
     /* An int, or an object with fileno(); ValueError if negative. */
-    if ((c.fd = PyObject_AsFileDescriptor(fdobj)) < 0)
+    int fd = PyObject_AsFileDescriptor(fdobj);
+    if (fd < 0)
         return NULL;
     if (mode != GOPY_POLL_READ && mode != GOPY_POLL_WRITE) {
         PyErr_Format(PyExc_ValueError,
@@ -105,26 +128,13 @@ static PyObject *mod_netpoll_wait(PyObject *self, PyObject *const *args, Py_ssiz
                      GOPY_POLL_READ, GOPY_POLL_WRITE, mode);
         return NULL;
     }
-    if (deadline_ns_of(deadline, &c.deadline_ns) < 0)
+    int64_t deadline_ns;
+    if (deadline_ns_of(deadline, &deadline_ns) < 0)
         return NULL;
-    c.mode = (int)mode;
-    int r = gopy_call_blocking_ex(wait_fn, &c, false);
-    if (c.err != 0) {
-        errno = c.err;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
-    switch (r) {
-    case GOPY_OK:
-        Py_RETURN_TRUE;
-    case GOPY_ETIMEDOUT:
-        Py_RETURN_FALSE;
-    case GOPY_ECLOSED:
-        errno = EBADF;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    default:
-        gopy_status_error(r); /* -1: the interrupt's exception is set */
+    int r = gopy_netpoll_park(fd, (int)mode, deadline_ns);
+    if (r < 0)
         return NULL;
-    }
+    return PyBool_FromLong(r);
 }
 
 static PyObject *mod_netpoll_close(PyObject *self, PyObject *fdobj)
