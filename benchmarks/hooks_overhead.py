@@ -4,7 +4,8 @@ Outside goroutines (the main thread) every hooked call is the original
 behind one check: the table compares the hooked call with the original,
 called on the same objects, for calls that do not wait (time.sleep(0), a
 recv with data ready, a send, a zero-timeout select, a resolver call of a
-numeric address).  Inside a goroutine: a socketpair ping-pong between two
+numeric address).  Inside a goroutine: the socket calls that do not wait,
+against the originals with MSG_DONTWAIT; a socketpair ping-pong between two
 goroutines (each recv parks until the other's send), and the same between
 two threads with the originals, per round trip.  Also `import gopy` with
 the hooks and with GOPY_BLOCKING_HOOKS=0.
@@ -62,6 +63,42 @@ def outside_rows(n):
     a.close()
     b.close()
     return out
+
+
+def inside_rows(n):
+    """Inside a goroutine, calls that do not wait, hooked and as the original
+    with MSG_DONTWAIT (what the hook asks of the system), and the cost of a
+    would-block the original reports (a BlockingIOError): per call, seconds."""
+    def rows():
+        a, b = socket.socketpair()
+        payload = b"x" * 16
+        dontwait = socket.MSG_DONTWAIT
+        ss = _socket.socket
+
+        def would_block():
+            try:
+                ss.recv(a, 64, dontwait)
+            except BlockingIOError:
+                pass
+
+        table = [
+            ("send + recv, data ready", lambda: (b.send(payload), a.recv(64)),
+             lambda: (ss.send(b, payload, dontwait), ss.recv(a, 64, dontwait))),
+            ("sendall + recv_into, data ready",
+             lambda: (b.sendall(payload), a.recv_into(buf)),
+             lambda: (ss.sendall(b, payload, dontwait), ss.recv_into(a, buf, 0, dontwait))),
+            ("recv that would block (original raises)", None, would_block),
+        ]
+        buf = bytearray(64)
+        out = [(name, hooked and per_call(hooked, n), per_call(original, n))
+               for name, hooked, original in table]
+        a.close()
+        b.close()
+        return out
+
+    box = gopy.Chan(1)
+    gopy.go(lambda: box.send(rows()))
+    return box.recv()
 
 
 def ping_pong_goroutines(rounds):
@@ -127,6 +164,14 @@ def main():
         hooked = statistics.median(r[i][1] for r in runs) * 1e6
         original = statistics.median(r[i][2] for r in runs) * 1e6
         print(f"{name:32} {hooked:8.3f} {original:9.3f} {hooked - original:7.3f}")
+    runs = [inside_rows(args.n) for _ in range(args.repeat)]
+    print(f"\ninside a goroutine, µs per call (medians of {args.repeat}; the original with "
+          "MSG_DONTWAIT):")
+    print(f"{'call':40} {'hooked':>8} {'original':>9}")
+    for i, (name, hooked, _) in enumerate(runs[0]):
+        h = "" if hooked is None else f"{statistics.median(r[i][1] for r in runs) * 1e6:8.3f}"
+        original = statistics.median(r[i][2] for r in runs) * 1e6
+        print(f"{name:40} {h:>8} {original:9.3f}")
     rounds = args.n // 4
     g = statistics.median(ping_pong_goroutines(rounds) for _ in range(args.repeat)) * 1e6
     t = statistics.median(ping_pong_threads(rounds) for _ in range(args.repeat)) * 1e6
