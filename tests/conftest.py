@@ -36,6 +36,10 @@ FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
 # (gh-117783, until 3.14's collector learned deferred references): a cycle
 # through a class is never collected there.
 CLASSES_IMMORTAL = FT_BUILD and sys.version_info[:2] == (3, 13)
+# Under AddressSanitizer (scripts/asan_python.sh preloads its runtime):
+# every call is several times slower, so bounds that count what slowness
+# brings (threads recruited by sysmon's patience) are wider.
+UNDER_ASAN = "libasan" in os.environ.get("LD_PRELOAD", "")
 
 
 def pytest_configure(config):

@@ -15,7 +15,7 @@ import pytest
 
 import gopy
 
-from conftest import FREE_THREADED, recv_value
+from conftest import FREE_THREADED, UNDER_ASAN, recv_value
 
 
 @pytest.fixture
@@ -180,9 +180,11 @@ def test_thousands_of_goroutines_in_short_gil_releasing_calls_use_few_threads(pr
         gopy.go(stat_a_few_times)
     done.wait()
     made = gopy.runtime.stats()["ms"] - before
-    # 7-8 on a release build, 43 under ASan (slower: sysmon finds the queue
-    # standing still more often); 121-263 when each hand-over recruited.
-    assert made <= 64, f"{made} threads made for {n} goroutines on GOMAXPROCS=2"
+    # 7-8 on a release build; 121-263 when each hand-over recruited.  Under
+    # ASan each stat takes longer, so sysmon finds the queue standing still
+    # (1 ms) more often: 43 on one machine, 95-99 on a slower one.
+    limit = 192 if UNDER_ASAN else 64
+    assert made <= limit, f"{made} threads made for {n} goroutines on GOMAXPROCS=2"
 
 
 def test_more_blocked_goroutines_than_gomaxprocs_all_get_threads(procs2):

@@ -1326,3 +1326,42 @@ def test_preemption():
 
     check(work, inner=8)
     assert stats()["preemptions"] > before
+
+
+def test_socket_hooks_in_c():
+    # The C socket hooks (hooks.c, socket_io): data ready, a park on EAGAIN,
+    # errors, a fallback to the Python hook, and the original outside.
+    import socket
+
+    def work():
+        a, b = socket.socketpair()
+        out = gopy.Chan(1)
+
+        def reader():
+            got = [a.recv(5)]  # parks until the sender's first piece
+            buf = bytearray(8)
+            got.append((a.recv_into(buf, 3), bytes(buf)))
+            got.append(a.recv(1, socket.MSG_PEEK))
+            got.append(a.recv(1, False))  # not a plain int: the Python hook
+            a.shutdown(socket.SHUT_WR)
+            try:
+                a.send(b"x")
+            except OSError as e:
+                got.append(type(e).__name__)
+            out.send(got)
+
+        def sender():
+            gopy.sleep(0.001)
+            b.send(b"hello")
+            b.sendall(memoryview(b"abcde"))
+
+        gopy.go(reader)
+        gopy.go(sender)
+        assert recv_value(out) == [b"hello", (3, b"abc\0\0\0\0\0"), b"d", b"d",
+                                   "BrokenPipeError"]
+        b.sendall(b"z")  # outside a goroutine: the original
+        assert a.recv(10) == b"e" + b"z"
+        a.close()
+        b.close()
+
+    check(work)
