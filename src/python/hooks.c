@@ -174,18 +174,17 @@ static bool plain_size(PyObject *o, Py_ssize_t *out)
     return v >= 0;
 }
 
-/* The socket's descriptor (its fileno()), -1 closed, -2 with an
+/* The socket's descriptor (its fileno()): -1 if closed, or if fileno()
+ * gave no plain int (the fallback then does what it does); -2 with an
  * exception set. */
 static int socket_fd(PyObject *sock)
 {
     PyObject *r = PyObject_CallMethodNoArgs(sock, gopy_names.fileno);
     if (r == NULL)
         return -2;
-    int fd = -2;
-    if (plain_int(r, &fd))
-        fd = fd < 0 ? -1 : fd;
-    else
-        PyErr_SetString(PyExc_TypeError, "socket.fileno() did not return an int");
+    int fd;
+    if (!plain_int(r, &fd) || fd < 0)
+        fd = -1;
     Py_DECREF(r);
     return fd;
 }
