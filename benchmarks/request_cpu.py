@@ -2,9 +2,12 @@
 
     PYTHONPATH=. python benchmarks/request_cpu.py [--n 1500] [--peers gopy,asyncio,tpe]
 
+(--peers "": the sequential GETs only.)
+
 Two measurements against the HTTP server of W11/W12 (its own process):
 - sequential: n GETs one after another (handler sleeps 0 ms), on the main thread without
-  gopy's hooks in the way, then inside one goroutine: CPU µs per request of this process;
+  gopy's hooks in the way, then inside one goroutine: CPU µs and context switches (all of
+  this process's threads) per request;
 - W12: each peer's W12 body (64 workers, 2,000 GETs, 20 ms handler), requests/s with the
   client's and the server's CPU µs per request: on 2 cores the server takes about half
   the machine, so W12 is decided by what each client spends per request.
@@ -28,18 +31,25 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def context_switches() -> int:
+    """This process's context switches so far, all its threads."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_nvcsw + r.ru_nivcsw
+
+
 def server_cpu_seconds(server: Server) -> float:
     with open(f"/proc/{server.proc.pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
-def sequential(spec: PoolSpec) -> float:
-    """CPU µs per GET of this process, n GETs in a row."""
-    start = cpu_seconds()
+def sequential(spec: PoolSpec) -> str:
+    """CPU µs and context switches per GET of this process, n GETs in a row."""
+    start, switches = cpu_seconds(), context_switches()
     for i in range(spec.n):
         spec.call(i)
-    return (cpu_seconds() - start) / spec.n * 1e6
+    cpu = (cpu_seconds() - start) / spec.n * 1e6
+    return f"{cpu:.0f} µs CPU, {(context_switches() - switches) / spec.n:.1f} context switches"
 
 
 def main():
@@ -49,12 +59,12 @@ def main():
     args = ap.parse_args()
     server = Server.get("http")
     spec = PoolSpec("http", args.n, 1, delay=0.0, port=server.port)
-    print(f"sequential GET, main thread: {sequential(spec):.0f} µs CPU")
+    print(f"sequential GET, main thread: {sequential(spec)}")
     import gopy
     box = gopy.Chan(1)
     gopy.go(lambda: box.send(sequential(spec)))
-    print(f"sequential GET, in a goroutine: {box.recv():.0f} µs CPU")
-    for peer in args.peers.split(","):
+    print(f"sequential GET, in a goroutine: {box.recv()}")
+    for peer in filter(None, args.peers.split(",")):
         body = importlib.import_module(f"benchmarks.py.{peer}_w").w12
         w12 = PoolSpec("http", 2000, 64, delay=0.02, port=server.port)
         client, served = cpu_seconds(), server_cpu_seconds(server)

@@ -76,6 +76,20 @@ def test_receiving_parks(op):
         assert a.gettimeout() is None and os.get_blocking(a.fileno())
 
 
+@pytest.mark.parametrize("op", ["recv", "recv_into", "makefile"])
+def test_receiving_on_a_socket_with_a_timeout_parks(op):
+    a, b = socket.socketpair()
+    a.settimeout(30)
+    calls = {
+        "recv": lambda: a.recv(100),
+        "recv_into": lambda: (lambda buf: bytes(buf[:a.recv_into(buf)]))(bytearray(100)),
+        "makefile": lambda: a.makefile("rb").readline(),
+    }
+    with a, b:
+        assert parks(calls[op], lambda: b.sendall(b"data\n")) == b"data\n"
+        assert a.gettimeout() == 30
+
+
 @pytest.mark.parametrize("op", ["send", "sendall", "sendmsg"])
 def test_sending_into_a_full_buffer_parks(op):
     a, b = socket.socketpair()
@@ -294,6 +308,15 @@ def errors_alike_cases():
         "sendall array": lambda: echoed(lambda a: a.sendall(array.array("H", [1, 2, 3]))),
         "sendall flags": lambda: echoed(lambda a: a.sendall(b"abc", 0)),
         "sendall big int flags": lambda: pair()[0].sendall(b"x", 1 << 40),
+        "recv timeout, data ready": lambda: (lambda a, b: (b.send(b"xyz"), a.recv(2), a.recv(9)))(
+            *timing_out()),
+        "recv_into timeout, data ready": lambda: (lambda a, b: (b.send(b"xyz"), into(
+            a, bytearray(4))))(*timing_out()),
+        "send timeout": lambda: (lambda a, b: (a.send(b"abc"), b.recv(9)))(*timing_out()),
+        "sendall timeout": lambda: (lambda a, b: (a.sendall(b"abc"), b.recv(9)))(*timing_out()),
+        "recv_into timeout, peer gone": lambda: into(timing_out()[0], bytearray(4)),
+        "sendall timeout, buffers full": lambda: (lambda a, b: (
+            fill_send_buffer(a) and a.settimeout(0.05), a.sendall(b"x" * 100)))(*timing_out()),
     }
 
 

@@ -1348,9 +1348,17 @@ def test_socket_hooks_in_c():
                 a.send(b"x")
             except OSError as e:
                 got.append(type(e).__name__)
+            c, d = socket.socketpair()
+            with c, d:
+                c.settimeout(0.001)  # the timeout's path: a park with a deadline
+                try:
+                    c.recv(1)
+                except TimeoutError as e:
+                    got.append(str(e))
             out.send(got)
 
         def sender():
+            b.settimeout(30)
             gopy.sleep(0.001)
             b.send(b"hello")
             b.sendall(memoryview(b"abcde"))
@@ -1358,7 +1366,7 @@ def test_socket_hooks_in_c():
         gopy.go(reader)
         gopy.go(sender)
         assert recv_value(out) == [b"hello", (3, b"abc\0\0\0\0\0"), b"d", b"d",
-                                   "BrokenPipeError"]
+                                   "BrokenPipeError", "timed out"]
         b.sendall(b"z")  # outside a goroutine: the original
         assert a.recv(10) == b"e" + b"z"
         a.close()

@@ -14,8 +14,10 @@ goroutine each method calls the original at once.  Inside one:
   flags; on EAGAIN the goroutine parks on the netpoller until the descriptor
   is ready, and tries again.  recv, recv_into, send and sendall do this
   in C (src/python/hooks.c, _gopy.socket_io) when their arguments are
-  plain (ints, a contiguous buffer, no keywords), and hold the GIL across
-  the system call; the functions below are their fallback for the rest.
+  plain (ints, a contiguous buffer, no keywords), for sockets with a
+  timeout as well (parking until ready or the deadline), and hold the GIL
+  across the system call; the functions below are their fallback for the
+  rest.
 - A socket with a timeout already has a non-blocking descriptor, but
   CPython polls before every operation, for as long as the timeout: the
   goroutine parks until the descriptor is ready or the deadline passes

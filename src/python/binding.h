@@ -229,6 +229,9 @@ void gopy_context_cancel_with(PyObject *ctx, PyObject *cause);
 PyObject *gopy_namespace(PyObject *m, const char *name, const char *qualname);
 /* timers.c: seconds (int, float) or a timedelta as ns. */
 int gopy_duration_ns(PyObject *d, int64_t *ns);
+/* timers.c: CLOCK_MONOTONIC in ns, the clock of time.monotonic() and of
+ * the runtime's deadlines. */
+int64_t gopy_monotonic_ns(void);
 /* timers.c: gopy.sleep for ns nanoseconds (parks a host goroutine, blocks
  * other threads with the GIL released); 0, or -1 with an exception set. */
 int gopy_sleep_ns(int64_t ns);

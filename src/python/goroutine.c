@@ -250,13 +250,6 @@ static void init_call(void *area, void *arg)
     record_release(g);
 }
 
-static int64_t monotonic_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
-
 /* The caller has queued many goroutines that have not started (see
  * gopy_rt_host_backlog): let them start while they are in the caches.  A
  * goroutine yields to them (gopy_rt_host_start_backlog). */
@@ -278,7 +271,7 @@ static void let_backlog_start(void)
         starts == backlog_stood_at)
         return;
     PyThreadState *ts = PyEval_SaveThread();
-    int64_t now = monotonic_ns(), moved = now;
+    int64_t now = gopy_monotonic_ns(), moved = now;
     for (;;) {
         if (now - moved < 100000)
             sched_yield();
@@ -287,7 +280,7 @@ static void let_backlog_start(void)
         uint64_t before = starts;
         if (!gopy_rt_host_backlog_at(&starts))
             break;
-        now = monotonic_ns();
+        now = gopy_monotonic_ns();
         if (starts != before) {
             moved = now;
         } else if (now - moved > 10000000) {
@@ -306,11 +299,11 @@ static void let_backlog_start(void)
         return;
     uint64_t takes = atomic_load_explicit(&gopy_state.gil_takes, memory_order_relaxed);
     PyThreadState *ts = PyEval_SaveThread();
-    int64_t give_up = monotonic_ns() + 2000000;
+    int64_t give_up = gopy_monotonic_ns() + 2000000;
     do
         sched_yield();
     while (atomic_load_explicit(&gopy_state.gil_takes, memory_order_relaxed) == takes &&
-           monotonic_ns() < give_up);
+           gopy_monotonic_ns() < give_up);
     PyEval_RestoreThread(ts);
 }
 #endif

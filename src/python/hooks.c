@@ -116,14 +116,16 @@ static PyObject *wrap_time_sleep(PyObject *self, PyObject *original)
 /* ---- socket I/O ---------------------------------------------------------
  *
  * socket.socket's recv, recv_into, send and sendall are socket_io objects:
- * method descriptors that do, in C, what gopy/_hooks/socket.py does for a
- * blocking socket (timeout None) inside a goroutine with plain arguments
- * (ints, a contiguous buffer): the system call with MSG_DONTWAIT, and on
- * EAGAIN a park on the netpoller, then again.  Outside a goroutine they
- * call the original; every other case (keywords, a timeout, other
- * argument types, a closed socket) goes to the Python hook, the
- * fallback, which keeps the general rules and lets the original raise
- * its own errors.
+ * method descriptors that, inside a goroutine, for a socket that waits
+ * (timeout None, or a timeout > 0) and plain arguments (ints, a contiguous
+ * buffer), make the system call with MSG_DONTWAIT, and on EAGAIN park on
+ * the netpoller until the socket is ready or the timeout's deadline has
+ * passed (TimeoutError("timed out"), socket.timeout, as the original),
+ * then call again; sendall's deadline bounds the whole call, as CPython's
+ * since 3.5.  Outside a goroutine they call the original; every other
+ * case (keywords, a non-blocking socket, other argument types, a closed
+ * socket) goes to the Python hook, the fallback, which keeps the general
+ * rules and lets the original raise its own errors.
  *
  * Why in C: the Python hook's frames, and BlockingIOError raised and
  * caught on every would-block, cost several µs a call; and the original
@@ -189,34 +191,55 @@ static int socket_fd(PyObject *sock)
     return fd;
 }
 
-/* Is sock a blocking socket (timeout None)?  1 yes, 0 no, -1 with an
- * exception set. */
-static int socket_blocks(PyObject *sock)
+/* Does sock wait (timeout None or > 0)?  1 yes, with *deadline_ns the
+ * CLOCK_MONOTONIC deadline of a call starting now (-1: none); 0 no (a
+ * non-blocking socket, or a gettimeout() giving something else); -1 with
+ * an exception set. */
+static int socket_deadline(PyObject *sock, int64_t *deadline_ns)
 {
     PyObject *t = PyObject_CallMethodNoArgs(sock, gopy_names.gettimeout);
     if (t == NULL)
         return -1;
-    int blocks = t == Py_None;
+    int waits = 0;
+    if (t == Py_None) {
+        *deadline_ns = -1;
+        waits = 1;
+    } else if (PyFloat_CheckExact(t) && PyFloat_AS_DOUBLE(t) > 0) {
+        double ns = ceil(PyFloat_AS_DOUBLE(t) * 1e9);
+        int64_t now = gopy_monotonic_ns();
+        *deadline_ns = ns < (double)(INT64_MAX - now) ? now + (int64_t)ns : INT64_MAX;
+        waits = 1;
+    }
     Py_DECREF(t);
-    return blocks;
+    return waits;
+}
+
+static int timed_out(void)
+{
+    PyErr_SetString(PyExc_TimeoutError, "timed out");
+    return -1;
 }
 
 /* What to do after a system call failed with errno: 1 try again (after a
- * park on EAGAIN, or signal handlers on EINTR), -1 with an exception set. */
-static int after_failure(int fd, int mode)
+ * park on EAGAIN, or signal handlers on EINTR), -1 with an exception set
+ * (the call's error, the timeout's, the park's). */
+static int after_failure(int fd, int mode, int64_t deadline_ns)
 {
     int err = errno;
     if (err == EINTR)
         return PyErr_CheckSignals() < 0 ? -1 : 1;
-    if (err == EAGAIN || err == EWOULDBLOCK)
-        return gopy_netpoll_park(fd, mode, -1) < 0 ? -1 : 1;
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+        int ready = gopy_netpoll_park(fd, mode, deadline_ns);
+        return ready < 0 ? -1 : ready == 0 ? timed_out() : 1;
+    }
     PyErr_SetFromErrno(PyExc_OSError);
     return -1;
 }
 
 /* recv(bufsize[, flags]) -> bytes; NULL: an exception, or *plain false
  * when the arguments are for the fallback. */
-static PyObject *op_recv(int fd, PyObject *const *args, Py_ssize_t n, bool *plain)
+static PyObject *op_recv(int fd, int64_t deadline_ns, PyObject *const *args, Py_ssize_t n,
+                         bool *plain)
 {
     Py_ssize_t size;
     int flags = 0;
@@ -234,7 +257,7 @@ static PyObject *op_recv(int fd, PyObject *const *args, Py_ssize_t n, bool *plai
                 _PyBytes_Resize(&buf, r);
             return buf;
         }
-        if (after_failure(fd, GOPY_POLL_READ) < 0) {
+        if (after_failure(fd, GOPY_POLL_READ, deadline_ns) < 0) {
             Py_DECREF(buf);
             return NULL;
         }
@@ -257,7 +280,8 @@ static bool plain_buffer(PyObject *o, Py_buffer *view, int flags)
 }
 
 /* recv_into(buffer[, nbytes[, flags]]) -> int. */
-static PyObject *op_recv_into(int fd, PyObject *const *args, Py_ssize_t n, bool *plain)
+static PyObject *op_recv_into(int fd, int64_t deadline_ns, PyObject *const *args,
+                              Py_ssize_t n, bool *plain)
 {
     Py_ssize_t size = 0;
     int flags = 0;
@@ -281,7 +305,7 @@ static PyObject *op_recv_into(int fd, PyObject *const *args, Py_ssize_t n, bool 
             result = PyLong_FromSsize_t(r);
             break;
         }
-        if (after_failure(fd, GOPY_POLL_READ) < 0)
+        if (after_failure(fd, GOPY_POLL_READ, deadline_ns) < 0)
             break;
     }
     PyBuffer_Release(&view);
@@ -289,7 +313,8 @@ static PyObject *op_recv_into(int fd, PyObject *const *args, Py_ssize_t n, bool 
 }
 
 /* send(data[, flags]) -> int, and sendall(data[, flags]) -> None. */
-static PyObject *op_send(int fd, PyObject *const *args, Py_ssize_t n, bool all, bool *plain)
+static PyObject *op_send(int fd, int64_t deadline_ns, PyObject *const *args, Py_ssize_t n,
+                         bool all, bool *plain)
 {
     int flags = 0;
     Py_buffer view;
@@ -305,7 +330,7 @@ static PyObject *op_send(int fd, PyObject *const *args, Py_ssize_t n, bool all, 
     for (;;) {
         ssize_t r = send(fd, at, (size_t)left, flags | MSG_DONTWAIT);
         if (r < 0) {
-            if (after_failure(fd, GOPY_POLL_WRITE) < 0)
+            if (after_failure(fd, GOPY_POLL_WRITE, deadline_ns) < 0)
                 break;
             continue;
         }
@@ -320,9 +345,14 @@ static PyObject *op_send(int fd, PyObject *const *args, Py_ssize_t n, bool all, 
             break;
         }
         /* A piece went: run signal handlers before the next, as
-         * CPython's sendall (a send cut short by a signal succeeds). */
+         * CPython's sendall (a send cut short by a signal succeeds), and
+         * give up once the deadline has passed. */
         if (PyErr_CheckSignals() < 0)
             break;
+        if (deadline_ns >= 0 && gopy_monotonic_ns() >= deadline_ns) {
+            timed_out();
+            break;
+        }
     }
     PyBuffer_Release(&view);
     return result;
@@ -339,25 +369,26 @@ static PyObject *socket_io_call(PyObject *callable, PyObject *const *args, size_
         !PyObject_TypeCheck(args[0], self->socket_type))
         return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
     PyObject *sock = args[0];
-    int blocks = socket_blocks(sock);
-    if (blocks < 0)
+    int64_t deadline_ns;
+    int waits = socket_deadline(sock, &deadline_ns);
+    if (waits < 0)
         return NULL;
-    int fd = blocks ? socket_fd(sock) : -1;
+    int fd = waits ? socket_fd(sock) : -1;
     if (fd == -2)
         return NULL;
-    if (fd < 0) /* a timeout, or closed: the fallback's rules */
+    if (fd < 0) /* non-blocking, or closed: the fallback's rules */
         return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
     bool plain = true;
     PyObject *r;
     switch (self->op) {
     case SOCK_RECV:
-        r = op_recv(fd, args + 1, nargs - 1, &plain);
+        r = op_recv(fd, deadline_ns, args + 1, nargs - 1, &plain);
         break;
     case SOCK_RECV_INTO:
-        r = op_recv_into(fd, args + 1, nargs - 1, &plain);
+        r = op_recv_into(fd, deadline_ns, args + 1, nargs - 1, &plain);
         break;
     default:
-        r = op_send(fd, args + 1, nargs - 1, self->op == SOCK_SENDALL, &plain);
+        r = op_send(fd, deadline_ns, args + 1, nargs - 1, self->op == SOCK_SENDALL, &plain);
         break;
     }
     if (!plain)

@@ -152,13 +152,6 @@ static PyMutex mon_lock;
 #define MON_UNLOCK() ((void)0)
 #endif
 
-static int64_t monotonic_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Made by the preempter before it publishes `tool` (0 until then), then
  * read-only but for `armed` and `by_thread`, which the preempter and the
  * hooks change under MON_LOCK, together with the events they set. */
@@ -344,7 +337,7 @@ static void arm(PyThreadState *ts)
         if (n == 0)
             set_events(code, mon.jump);
     }
-    PyObject *entry = Py_BuildValue("(OL)", codes, (long long)monotonic_ns());
+    PyObject *entry = Py_BuildValue("(OL)", codes, (long long)gopy_monotonic_ns());
     if (entry == NULL || PyDict_SetItem(mon.by_thread, key, entry) < 0)
         PyErr_WriteUnraisable(NULL);
     else
@@ -355,7 +348,7 @@ static void arm(PyThreadState *ts)
     Py_DECREF(key);
 }
 
-/* Take back the hooks armed before `before` (ns; monotonic_ns). */
+/* Take back the hooks armed before `before` (ns; gopy_monotonic_ns). */
 static void disarm_armed_before(int64_t before)
 {
     if (mon.tool <= 0)
@@ -382,7 +375,7 @@ static void sweep(void)
     int64_t stale = 2 * gopy_rt_preempt_slice();
     if (stale < SWEEP_NS)
         stale = SWEEP_NS;
-    disarm_armed_before(monotonic_ns() - stale);
+    disarm_armed_before(gopy_monotonic_ns() - stale);
 }
 
 /* Every hook armed (fork child: their threads are gone). */

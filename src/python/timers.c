@@ -12,6 +12,14 @@
 #include "binding.h"
 
 #include <math.h>
+#include <time.h>
+
+int64_t gopy_monotonic_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
 
 int gopy_duration_ns(PyObject *d, int64_t *ns)
 {
