@@ -381,20 +381,21 @@ def _install_ssl():
     _patches.replace(SSLSocket, "do_handshake", do_handshake)
 
 
-# Done in C (hooks.c, socket_io) for a blocking socket with plain arguments
-# inside a goroutine; the Python hooks above are their fallback.
+# Done in C (hooks.c, socket_io) for a socket that waits, with plain
+# arguments, inside a goroutine; the Python hooks above are their fallback.
 _IN_C = ("recv", "recv_into", "send", "sendall")
 
 
 def install():
     cls = socket.socket
-    for spec in _IO_METHODS:
-        _patches.replace(cls, spec[0], _io_method(*spec))
+    hooks = {spec[0]: _io_method(*spec) for spec in _IO_METHODS}
     for fn in (sendto, sendall, connect, connect_ex):
         fn.__doc__ = getattr(_ss, fn.__name__).__doc__
-        _patches.replace(cls, fn.__name__, fn)
+        hooks[fn.__name__] = fn
     for name in _IN_C:
-        _patches.replace(cls, name, _gopy.socket_io(name, getattr(_ss, name), getattr(cls, name)))
+        hooks[name] = _gopy.socket_io(name, getattr(_ss, name), hooks[name])
+    for name, hook in hooks.items():
+        _patches.replace(cls, name, hook)
     _patches.replace(cls, "_accept", _accept)
     _patches.replace(cls, "sendfile", sendfile)
     _patches.replace(cls, "_real_close", _real_close)
