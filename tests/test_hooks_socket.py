@@ -7,6 +7,7 @@ import http.server
 import os
 import re
 import socket
+import sys
 import threading
 import time
 import urllib.request
@@ -14,8 +15,8 @@ import urllib.request
 import pytest
 
 import gopy
-from conftest import (goroutines_waiting_on, recv_value, run_in_goroutine, run_in_thread,
-                      run_script, wait_until)
+from conftest import (FT_BUILD, goroutines_waiting_on, recv_value, run_in_goroutine,
+                      run_in_thread, run_script, wait_until)
 from hookcheck import open_fds, parks, run_parked_pool
 
 
@@ -719,3 +720,65 @@ def test_crawler_of_sixteen_goroutines(site):
     got = [recv_value(fetched) for _ in range(handler.pages)]
     assert sorted(got) == sorted(f"/p{n}" for n in range(handler.pages))
     assert handler.most_in_flight >= 8
+
+
+def test_a_goroutine_that_connected_and_waits_in_recv_costs_one_page():
+    # W13's client: socket.create_connection to a literal address, then recv.
+    # The deepest C stack on that path (the resolver's answer, socket(),
+    # connect, the park) and its frames fit one page (docs/decisions.md §15).
+    r = run_script("""
+        import gopy, resource, socket, threading, time
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        def rss():
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * 4096
+        n = min(1000, (hard - 100) // 2)
+        listener = socket.create_server(("127.0.0.1", 0), backlog=n)
+        port = listener.getsockname()[1]
+        accepted = []
+        def accept(k):
+            for _ in range(k):
+                accepted.append(listener.accept()[0])
+        def client(ready, gate):
+            s = socket.create_connection(("127.0.0.1", port))
+            ready.done()
+            s.recv(1)  # parks until the peer closes
+            s.close()
+            gate.done()
+        def run(k):
+            ready, gate = gopy.WaitGroup(), gopy.WaitGroup()
+            ready.add(k)
+            gate.add(k)
+            acceptor = threading.Thread(target=accept, args=(k,))
+            acceptor.start()
+            for _ in range(k):
+                gopy.go(client, ready, gate)
+            ready.wait()
+            acceptor.join()
+            time.sleep(0.1)
+            return gate
+        # The runtime's threads, the hooks' first calls, the socket objects' pools.
+        warm = run(20)
+        base = rss()
+        gate = run(n)
+        print((rss() - base) / n, n)
+        for s in accepted:
+            s.close()
+        gate.wait()
+        warm.wait()
+    """)
+    assert r.returncode == 0, r.stderr
+    per_client, n = r.stdout.split()
+    assert int(n) >= 400
+    # One stack page, and two socket objects with their accepted peer's
+    # (about 200 bytes each).  Debug builds' C frames are several times
+    # larger; Debian's 3.14 and 3.15 builds and free-threaded builds go
+    # about 1.5 KiB deeper in socket() than 3.11-3.13: a second page there.
+    if hasattr(sys, "gettotalrefcount"):
+        limit = 12 * 1024
+    elif sys.version_info >= (3, 14) or FT_BUILD:
+        limit = 10 * 1024
+    else:
+        limit = 6 * 1024
+    assert 4096 <= float(per_client) <= limit, per_client

@@ -36,11 +36,15 @@ def _offloaded(original):
 
 
 # The one entry getaddrinfo gives a numeric address, by socket type: the
-# protocol it fills in (glibc's gaih_inet_typeproto table).
-_PROTOCOL_OF_TYPE = {socket.SOCK_STREAM: socket.IPPROTO_TCP,
-                     socket.SOCK_DGRAM: socket.IPPROTO_UDP}
-_FAMILIES = (socket.AF_INET, socket.AF_INET6)
-_NUMERIC_FLAGS = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
+# type as the enum and the protocol it fills in (glibc's gaih_inet_typeproto
+# table).  The enum members are looked up here, not made per call: an enum's
+# constructor is a Python metaclass __call__, called from C, the deepest C
+# stack of a goroutine that connects.
+_KIND_AND_PROTOCOL = {socket.SOCK_STREAM: (socket.SOCK_STREAM, socket.IPPROTO_TCP),
+                      socket.SOCK_DGRAM: (socket.SOCK_DGRAM, socket.IPPROTO_UDP)}
+_FAMILIES = (socket.AF_INET, socket.AF_INET6)  # AddressFamily members
+# Plain ints: IntFlag's operators are Python methods, called from C (deep).
+_OTHER_FLAGS = ~int(socket.AI_NUMERICHOST | socket.AI_NUMERICSERV)
 
 
 def _numeric_addrinfo(host, port, family, type, proto, flags):
@@ -52,11 +56,13 @@ def _numeric_addrinfo(host, port, family, type, proto, flags):
     would take every goroutine that connects a page of memory more.  Only
     inet_pton's strict literals (dotted quads, RFC 4291 text, no scope) are
     taken: getaddrinfo reads '127.1' and '010.0.0.1' its own way."""
-    if not all(isinstance(x, int) for x in (family, type, proto)):
+    # No generator here (all(...)): each resumption is a C-level call of the
+    # evaluator, a stack page of its own for every goroutine that connects.
+    if not (isinstance(family, int) and isinstance(type, int) and isinstance(proto, int)):
         return None
-    if (flags & ~_NUMERIC_FLAGS) or type not in _PROTOCOL_OF_TYPE:
+    if (flags & _OTHER_FLAGS) or type not in _KIND_AND_PROTOCOL:
         return None
-    protocol = _PROTOCOL_OF_TYPE[type]
+    kind, protocol = _KIND_AND_PROTOCOL[type]
     if proto not in (0, protocol):
         return None
     if port is None:
@@ -86,13 +92,13 @@ def _numeric_addrinfo(host, port, family, type, proto, flags):
             address = (host, port)
         else:
             address = (socket.inet_ntop(af, packed), port, 0, 0)
-        return [(socket.AddressFamily(af), socket.SocketKind(type), protocol, "", address)]
+        return [(af, kind, protocol, "", address)]
     return None
 
 
 def _getaddrinfo_hook(original):
     offloaded = _offloaded(original)
-    numeric = socket.AI_NUMERICHOST
+    numeric = int(socket.AI_NUMERICHOST)
 
     @functools.wraps(original)
     def getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):

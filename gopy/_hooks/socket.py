@@ -69,6 +69,7 @@ _READ, _WRITE = _gopy.POLL_READ, _gopy.POLL_WRITE
 _DONTWAIT = socket.MSG_DONTWAIT
 _monotonic = time.monotonic
 _ss = _socket.socket
+_family = _ss.family.__get__
 
 _patches = Patches()
 
@@ -218,7 +219,9 @@ def _connect(sock, original, address):
     sock.settimeout(0.0)
     try:
         try:
-            if _names_a_host(sock.family, address):
+            # The C getter's int: socket.family's enum conversion goes through a
+            # Python metaclass __call__, the deepest C stack of a W13 client.
+            if _names_a_host(_family(sock), address):
                 err = _gopy.offload(original, sock, address)
             else:
                 err = original(sock, address)

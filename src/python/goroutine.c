@@ -111,11 +111,13 @@ static void record_release(py_goroutine *g)
 
 /* Frames of a goroutine's own call chain start in this many bytes (more
  * come from CPython's own chunks, as in a thread).  The chunk ends at the
- * top of the stack, so it starts 2,560 bytes above a page boundary: below
- * it in that page lie the record, the G and the first ~2 KiB of C frames,
- * above it ~1.5 KiB of Python frames, and a parked goroutine with a
- * shallow call chain touches one page, not two (docs/decisions.md §15). */
-enum { ROOT_CHUNK_SIZE = 8192 - 2560 };
+ * top of the stack, so it starts 2,944 bytes above a page boundary: below
+ * it in that page lie the record, the G and the first ~2.7 KiB of C frames
+ * (as deep as socket() and connect reach on 3.11-3.13), above it ~1.1 KiB
+ * of Python frames, and a parked goroutine with a shallow call chain, one
+ * that connected included, touches one page, not two (docs/decisions.md
+ * §15). */
+enum { ROOT_CHUNK_SIZE = 8192 - 2944 };
 static size_t record_size; /* the record rounded up to 64 */
 
 static void *root_chunk(py_goroutine *g)
