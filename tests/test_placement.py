@@ -73,6 +73,33 @@ def test_every_pool_member_gets_work_and_each_job_runs_once(procs2):
     assert 2 <= threads <= (5 if FREE_THREADED else 3)
 
 
+def test_a_goroutine_that_starts_a_pool_keeps_only_the_two_members_that_showed_it(procs2):
+    # The goroutine that starts a pool usually feeds it: every member on its
+    # thread would make it wait behind that member's blocking calls (W10).
+    # The first two members start there before they show a pool (both parked
+    # on one channel); the rest go to the spread ring's GOMAXPROCS threads.
+    jobs, homes = gopy.Chan(), gopy.Chan(8)
+    spawner = gopy.Chan(1)
+
+    def worker():
+        homes.send(threading.get_ident())
+        for _ in jobs:
+            pass
+
+    def start():
+        spawner.send(threading.get_ident())
+        for _ in range(8):
+            gopy.go(worker)
+
+    gopy.go(start)
+    own = recv_value(spawner)
+    got = [recv_value(homes) for _ in range(8)]
+    jobs.close()
+    assert got.count(own) == 2, (own, got)
+    others = {ident for ident in got if ident != own}
+    assert len(others) == 2 if not FREE_THREADED else 1 <= len(others) <= 4
+
+
 def test_pool_stays_on_one_thread_under_gomaxprocs_1():
     old = gopy.runtime.gomaxprocs(1)
     try:

@@ -26,17 +26,23 @@
  *   goroutine is a pool member: this M keeps its share (as many members
  *   as it sent to each other slot) and sends the rest to the other Ms of
  *   the spread ring in turn (GOMAXPROCS slots, each an M chosen on first
- *   use); anything else starts here, as before.
+ *   use); anything else starts here, as before.  But if the goroutine
+ *   that spawned the pool lives on this M, it usually feeds the pool, and
+ *   every member kept here would make it wait behind that member's
+ *   blocking calls: this M keeps none past the two that showed the pool,
+ *   and a spare ring slot's M stands in for its own slot.
  *
  * So partners running different functions stay together, a pool's members
- * are shared out evenly over GOMAXPROCS Ms, and goroutines that finish in their first
- * run (spawn-and-join) never count as live when the next one starts.  The
- * figures behind it are in docs/decisions.md ("Placement").
+ * are shared out evenly over GOMAXPROCS Ms (besides its feeder's), and
+ * goroutines that finish in their first run (spawn-and-join) never count
+ * as live when the next one starts.  The figures behind it are in
+ * docs/decisions.md ("Placement").
  *
  * Ownership: an M's group table (M.groups) is read and written only by
  * that M, on its scheduler stack: a goroutine is counted by its home when
  * it first runs there and uncounted by the same M when it exits.  The ring
- * (sched.spread_ring) is filled under sched.lock and read without it.
+ * (sched.spread_ring) is filled under sched.lock (with M.in_ring, so that
+ * no M takes two slots) and read without it.
  */
 #include "runtime.h"
 
@@ -151,14 +157,19 @@ M *placement_home(M *m, G *g)
     if (slots > MAX_PROCS)
         slots = MAX_PROCS;
     /* Keep this M's share: as many members as each of the other slots
-     * got from it (e->spread of them went elsewhere). */
+     * got from it (e->spread of them went elsewhere); none if the pool's
+     * spawner, likely its feeder, lives here. */
+    bool feeder_here = g->spawner_m == m;
     struct m_group *e = group_find(m, g->group);
-    if ((int64_t)e->live * (slots - 1) <= e->spread)
+    if (!feeder_here && (int64_t)e->live * (slots - 1) <= e->spread)
         return m;
     for (int32_t k = 0; k < slots; k++) {
         uint32_t i = atomic_fetch_add_explicit(&sched.spread_next, 1, memory_order_relaxed) %
                      (uint32_t)slots;
         M *home = ring_slot(m, i);
+        /* The spare slot stands in for the feeder's M's own. */
+        if (home == m && feeder_here)
+            home = ring_slot(m, (uint32_t)slots);
         /* An M dedicated to a locked goroutine starts nothing new. */
         if (home == NULL || home == m || home->lockedg != NULL || home->dying)
             continue;

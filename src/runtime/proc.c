@@ -206,6 +206,8 @@ M *proc_host_m(void)
     /* An idle M stays on the idle list: whoever queues work for it wakes
      * it (boundq_push), or it finds the work when it next schedules. */
     M *m = sched.midle;
+    while (m != NULL && m->in_ring)
+        m = m->schedlink;
     if (m != NULL || sched.mcount >= sched.maxmcount) {
         rt_unlock(&sched.lock);
         return m;
@@ -945,6 +947,7 @@ int newproc(void (*fn)(void *), void *arg, enum g_kind kind,
     g->arg = arg;
     g->kind = (uint8_t)kind;
     g->home = NULL;
+    g->spawner_m = m;
     g->host = NULL;
     g->group = group;
     g->host_started = false;

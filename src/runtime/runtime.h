@@ -217,6 +217,9 @@ struct G {
     /* host goroutines */
     M *home;    /* bound on first run, or chosen before it (placement.c);
                    written before the G is queued on it */
+    M *spawner_m; /* the M of the goroutine that spawned this one, NULL if a
+                     thread that is no M did: compared, never dereferenced
+                     (placement.c); written before the G is queued */
     void *host; /* the binding's per-goroutine state (== arg) */
 
     /* lock_os_thread: nesting count; the G runs only on lockedm */
@@ -437,9 +440,10 @@ typedef struct {
     _Atomic int32_t nhost_acquiring;
     _Atomic uint64_t hostq_starts;
     /* placement.c: the Ms that pools of host goroutines are spread over,
-     * one per GOMAXPROCS slot, each chosen on first use (under lock; read
+     * one per GOMAXPROCS slot and a spare that stands in for the slot of
+     * a pool's feeder's M, each chosen on first use (under lock; read
      * without it), and the round-robin cursor over them. */
-    _Atomic(M *) spread_ring[MAX_PROCS];
+    _Atomic(M *) spread_ring[MAX_PROCS + 1];
     _Atomic uint32_t spread_next;
 
     /* free Gs beyond the per-P / per-M caches, by stack class */
@@ -630,8 +634,9 @@ M *placement_home(M *m, G *g);
  * channel's lock), as waitq_claim_first but preferring, among the 64
  * oldest, one whose home M can run it at once. */
 sudog *placement_claim_receiver(waitq *q);
-/* proc.c, for placement: an M to give host work to (an idle one, or a new
- * one); NULL if none could be made.  sched.lock not held. */
+/* proc.c, for placement: an M to give host work to (an idle one not in the
+ * spread ring, or a new one); NULL if none could be made.  sched.lock not
+ * held. */
 M *proc_host_m(void);
 
 /* ---- sysmon.c ----------------------------------------------------------- */
