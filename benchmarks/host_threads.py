@@ -2,12 +2,13 @@
 
     PYTHONPATH=. python benchmarks/host_threads.py [--n 10000] [--hold]
 
-Runs W13's gopy body once against the echo server process and prints the time,
-the peak RSS, the Ms the runtime made (and how often it recruited a standby), and
-the OS threads of the process.  With --hold the clients stay connected after their
-round trips while the goroutines' stacks are read (mincore): how many pages of each
-stack are resident and how deep the C stack and the frames reached, which is what
-docs/decisions.md §15 chose the layout of a goroutine's top of stack from.
+Runs W13's gopy body once against the echo server process and prints the time, the
+peak RSS, the Ms the runtime made (and how often it recruited a standby), the OS
+threads of the process, and the CPU the client and the echo server spent. With
+--hold the clients stay connected after their round trips while the goroutines'
+stacks are read (mincore): how many pages of each stack are resident and how deep
+the C stack and the frames reached, which is what docs/decisions.md §15 chose the
+layout of a goroutine's top of stack from.
 """
 
 import argparse
@@ -65,25 +66,37 @@ def stack_report():
     print("highest written byte (frames), bytes below the top:", dict(frames_top.most_common(3)))
 
 
+def server_cpu(server):
+    """CPU seconds the echo server's process has used."""
+    with open(f"/proc/{server.proc.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--hold", action="store_true", help="report the goroutine stacks too")
     args = ap.parse_args()
     raise_fd_limit()
-    spec = EchoSpec(args.n, Server.get("echo").port)
+    server = Server.get("echo")
+    spec = EchoSpec(args.n, server.port)
     hold = gopy.WaitGroup() if args.hold else None
     if hold is not None:
         hold.add(1)
+    before, server_before = resource.getrusage(resource.RUSAGE_SELF), server_cpu(server)
     start = time.perf_counter()
     received = in_goroutine(echo_clients, spec, hold)
     elapsed = time.perf_counter() - start
+    after, server_after = resource.getrusage(resource.RUSAGE_SELF), server_cpu(server)
     assert all(received[i] == spec.expected(i) for i in range(spec.n))
     stats = gopy.runtime.stats()
-    print(f"{args.n} clients: {elapsed:.2f} s, peak RSS "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB, "
+    print(f"{args.n} clients: {elapsed:.2f} s, peak RSS {after.ru_maxrss / 1024:.1f} MiB, "
           f"Ms made {stats['ms']} (standbys recruited {stats['host_recruits']}), "
           f"threads {len(os.listdir('/proc/self/task'))}, GOMAXPROCS {stats['gomaxprocs']}")
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    print(f"CPU: client {cpu:.2f} s ({after.ru_nvcsw - before.ru_nvcsw} voluntary context "
+          f"switches), echo server {server_after - server_before:.2f} s")
     if hold is not None:
         stack_report()
         hold.done()
