@@ -30,9 +30,10 @@ from benchmarks.workloads import EchoSpec, Server  # noqa: E402
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def stack_report():
+def stack_report(grain=256):
     """Resident pages of each goroutine stack (the large anonymous mappings), and
-    how far below its top the lowest and highest written bytes lie."""
+    how far below its top the lowest and highest written bytes lie (rounded down
+    to grain bytes)."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
     slot = gopy.runtime.stats()["stack_size_python"] + PAGE  # guard page + stack
@@ -56,11 +57,11 @@ def stack_report():
             low = lo + (s + resident[0]) * PAGE
             data = ctypes.string_at(low, PAGE)
             first = next((k for k, c in enumerate(data) if c), PAGE)
-            deepest[(top - low - first) // 256 * 256] += 1
+            deepest[(top - low - first) // grain * grain] += 1
             high = lo + (s + resident[-1]) * PAGE
             data = ctypes.string_at(high, PAGE)
             last = max((k for k, c in enumerate(data) if c), default=0)
-            frames_top[(top - high - last) // 256 * 256] += 1
+            frames_top[(top - high - last) // grain * grain] += 1
     print("resident pages per stack:", dict(pages.most_common(4)))
     print("lowest written byte, bytes below the top:", dict(deepest.most_common(3)))
     print("highest written byte (frames), bytes below the top:", dict(frames_top.most_common(3)))
