@@ -24,6 +24,7 @@ if __package__ in (None, ""):  # `python benchmarks/host_threads.py`
 
 import gopy  # noqa: E402
 from benchmarks.py.gopy_w import _in_goroutine as in_goroutine, echo_clients  # noqa: E402
+from benchmarks.request_cpu import server_cpu_seconds  # noqa: E402
 from benchmarks.servers import raise_fd_limit  # noqa: E402
 from benchmarks.workloads import EchoSpec, Server  # noqa: E402
 
@@ -67,13 +68,6 @@ def stack_report(grain=256):
     print("highest written byte (frames), bytes below the top:", dict(frames_top.most_common(3)))
 
 
-def server_cpu(server):
-    """CPU seconds the echo server's process has used."""
-    with open(f"/proc/{server.proc.pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=10_000)
@@ -85,11 +79,11 @@ def main():
     hold = gopy.WaitGroup() if args.hold else None
     if hold is not None:
         hold.add(1)
-    before, server_before = resource.getrusage(resource.RUSAGE_SELF), server_cpu(server)
+    before, server_before = resource.getrusage(resource.RUSAGE_SELF), server_cpu_seconds(server)
     start = time.perf_counter()
     received = in_goroutine(echo_clients, spec, hold)
     elapsed = time.perf_counter() - start
-    after, server_after = resource.getrusage(resource.RUSAGE_SELF), server_cpu(server)
+    after, server_after = resource.getrusage(resource.RUSAGE_SELF), server_cpu_seconds(server)
     assert all(received[i] == spec.expected(i) for i in range(spec.n))
     stats = gopy.runtime.stats()
     print(f"{args.n} clients: {elapsed:.2f} s, peak RSS {after.ru_maxrss / 1024:.1f} MiB, "

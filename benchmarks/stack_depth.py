@@ -19,6 +19,7 @@ if __package__ in (None, ""):  # `python benchmarks/stack_depth.py`
 
 import gopy  # noqa: E402
 from benchmarks.host_threads import stack_report  # noqa: E402
+from benchmarks.py.gopy_w import _in_goroutine as in_goroutine  # noqa: E402
 from benchmarks.servers import raise_fd_limit  # noqa: E402
 from benchmarks.workloads import Server  # noqa: E402
 
@@ -82,9 +83,7 @@ def main():
             stack_report(grain=1)
             hold.done()
 
-        done = gopy.Chan()
-        gopy.go(lambda: (body(), done.close()))
-        done.recv_ok()
+        in_goroutine(body)
         for s in keep:
             if s is not None and hasattr(s, "close"):
                 s.close()

@@ -136,7 +136,9 @@ static M *ring_slot(M *m, uint32_t i)
         return NULL;
     rt_lock(&sched.lock);
     s = atomic_load_explicit(&sched.spread_ring[i], memory_order_relaxed);
-    if (s == NULL) {
+    /* An idle M another filler put in the ring meanwhile takes no second
+     * slot: the slot stays empty this time. */
+    if (s == NULL && (claim_self || !chosen->in_ring)) {
         s = chosen;
         s->in_ring = true;
         atomic_store_explicit(&sched.spread_ring[i], s, memory_order_release);
