@@ -67,6 +67,21 @@ def test_num_cpu():
     assert n <= (os.cpu_count() or n)
 
 
+def test_num_cpu_is_counted_once_as_in_go():
+    # Go counts the CPUs at startup; a later change of the process's
+    # affinity does not show.  (It is also on a contended mutex's spin path.)
+    r = run_script("""
+        import os
+        from gopy import runtime
+        first, allowed = runtime.num_cpu(), len(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        print(first, allowed, runtime.num_cpu(), len(os.sched_getaffinity(0)))
+    """)
+    assert r.returncode == 0, r.stderr
+    first, allowed, later, now = map(int, r.stdout.split())
+    assert (first, later, now) == (allowed, allowed, 1)
+
+
 def test_num_goroutine_counts_parked():
     # In a fresh interpreter, so that no other test's goroutines count.
     r = run_script("""

@@ -1776,16 +1776,26 @@ static size_t env_size(const char *name)
     return (size_t)n;
 }
 
+/* The CPUs available to the process, counted at first use and kept (Go
+ * counts them once at startup): a contended mutex asks before each spin,
+ * and a sched_getaffinity there was 5 % of C5-contended.  Every thread
+ * counts the same number, so racing first uses may each store it. */
+static _Atomic int num_cpu;
+
 int gopy_rt_num_cpu(void)
 {
+    int n = atomic_load_explicit(&num_cpu, memory_order_relaxed);
+    if (n > 0)
+        return n;
     cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0) {
-        int n = CPU_COUNT(&set);
-        if (n > 0)
-            return n;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        n = CPU_COUNT(&set);
+    if (n <= 0) {
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        n = online > 0 ? (int)online : 1;
     }
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
+    atomic_store_explicit(&num_cpu, n, memory_order_relaxed);
+    return n;
 }
 
 /* Set the target number of Ps; sched.lock held.  New Ps start idle; Ps
