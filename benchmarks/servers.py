@@ -99,6 +99,27 @@ def serve_http() -> None:
     server.serve_forever()
 
 
+def keep_freed_memory() -> None:
+    """Let malloc keep what it frees, on glibc (a no-op elsewhere).
+
+    asyncio reads each socket with ``recv(256 KiB)``: a 256 KiB buffer per message, cut
+    to the message's size. Past glibc's default thresholds that buffer is either mapped
+    and unmapped each time, or taken from the top of the heap and given back to the
+    kernel each time (brk up, page faults, brk down), depending on where the heap's free
+    space happens to lie: W13's echo server then spent 3.4 s or 6-9 s of CPU on the same
+    100,000 messages, run by run, and W13's time followed it whichever peer was the
+    client (docs/decisions.md §15, "W13's two groups")."""
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    mallopt(M_MMAP_THRESHOLD, 1 << 20)
+    mallopt(M_TRIM_THRESHOLD, 64 << 20)
+
+
 def serve_echo() -> None:
     import asyncio
 
@@ -117,6 +138,7 @@ def serve_echo() -> None:
         await server.serve_forever()
 
     raise_fd_limit()
+    keep_freed_memory()
     asyncio.run(main())
 
 
