@@ -26,11 +26,11 @@
  *   goroutine is a pool member: this M keeps its share (as many members
  *   as it sent to each other slot) and sends the rest to the other Ms of
  *   the spread ring in turn (GOMAXPROCS slots, each an M chosen on first
- *   use); anything else starts here, as before.  But if the goroutine
- *   that spawned the pool lives on this M, it usually feeds the pool, and
- *   every member kept here would make it wait behind that member's
- *   blocking calls: this M keeps none past the two that showed the pool,
- *   and a spare ring slot's M stands in for its own slot.
+ *   use); anything else starts here, as before.  But the goroutine that
+ *   spawned the pool usually feeds it, and every member on its M would
+ *   make it wait behind that member's blocking calls: the spawner's M
+ *   keeps none past the two that showed the pool, gets none from an M
+ *   spreading it, and a spare ring slot's M stands in for its slot.
  *
  * So partners running different functions stay together, a pool's members
  * are shared out evenly over GOMAXPROCS Ms (besides its feeder's), and
@@ -169,11 +169,13 @@ M *placement_home(M *m, G *g)
         uint32_t i = atomic_fetch_add_explicit(&sched.spread_next, 1, memory_order_relaxed) %
                      (uint32_t)slots;
         M *home = ring_slot(m, i);
-        /* The spare slot stands in for the feeder's M's own. */
-        if (home == m && feeder_here)
+        /* The spare slot stands in for the feeder's M's own, whichever M
+         * spreads the pool (with the GIL off, idle Ms start members too). */
+        if (home != NULL && home == g->spawner_m)
             home = ring_slot(m, (uint32_t)slots);
         /* An M dedicated to a locked goroutine starts nothing new. */
-        if (home == NULL || home == m || home->lockedg != NULL || home->dying)
+        if (home == NULL || home == m || home == g->spawner_m || home->lockedg != NULL ||
+            home->dying)
             continue;
         e->spread++;
         return home;
