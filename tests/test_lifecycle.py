@@ -56,6 +56,37 @@ def test_exit_with_goroutines_neither_hangs_nor_crashes(shape):
     assert "Fatal" not in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_c_goroutine_woken_after_the_exit_began_runs_no_more_python():
+    # Taking its thread state back then would, on CPython 3.13 and before,
+    # end its thread with pthread_exit once finalisation starts, unwinding
+    # the goroutine's stack; it parks for good instead.  The wake-up comes
+    # from an atexit handler registered before gopy's, so it runs after it.
+    r = run_script("""
+        import atexit, time
+
+        def wake():
+            ch.send(1)
+            time.sleep(0.3)  # the GIL is free: the callback could resume here
+
+        atexit.register(wake)
+
+        import ctypes, sys, gopy
+        ch = gopy.Chan()
+
+        @ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+        def callback(arg):
+            ch.recv()
+            sys.stdout.write("resumed\\n")
+            sys.stdout.flush()
+
+        gopy.go_c(callback)
+        gopy.sleep(0.05)
+        print("bye")
+    """, timeout=60)
+    assert (r.returncode, r.stdout) == (0, "bye\n"), r.stderr
+    assert "Fatal" not in r.stderr and "Traceback" not in r.stderr
+
+
 def test_exit_while_main_thread_started_many_goroutines_of_every_kind():
     r = run_script("""
         import time, gopy

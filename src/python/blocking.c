@@ -11,7 +11,8 @@
  *
  * Python code called back from a C goroutine (a ctypes callback) is on a
  * goroutine that may move between threads when it parks, which its
- * thread state cannot: it is locked to its thread while it blocks.
+ * thread state cannot: it is locked to its thread while it blocks, and
+ * counts as attaching (gopy_attach_begin) while it takes the state back.
  */
 #include "binding.h"
 
@@ -133,9 +134,21 @@ int gopy_call_blocking_ex(int (*fn)(void *, bool), void *arg, bool can_deadlock)
     status = fn(arg, true);
     if (polled)
         gopy_rt_set_interrupt(NULL, NULL, 0);
+    /* Once the interpreter is exiting, a C goroutine never takes its
+     * thread state back: CPython 3.13 and before end a thread that does
+     * with pthread_exit once finalisation has begun, unwinding what is
+     * here a goroutine's stack (3.14+ hang such a thread instead).  It
+     * parks for good, as 3.14 would have it. */
+    if (c_goroutine && !gopy_attach_begin()) {
+        bool ok;
+        for (;;)
+            (void)gopy_rt_chan_recv(NULL, NULL, &ok, true);
+    }
     PyEval_RestoreThread(ic.ts);
-    if (c_goroutine)
+    if (c_goroutine) {
+        gopy_attach_done();
         gopy_rt_unlock_os_thread();
+    }
     if (ic.exc != NULL) {
         if (status == GOPY_EINTR) {
             gopy_err_restore(ic.exc);
