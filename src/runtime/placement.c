@@ -170,12 +170,12 @@ M *placement_home(M *m, G *g)
                      (uint32_t)slots;
         M *home = ring_slot(m, i);
         /* The spare slot stands in for the feeder's M's own, whichever M
-         * spreads the pool (with the GIL off, idle Ms start members too). */
+         * spreads the pool (with the GIL off, idle Ms start members too);
+         * an M holds one slot at most, so the spare's is another M. */
         if (home != NULL && home == g->spawner_m)
             home = ring_slot(m, (uint32_t)slots);
         /* An M dedicated to a locked goroutine starts nothing new. */
-        if (home == NULL || home == m || home == g->spawner_m || home->lockedg != NULL ||
-            home->dying)
+        if (home == NULL || home == m || home->lockedg != NULL || home->dying)
             continue;
         e->spread++;
         return home;
