@@ -58,6 +58,12 @@ struct gopy_host_hooks {
      * this M's goroutine stalls the others bound to it: the binding may add
      * what only it can see (the goroutine's traceback).  Optional. */
     void (*stalled)(void **mslot);
+    /* Called by sysmon (no host lock, must not block): is this M's thread
+     * detached from the host right now (inside a call that let the host
+     * lock go)?  Given only by a host whose lock does not exclude (a
+     * free-threaded interpreter): the runtime then lets at most GOMAXPROCS
+     * Ms hold the host lock at once (host_slots.c).  Optional. */
+    bool (*detached)(void **mslot);
 };
 
 void gopy_rt_set_host_hooks(const struct gopy_host_hooks *hooks);

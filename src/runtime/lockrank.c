@@ -32,6 +32,7 @@ static const char *const rank_names[LR_COUNT] = {
     [LR_FOREIGN] = "foreign",
     [LR_HOSTQ] = "hostq",
     [LR_M_HOSTQ] = "m hostq",
+    [LR_HOST_SLOTS] = "host slots",
     [LR_GFREE] = "gfree",
     [LR_EBR] = "ebr",
     [LR_STACK] = "stack",

@@ -16,7 +16,8 @@
 /* sched's locks, ranked (a fork child starts again from these). */
 #define SCHED_LOCKS                                                              \
     .lock = RT_MUTEX_INIT(LR_SCHED), .hostq_lock = RT_MUTEX_INIT(LR_HOSTQ),      \
-    .gfree_lock = RT_MUTEX_INIT(LR_GFREE), .foreign_lock = RT_MUTEX_INIT(LR_FOREIGN)
+    .gfree_lock = RT_MUTEX_INIT(LR_GFREE), .foreign_lock = RT_MUTEX_INIT(LR_FOREIGN),  \
+    .slot_lock = RT_MUTEX_INIT(LR_HOST_SLOTS)
 
 schedt sched = {SCHED_LOCKS};
 
@@ -1526,10 +1527,35 @@ top:;
     return NULL;
 }
 
+/* Take the host lock for m, after a slot where the host needs them
+ * (host_slots.c; for_bound: to run a G taken off m's queue); false if
+ * the host refused it (shutting down). */
+static bool host_acquire(M *m, bool for_bound)
+{
+    host_slot_take(m, for_bound);
+    if (!sched.host_hooks->acquire(&m->host)) {
+        host_slot_give(m);
+        return false;
+    }
+    m->host_held = true;
+    return true;
+}
+
+static void host_release(M *m)
+{
+    sched.host_hooks->release(&m->host);
+    m->host_held = false;
+    host_slot_give(m);
+}
+
 /* Host work for m, taking the host lock if needed; NULL if none (the lock
  * is released then). */
 static G *host_find(M *m)
 {
+    /* Its slot revoked (its goroutine blocked in a call) or its turn up:
+     * to the back of the slots' queue before running more. */
+    if (m->host_held && host_slot_should_yield(m))
+        host_release(m);
     if (!m->host_held) {
         if (!m_has_host_work(m))
             return NULL;
@@ -1541,7 +1567,7 @@ static G *host_find(M *m)
         bool may_start = m->lockedg == NULL;
         if (may_start)
             atomic_fetch_add(&sched.nhost_acquiring, 1);
-        bool ok = sched.host_hooks->acquire(&m->host);
+        bool ok = host_acquire(m, false);
         if (may_start)
             atomic_fetch_sub(&sched.nhost_acquiring, 1);
         /* A standby's job is done once it has the lock (or was refused
@@ -1552,7 +1578,6 @@ static G *host_find(M *m)
         host_ensure_standby(false);
         if (!ok)
             return NULL;
-        m->host_held = true;
     }
     G *g = host_enabled() ? host_pick(m) : NULL;
     if (g == NULL && host_enabled() && netpoll_waiters() > 0) {
@@ -1562,10 +1587,8 @@ static G *host_find(M *m)
         goready_list(netpoll(0));
         g = host_pick(m);
     }
-    if (g == NULL) {
-        sched.host_hooks->release(&m->host);
-        m->host_held = false;
-    }
+    if (g == NULL)
+        host_release(m);
     return g;
 }
 
@@ -1576,25 +1599,23 @@ static G *locked_find(M *m)
     for (;;) {
         G *g = boundq_pop(m);
         if (g != NULL) {
+            if (g->kind == G_HOST && m->host_held && host_slot_should_yield(m))
+                host_release(m);
             if (g->kind == G_HOST && !m->host_held) {
-                if (!sched.host_hooks->acquire(&m->host)) {
+                if (!host_acquire(m, true)) {
                     boundq_push(m, g);
                     return NULL;
                 }
-                m->host_held = true;
             } else if (g->kind != G_HOST && m->host_held) {
                 /* The locked G is a C goroutine (Python code called back
                  * from C blocked in the runtime, say): it resumes without
                  * the host lock, and retakes it itself. */
-                sched.host_hooks->release(&m->host);
-                m->host_held = false;
+                host_release(m);
             }
             return g;
         }
-        if (m->host_held) {
-            sched.host_hooks->release(&m->host);
-            m->host_held = false;
-        }
+        if (m->host_held)
+            host_release(m);
         if (m->p != NULL) {
             if (m->spinning)
                 resetspinning(m);
@@ -1880,6 +1901,8 @@ int gopy_gomaxprocs(int n)
     rt_unlock(&sched.lock);
     if (moved != 0)
         runtime_wake_timer_sleeper(moved);
+    if (n > prev)
+        host_slots_resize();
     if (n > prev || atomic_load(&sched.runqsize) > 0)
         wakep();
     return prev;
@@ -1977,9 +2000,14 @@ int gopy_rt_preempt_take(void)
     uint64_t asked = atomic_exchange(&m->preempt_tick, 0);
     if (asked == 0)
         return GOPY_PREEMPT_NONE;
-    /* A goroutine locked to its thread owns it: nobody else runs there. */
+    /* A goroutine locked to its thread owns it: nobody else runs there,
+     * but it still takes turns with other Ms for a host slot, and yields
+     * one revoked (host_slots.c). */
     bool same = asked == atomic_load_explicit(&m->schedtick, memory_order_relaxed);
-    return same && g->kind == G_HOST && g->locked == 0 ? GOPY_PREEMPT_DUE : GOPY_PREEMPT_STALE;
+    uint8_t slot = atomic_load(&m->slot);
+    bool may = g->locked == 0 || slot == SLOT_REVOKED ||
+               (slot == SLOT_HELD && atomic_load(&sched.slot_nwaiting) > 0);
+    return same && g->kind == G_HOST && may ? GOPY_PREEMPT_DUE : GOPY_PREEMPT_STALE;
 }
 
 void gopy_rt_preempt_yield(void)

@@ -109,6 +109,8 @@ enum lock_rank {
     LR_FOREIGN,      /* sched.foreign_lock: the foreign threads' list */
     LR_HOSTQ,        /* sched.hostq_lock: unstarted host goroutines */
     LR_M_HOSTQ,      /* an M's hostq_lock: its bound host goroutines */
+    LR_HOST_SLOTS,   /* sched.slot_lock (host_slots.c): who holds and who
+                        waits for a host slot */
     LR_GFREE,        /* sched.gfree_lock: free Gs (under sched.lock when
                         a P is retired) */
     LR_EBR,          /* an EBR limbo list's lock (ebr.c) */
@@ -341,6 +343,17 @@ struct M {
      * stores, the M takes it (gopy_rt_preempt_take), so a request that
      * arrives after the goroutine parked is seen to be stale. */
     _Atomic uint64_t preempt_tick;
+    /* host_slots.c: SLOT_NONE, SLOT_HELD (taken by this M, or handed to
+     * it by the M or sysmon that let one go), SLOT_REVOKED (sysmon gave
+     * it away while this M's thread was out of the host in a blocking
+     * call).  HELD -> NONE by this M, HELD -> REVOKED by sysmon, both by
+     * CAS; REVOKED -> NONE and NONE -> HELD by this M (or by whoever
+     * hands it a slot while it waits). */
+    _Atomic uint8_t slot;
+    int64_t slot_since; /* when it got its slot (this M only) */
+    M *slot_link;       /* sched.slot_waiters (under slot_lock) */
+    bool slot_for_bound; /* waits to run a G it holds (under slot_lock) */
+    rt_note slot_note;  /* where it waits for a slot */
 
     gqueue gfree; /* host-class free Gs cached by this M */
     int32_t gfree_n;
@@ -439,6 +452,15 @@ typedef struct {
     _Atomic(M *) host_standby;
     _Atomic int32_t nhost_acquiring;
     _Atomic uint64_t hostq_starts;
+    /* host_slots.c: with a host whose lock does not exclude (free-threaded
+     * CPython), GOMAXPROCS slots take the GIL's place: an M holds one
+     * while it holds the host lock.  slots_held and the FIFO of waiting
+     * Ms under slot_lock; slot_nwaiting mirrors the FIFO's length for
+     * readers without the lock. */
+    rt_mutex slot_lock;
+    int32_t slots_held;
+    M *slot_waiters, *slot_waiters_tail;
+    _Atomic int32_t slot_nwaiting;
     /* placement.c: the Ms that pools of host goroutines are spread over,
      * one per GOMAXPROCS slot and a spare that stands in for the slot of
      * a pool's feeder's M, each chosen on first use (under lock; read
@@ -638,6 +660,34 @@ sudog *placement_claim_receiver(waitq *q);
  * spread ring, or a new one); NULL if none could be made.  sched.lock not
  * held. */
 M *proc_host_m(void);
+
+/* ---- host_slots.c ------------------------------------------------------- */
+
+enum { SLOT_NONE, SLOT_HELD, SLOT_REVOKED };
+/* How long an M keeps its slot while others wait, with preemption off. */
+#define HOST_SLOT_SLICE_NS ((int64_t)10 * 1000 * 1000)
+
+/* Does the host need slots (its hooks can tell a detached thread)? */
+bool host_slots_on(void);
+/* m is about to take the host lock: wait for a slot (FIFO).  for_bound:
+ * to run a goroutine it took off its own queue already (locked_find).  No
+ * lock held. */
+void host_slot_take(M *m, bool for_bound);
+/* m has let the host lock go (or never got it): its slot, if it still
+ * has one, goes to the first waiter. */
+void host_slot_give(M *m);
+/* m holds the host lock: should it let it and its slot go before running
+ * more?  Yes once sysmon revoked the slot, or when Ms wait for one and m
+ * has held its own for a slice. */
+bool host_slot_should_yield(M *m);
+/* GOMAXPROCS changed: hand out the slots it added. */
+void host_slots_resize(void);
+/* sysmon: does an M waiting for a slot have goroutines bound to it to run? */
+bool host_slot_wanted_by_bound(void);
+/* sysmon: m holds a slot, Ms wait for one, and m's thread has let the
+ * host go inside its goroutine's call: give its slot to the first
+ * waiter.  true if it did. */
+bool host_slot_revoke(M *m);
 
 /* ---- sysmon.c ----------------------------------------------------------- */
 

@@ -10,8 +10,10 @@
  * computes, or waits for a CPU), sysmon adds a P and starts an M on it
  * (Go's syscall handoff; see proc_compensate).  A computing G is left
  * alone: more threads than GOMAXPROCS would only time-slice the cores.
- * (Started host goroutines need no watching: an M blocked on the host
- * lock takes over the moment a busy M lets the lock go; proc.c.)  It
+ * (Started host goroutines need no watching where the host lock is the
+ * GIL: an M blocked on it takes over the moment a busy M lets it go;
+ * proc.c.  Where it is not, a host M inside a call that let the host go
+ * has its slot handed on: host_slots.c.)  It
  * recruits an M for unstarted host goroutines when none has started for
  * HOST_START_PATIENCE and no M is on its way for them, and warns about
  * Ms that stall the goroutines bound to them.
@@ -174,9 +176,20 @@ static void look_again_at(int64_t t)
         preempt_look_at = t;
 }
 
+/* Does an M waiting for a host slot have goroutines of its own to run
+ * (host_slots.c)?  Looked at once per tick (sysmon's thread only). */
+static bool slots_wanted_by_bound;
+
+/* m holds a host slot that an M with goroutines of its own waits for. */
+static bool slot_wanted(M *m)
+{
+    return slots_wanted_by_bound && atomic_load(&m->slot) == SLOT_HELD;
+}
+
 /* Go's sysmon preempts a goroutine that has run 10 ms (retake): here, a
  * host goroutine that has run a slice while goroutines bound to its M
- * wait.  Only the binding can stop Python code at a safe point: ask it,
+ * wait, or while an M with goroutines of its own waits for its M's host
+ * slot.  Only the binding can stop Python code at a safe point: ask it,
  * and again after each further slice the goroutine runs on.  (A locked goroutine's M has nobody else to run; the
  * M's own check, gopy_rt_preempt_take, declines for it.) */
 static void maybe_preempt(M *m, uint64_t tick, int64_t now)
@@ -184,7 +197,7 @@ static void maybe_preempt(M *m, uint64_t tick, int64_t now)
     int64_t slice = atomic_load_explicit(&sched.preempt_ns, memory_order_relaxed);
     const struct gopy_host_hooks *hooks = sched.host_hooks;
     if (slice <= 0 || hooks == NULL || hooks->preempt == NULL ||
-        atomic_load(&m->hostq_len) == 0)
+        (atomic_load(&m->hostq_len) == 0 && !slot_wanted(m)))
         return;
     if (now - m->mon_run_since < slice) {
         look_again_at(m->mon_run_since + slice);
@@ -228,6 +241,21 @@ static enum watch watch_m(M *m, int64_t now)
         m->mon_cpu = thread_cpu_ns(m);
         m->mon_since = now;
         return W_SUSPECT;
+    }
+    if (host_slot_revoke(m)) {
+        /* Out of the host in a call while Ms wait for a slot: its slot
+         * went to the first of them (Go's retake of a P in a syscall);
+         * the goroutine takes one again before it runs on, asked to
+         * yield at its next safe point once the call returns. */
+        m->mon_acted = true;
+        const struct gopy_host_hooks *hooks = sched.host_hooks;
+        if (atomic_load_explicit(&sched.preempt_ns, memory_order_relaxed) > 0 &&
+            hooks->preempt != NULL) {
+            m->mon_asked = now;
+            atomic_store(&m->preempt_tick, tick);
+            hooks->preempt(&m->host);
+        }
+        return W_ACTED;
     }
     P *p = atomic_load_explicit(&m->mon_p, memory_order_relaxed);
     if (p != NULL && (p_has_work(p) || atomic_load(&sched.runqsize) > 0) &&
@@ -306,6 +334,7 @@ static void *sysmon(void *arg)
         int64_t now = rt_nanotime();
         bool busy = false;
         preempt_look_at = 0;
+        slots_wanted_by_bound = host_slot_wanted_by_bound();
         for (M *m = atomic_load(&sched.allm); m != NULL; m = m->alllink)
             if (!m->dying && watch_m(m, now) != W_NOTHING)
                 busy = true;
