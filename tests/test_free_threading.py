@@ -68,6 +68,105 @@ def test_pure_python_goroutines_overlap_only_without_the_gil():
         assert ratio < 1.5
 
 
+@pytest.mark.skipif(os.cpu_count() < 2, reason="one core caps everything at one")
+def test_gomaxprocs_caps_the_goroutines_running_python_at_once():
+    # Four goroutines computing under GOMAXPROCS=1: the Ms that start them
+    # take turns, as Go's goroutines share one P; the GIL build's GIL does
+    # it there, host slots with the GIL off (they overlapped on two cores
+    # before: CPU over wall time 1.99).
+    old = gopy.runtime.gomaxprocs(1)
+    try:
+        n = 1_000_000
+        wg = gopy.WaitGroup()
+        out = [None] * 4
+        threads = set()
+
+        def work(i):
+            threads.add(threading.get_native_id())
+            out[i] = spin(n)
+
+        cpu, wall = time.process_time(), time.perf_counter()
+        for i in range(4):
+            wg.go(work, i)
+        wg.wait()
+        ratio = (time.process_time() - cpu) / (time.perf_counter() - wall)
+    finally:
+        gopy.runtime.gomaxprocs(old)
+    assert out == [spin(n)] * 4
+    assert ratio < 1.5, (ratio, len(threads))
+
+
+def test_a_goroutine_blocked_in_a_call_lets_the_next_thread_run_under_gomaxprocs_1():
+    # The first goroutine blocks in threading.Lock.acquire (a C call that
+    # lets the interpreter go, which gopy does not hook) on its M, keeping
+    # it; the second, started on another M, needs a turn to run Python
+    # and release it.  Go's sysmon retakes the P of an M in a syscall; here
+    # the blocked M's host slot goes to the waiting M.
+    old = gopy.runtime.gomaxprocs(1)
+    lock = threading.Lock()
+    lock.acquire()
+    out = gopy.Chan(2)
+    try:
+
+        def blocked():
+            lock.acquire()
+            out.send("acquired")
+
+        def releaser():
+            spin(50_000)
+            out.send("releasing")
+            lock.release()
+
+        gopy.go(blocked)
+        time.sleep(0.1)  # blocked in acquire by now (the order below checks it)
+        gopy.go(releaser)
+        got = [recv_value(out), recv_value(out)]
+    finally:
+        gopy.runtime.gomaxprocs(old)
+    assert got == ["releasing", "acquired"]
+
+
+@pytest.mark.parametrize("spinner_locked", [False, True], ids=["spinner", "locked spinner"])
+def test_a_computing_goroutine_takes_turns_with_another_thread_under_gomaxprocs_1(spinner_locked):
+    # A goroutine spins until another sets a flag.  The setter is locked to
+    # a thread of its own, so under GOMAXPROCS=1 its M waits for the slot
+    # the spinner's M holds; that M lets it go after a slice (the spinner
+    # preempted at a back-edge, even locked to its thread: it has nobody to
+    # switch to, but takes turns for the slot), as the GIL's switch
+    # interval lets the GIL go on a GIL build.
+    old = gopy.runtime.gomaxprocs(1)
+    flag = []
+    go_ahead = gopy.Chan()
+    out = gopy.Chan(3)
+    try:
+
+        def setter():
+            gopy.runtime.lock_os_thread()
+            out.send(threading.get_native_id())
+            go_ahead.recv()
+            flag.append(1)
+            out.send("set")
+
+        def spinner():
+            if spinner_locked:
+                gopy.runtime.lock_os_thread()
+            out.send(threading.get_native_id())
+            while not flag:
+                pass
+            out.send("saw it")
+
+        gopy.go(setter)
+        setter_thread = recv_value(out)
+        gopy.go(spinner)
+        spinner_thread = recv_value(out)
+        go_ahead.send(None)
+        got = [recv_value(out), recv_value(out)]
+    finally:
+        gopy.runtime.gomaxprocs(old)
+    assert setter_thread != spinner_thread
+    assert got == ["set", "saw it"]
+
+
 def test_atomic_value_swapped_and_loaded_from_many_goroutines():
     # Loads race swaps that drop the old object's last reference: a load
     # must never take a reference to an object already freed.

@@ -295,6 +295,11 @@ void gopy_tstate_store(PyThreadState *ts, py_tstate_save *s);
 /* Drop what a finishing goroutine's state holds (GIL held, its state
  * loaded in ts, on its own stack). */
 void gopy_tstate_release_current(PyThreadState *ts);
+#ifdef Py_GIL_DISABLED
+/* Is ts's thread out of the interpreter now (inside a call that let it
+ * go)?  Any thread may ask, without attaching. */
+bool gopy_tstate_detached(PyThreadState *ts);
+#endif
 /* Check the running interpreter's thread-state layout and note where its
  * internal fields are (module init, main thread).  -1 with ImportError. */
 int gopy_compat_init(void);

@@ -37,6 +37,7 @@
  * without including their header. */
 #include "internal/pycore_gc.h"
 #include "internal/pycore_critical_section.h" /* suspend / resume, below */
+#include "internal/pycore_pystate.h"          /* _Py_THREAD_DETACHED */
 #endif
 #include "internal/pycore_tstate.h" /* _PyThreadStateImpl */
 #endif
@@ -705,6 +706,17 @@ PyObject *gopy_context_for_spawn(void)
         PyErr_Clear(); /* cannot tell: copy */
     return PyContext_CopyCurrent();
 }
+
+#ifdef Py_GIL_DISABLED
+bool gopy_tstate_detached(PyThreadState *ts)
+{
+    /* Free-threaded builds track attachment in ts->state (3.13's
+     * _PyThreadState_Attach / _Detach in pystate.c, written with atomics
+     * by the thread and by stop-the-world); detached is what a released
+     * GIL is on a GIL build. */
+    return _Py_atomic_load_int_relaxed(&ts->state) == _Py_THREAD_DETACHED;
+}
+#endif
 
 bool gopy_is_finalizing(void)
 {

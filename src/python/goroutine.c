@@ -603,6 +603,17 @@ static void hook_stalled(void **mslot)
         gopy_preempt_print_traceback(pm->ts);
 }
 
+#ifdef Py_GIL_DISABLED
+/* sysmon asks while Ms wait for a host slot (host_slots.c): a goroutine
+ * whose call let the interpreter go gives its M's slot up, as it would
+ * give the GIL up on a GIL build. */
+static bool hook_detached(void **mslot)
+{
+    py_m *pm = *mslot;
+    return pm != NULL && gopy_tstate_detached(pm->ts);
+}
+#endif
+
 static const struct gopy_host_hooks hooks = {
     .thread_start = hook_thread_start,
     .acquire = hook_acquire,
@@ -611,6 +622,9 @@ static const struct gopy_host_hooks hooks = {
     .leave = hook_leave,
     .preempt = hook_preempt,
     .stalled = hook_stalled,
+#ifdef Py_GIL_DISABLED
+    .detached = hook_detached,
+#endif
 };
 
 int gopy_goroutine_init(void)
