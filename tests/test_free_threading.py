@@ -4,6 +4,7 @@ Every test here also runs on GIL builds, where it asserts the same behaviour;
 only what the GIL itself decides (is it off, do pure-Python goroutines
 overlap) differs by build."""
 
+import gc
 import os
 import threading
 import time
@@ -243,6 +244,56 @@ def test_done_channel_is_one_object_for_every_caller():
     assert all(d is views[0] for d in views)
     cancel()
     assert recv_timeout(views[0]) == (None, False)
+
+
+def test_what_only_parked_goroutines_hold_survives_collections_on_other_threads():
+    # A parked goroutine's frames are on no thread's frame chain.  The
+    # collector must still count what they hold (greenlet #511: 3.14t's
+    # deferred stack references are found only by walking threads' frames,
+    # which is why gopy refuses to import there).  Locals of every kind a
+    # frame holds: a cycle, a function made in the frame (its own code and
+    # closure), a class, an instance of it, all reachable from nothing else,
+    # while collections run from the main thread and goroutines compute
+    # and collect on other Ms.
+    n = 40
+    release = gopy.Chan()
+    results = gopy.Chan(n)
+    wg = gopy.WaitGroup()
+
+    def holder(i):
+        cycle = [i]
+        cycle.append(cycle)
+
+        def made_here(x, i=i):
+            return x * 1000 + i
+
+        class Local:
+            def __init__(self, v):
+                self.v = v
+
+        obj = Local(made_here(i))
+        release.recv()  # parked: these live only in this frame now
+        gc.collect()
+        results.send((cycle[0], cycle[1] is cycle, made_here(2), obj.v, type(obj).__name__))
+
+    def churn():
+        for _ in range(5):
+            spin(20_000)
+            gc.collect()
+
+    for i in range(n):
+        gopy.go(holder, i)
+    assert wait_until(lambda: gopy.runtime.stats()["goroutines"] >= n)
+    time.sleep(0.05)  # all parked in release.recv by now (the checks below hold either way)
+    for _ in range(2):
+        wg.go(churn)
+    for _ in range(5):
+        gc.collect()
+    wg.wait()
+    for _ in range(n):
+        release.send(None)
+    got = sorted(recv_value(results) for _ in range(n))
+    assert got == sorted((i, True, 2000 + i, 1000 * i + i, "Local") for i in range(n))
 
 
 def test_goroutine_parked_inside_a_critical_section_lets_its_lock_go():
