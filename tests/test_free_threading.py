@@ -41,27 +41,34 @@ def test_import_keeps_the_gil_off_on_a_free_threaded_build():
     assert (not FREE_THREADED) is (not FT_BUILD or os.environ.get("PYTHON_GIL") == "1")
 
 
-@pytest.mark.skipif(os.cpu_count() < 2, reason="needs two cores to overlap anything")
-def test_pure_python_goroutines_overlap_only_without_the_gil():
-    # Two goroutines computing in pure Python: the process's CPU time over
-    # the wall time is ~2 on two cores with the GIL off, ~1 with it.
-    # Generous bounds: they catch serialisation (or its absence), not speed.
-    old = gopy.runtime.gomaxprocs(2)
+def compute_in_goroutines(procs, k, n):
+    """k goroutines each computing spin(n) under GOMAXPROCS=procs: their
+    results, and the process's CPU time over the wall time meanwhile."""
+    old = gopy.runtime.gomaxprocs(procs)
     try:
-        n = 1_500_000
         wg = gopy.WaitGroup()
-        out = [None, None]
+        out = [None] * k
 
         def work(i):
             out[i] = spin(n)
 
         cpu, wall = time.process_time(), time.perf_counter()
-        for i in range(2):
+        for i in range(k):
             wg.go(work, i)
         wg.wait()
         ratio = (time.process_time() - cpu) / (time.perf_counter() - wall)
     finally:
         gopy.runtime.gomaxprocs(old)
+    return out, ratio
+
+
+@pytest.mark.skipif(os.cpu_count() < 2, reason="needs two cores to overlap anything")
+def test_pure_python_goroutines_overlap_only_without_the_gil():
+    # Two goroutines computing in pure Python: the process's CPU time over
+    # the wall time is ~2 on two cores with the GIL off, ~1 with it.
+    # Generous bounds: they catch serialisation (or its absence), not speed.
+    n = 1_500_000
+    out, ratio = compute_in_goroutines(2, 2, n)
     assert out == [spin(n)] * 2
     if FREE_THREADED:
         assert ratio > 1.3
@@ -75,26 +82,10 @@ def test_gomaxprocs_caps_the_goroutines_running_python_at_once():
     # take turns, as Go's goroutines share one P; the GIL build's GIL does
     # it there, host slots with the GIL off (they overlapped on two cores
     # before: CPU over wall time 1.99).
-    old = gopy.runtime.gomaxprocs(1)
-    try:
-        n = 1_000_000
-        wg = gopy.WaitGroup()
-        out = [None] * 4
-        threads = set()
-
-        def work(i):
-            threads.add(threading.get_native_id())
-            out[i] = spin(n)
-
-        cpu, wall = time.process_time(), time.perf_counter()
-        for i in range(4):
-            wg.go(work, i)
-        wg.wait()
-        ratio = (time.process_time() - cpu) / (time.perf_counter() - wall)
-    finally:
-        gopy.runtime.gomaxprocs(old)
+    n = 1_000_000
+    out, ratio = compute_in_goroutines(1, 4, n)
     assert out == [spin(n)] * 4
-    assert ratio < 1.5, (ratio, len(threads))
+    assert ratio < 1.5, ratio
 
 
 def test_a_goroutine_blocked_in_a_call_lets_the_next_thread_run_under_gomaxprocs_1():

@@ -59,10 +59,9 @@ void host_slot_take(M *m, bool for_bound)
 {
     if (!host_slots_on())
         return;
-    if (atomic_load(&m->slot) == SLOT_REVOKED)
-        atomic_store(&m->slot, SLOT_NONE);
-    if (atomic_load(&m->slot) == SLOT_HELD)
-        rt_throw("host_slot_take: M%lld holds a slot already", (long long)m->id);
+    /* host_slot_give (every release) left it NONE, revoked or not. */
+    if (atomic_load(&m->slot) != SLOT_NONE)
+        rt_throw("host_slot_take: M%lld has a slot already", (long long)m->id);
     rt_lock(&sched.slot_lock);
     if (sched.slot_waiters == NULL && sched.slots_held < atomic_load(&sched.gomaxprocs)) {
         sched.slots_held++;

@@ -186,6 +186,15 @@ static bool slot_wanted(M *m)
     return slots_wanted_by_bound && atomic_load(&m->slot) == SLOT_HELD;
 }
 
+/* Ask m's goroutine, running the stretch `tick`, to yield at its next safe
+ * point (the binding's preempt hook must exist). */
+static void ask_preempt(M *m, uint64_t tick, int64_t now)
+{
+    m->mon_asked = now;
+    atomic_store(&m->preempt_tick, tick);
+    sched.host_hooks->preempt(&m->host);
+}
+
 /* Go's sysmon preempts a goroutine that has run 10 ms (retake): here, a
  * host goroutine that has run a slice while goroutines bound to its M
  * wait, or while an M with goroutines of its own waits for its M's host
@@ -211,9 +220,7 @@ static void maybe_preempt(M *m, uint64_t tick, int64_t now)
         look_again_at(taken ? m->mon_asked + slice : now + PREEMPT_FOLLOW_NS);
         return;
     }
-    m->mon_asked = now;
-    atomic_store(&m->preempt_tick, tick);
-    hooks->preempt(&m->host);
+    ask_preempt(m, tick, now);
     look_again_at(now + PREEMPT_FOLLOW_NS);
 }
 
@@ -248,13 +255,9 @@ static enum watch watch_m(M *m, int64_t now)
          * the goroutine takes one again before it runs on, asked to
          * yield at its next safe point once the call returns. */
         m->mon_acted = true;
-        const struct gopy_host_hooks *hooks = sched.host_hooks;
         if (atomic_load_explicit(&sched.preempt_ns, memory_order_relaxed) > 0 &&
-            hooks->preempt != NULL) {
-            m->mon_asked = now;
-            atomic_store(&m->preempt_tick, tick);
-            hooks->preempt(&m->host);
-        }
+            sched.host_hooks->preempt != NULL)
+            ask_preempt(m, tick, now);
         return W_ACTED;
     }
     P *p = atomic_load_explicit(&m->mon_p, memory_order_relaxed);
