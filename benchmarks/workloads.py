@@ -454,6 +454,16 @@ class PoolSpec:
     def path(self, i: int) -> str:
         return f"/sleep/{round(self.delay * 1000)}/{i}"
 
+    def request(self, i: int) -> bytes:
+        """http: the bytes urllib.request sends for ``call(i)``'s GET. A peer that speaks
+        HTTP itself sends these: the server shares the machine's cores, and a shorter
+        request (HTTP/1.0, one header) cost it ~30 µs less per request (2026-12-06),
+        time the peer's client got for free (docs/decisions.md, "W12's request")."""
+        return (f"GET {self.path(i)} HTTP/1.1\r\nAccept-Encoding: identity\r\n"
+                f"Host: 127.0.0.1:{self.port}\r\n"
+                f"User-Agent: Python-urllib/{urllib.request.__version__}\r\n"
+                "Connection: close\r\n\r\n").encode()
+
     def call(self, i: int):
         if self.kind == "sha256":
             return self.hash_job(i)

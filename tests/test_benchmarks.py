@@ -96,6 +96,31 @@ def test_pool_spec_jobs_give_the_expected_results():
     assert server.get_json("/stats") == {"served": 0, "max_in_flight": 0}
 
 
+def test_pool_spec_request_is_the_one_urllib_sends():
+    """The asyncio peer sends spec.request(i) itself: the very bytes of spec.call(i)."""
+    import socket
+    import threading
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        spec = PoolSpec("http", 8, 1, delay=0.02, port=listener.getsockname()[1])
+        received = []
+
+        def serve():
+            conn, _ = listener.accept()
+            with conn:
+                data = b""
+                while not data.endswith(b"\r\n\r\n"):
+                    data += conn.recv(4096)
+                received.append(data)
+                conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n7")
+
+        server = threading.Thread(target=serve)
+        server.start()
+        assert spec.call(7) == b"7"
+        server.join(timeout=60)
+    assert received == [spec.request(7)]
+    assert spec.request(7).startswith(b"GET /sleep/20/7 HTTP/1.1\r\n")
+
+
 def test_wrong_pool_results_are_caught():
     def misplaced(spec):
         results, seconds = gopy_w.w11(spec)

@@ -25,8 +25,8 @@ NOTES = {
     "W8": "tasks parked on one asyncio.Event, woken by set() (no channel close)",
     "W9c": "cooperative tasks: acquire never yields, so the two never actually contend",
     "W10": "worker tasks on an asyncio.Queue(1), each job in asyncio.to_thread",
-    "W11": "asyncio.sleep; create_subprocess_exec; HTTP/1.0 GET over asyncio streams",
-    "W12": "HTTP/1.0 GET over asyncio streams (urllib cannot run in a task)",
+    "W11": "asyncio.sleep; create_subprocess_exec; urllib's GET over asyncio streams",
+    "W12": "urllib's GET request over asyncio streams (urllib cannot run in a task)",
     "W13": "asyncio.open_connection streams",
 }
 CAPS = {}
@@ -187,18 +187,19 @@ def w9c(n):
     return shared
 
 
-async def _http_get(port, path):
-    """GET over raw asyncio streams, HTTP/1.0: the server closes after the answer."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+async def _http_get(spec, i):
+    """GET over raw asyncio streams, the request urllib sends: the server closes after
+    the answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", spec.port)
     try:
-        writer.write(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        writer.write(spec.request(i))
         answer = await reader.read()
     finally:
         writer.close()
     head, _, body = answer.partition(b"\r\n\r\n")
     status = head.split(b" ", 2)[1]
     if status != b"200":
-        raise ConnectionError(f"HTTP status {status.decode()} for {path}")
+        raise ConnectionError(f"HTTP status {status.decode()} for {spec.path(i)}")
     return body
 
 
@@ -213,7 +214,7 @@ def _job(spec):
         if spec.kind == "subprocess":
             proc = await asyncio.create_subprocess_exec(*spec.argv)
             return await proc.wait()
-        return await _http_get(spec.port, spec.path(i))
+        return await _http_get(spec, i)
     return call
 
 
