@@ -713,8 +713,9 @@ static bool host_few_busy(void)
  * when it next holds the lock, and a new M each time the lock changes
  * hands (each socket call lets it go) would only pile up threads: 10,000
  * echo clients made 350 Ms on 2 cores.  There sysmon recruits one when
- * the queue has not moved for HOST_START_PATIENCE (stalled: the busy Ms
- * block or compute without the lock; docs/decisions.md §15). */
+ * the queue has not moved for HOST_START_PATIENCE and fewer than
+ * GOMAXPROCS busy Ms still schedule (stalled: the busy Ms block or compute
+ * without the lock; docs/decisions.md §15). */
 static void host_ensure_standby(bool stalled)
 {
     atomic_thread_fence(memory_order_seq_cst);
@@ -792,11 +793,16 @@ static G *host_pick(M *m)
 {
     bool starts = m->lockedg == NULL;
     G *g = NULL;
+    uint32_t tick = 0;
+    if (starts) {
+        tick = atomic_load_explicit(&m->hosttick, memory_order_relaxed) + 1;
+        atomic_store_explicit(&m->hosttick, tick, memory_order_relaxed);
+    }
     if (starts && m->host_starts > 0) {
         m->host_starts--;
         if ((g = hostq_take(m)) == NULL)
             m->host_starts = 0;
-    } else if (starts && ++m->hosttick % 61 == 0) {
+    } else if (starts && tick % 61 == 0) {
         g = hostq_take(m);
     }
     if (g == NULL)

@@ -311,7 +311,11 @@ struct M {
     _Atomic int32_t hostq_len;
     bool host_held;    /* holds the host lock (only this M writes) */
     void *host;        /* the binding's per-M state (its thread state) */
-    uint32_t hosttick; /* host schedules, for fairness with sched.hostq */
+    /* Host schedules of this M while it may start unstarted Gs (not
+     * locked to one): one in 61 takes from sched.hostq, for fairness.
+     * Only this M writes it; sysmon reads it (relaxed) to tell the Ms
+     * that will get to the queue (watch_host_queue). */
+    _Atomic uint32_t hosttick;
     int32_t host_starts; /* unstarted host Gs to start before bound ones
                             (gopy_rt_host_start_backlog) */
     G *lockedg;        /* lock_os_thread: the G this M is dedicated to */
@@ -339,6 +343,8 @@ struct M {
     bool mon_warned;   /* stall warning printed for this stretch */
     int64_t mon_run_since; /* when sysmon first saw schedtick at mon_tick */
     int64_t mon_asked;  /* when preemption was last asked this stretch (0: not) */
+    uint32_t mon_hosttick;  /* hosttick as last seen */
+    int64_t mon_host_since; /* when sysmon first saw hosttick at that */
     /* The schedtick of the stretch sysmon asked to yield (0: none): sysmon
      * stores, the M takes it (gopy_rt_preempt_take), so a request that
      * arrives after the goroutine parked is seen to be stale. */

@@ -15,8 +15,9 @@
  * proc.c.  Where it is not, a host M inside a call that let the host go
  * has its slot handed on: host_slots.c.)  It
  * recruits an M for unstarted host goroutines when none has started for
- * HOST_START_PATIENCE and no M is on its way for them, and warns about
- * Ms that stall the goroutines bound to them.
+ * HOST_START_PATIENCE, no M is on its way for them and fewer than
+ * GOMAXPROCS busy Ms still come back to the scheduler, and warns about Ms
+ * that stall the goroutines bound to them.
  *
  * It also starts an M when timers are overdue and nobody runs them, and
  * polls the netpoller when nobody has for 10 ms (Ms busy with goroutines
@@ -47,6 +48,11 @@ enum {
  * long enough that Ms busy with their own goroutines, which start one
  * every 61 picks, are not taken for stuck (docs/decisions.md §15). */
 #define HOST_START_PATIENCE_NS ((int64_t)1000 * 1000)
+/* An M inside a goroutine that scheduled host goroutines this recently
+ * is still coming back to the scheduler (watch_host_queue): longer than
+ * the patience, as an M waiting its turn for the GIL behind a few others
+ * may take longer than that between two schedules. */
+#define HOST_PICKING_NS (3 * HOST_START_PATIENCE_NS)
 
 void sysmon_wake(void)
 {
@@ -297,8 +303,38 @@ static struct {
     int64_t since;
 } host_seen;
 
+/* Note when m last scheduled host goroutines while it could start
+ * unstarted ones (hosttick moved). */
+static void watch_host_picks(M *m, int64_t now)
+{
+    uint32_t tick = atomic_load_explicit(&m->hosttick, memory_order_relaxed);
+    if (tick != m->mon_hosttick) {
+        m->mon_hosttick = tick;
+        m->mon_host_since = now;
+    }
+}
+
+/* Ms inside a goroutine that have scheduled host goroutines within
+ * HOST_PICKING_NS: they come back to the scheduler, and take an unstarted
+ * goroutine at least every 61 picks. */
+static int32_t host_picking_ms(int64_t now)
+{
+    int32_t n = 0;
+    for (M *m = atomic_load(&sched.allm); m != NULL; m = m->alllink)
+        if (!m->dying && atomic_load_explicit(&m->in_g, memory_order_relaxed) &&
+            now - m->mon_host_since < HOST_PICKING_NS)
+            n++;
+    return n;
+}
+
 /* Unstarted host goroutines that nobody has started for a while: see
- * proc_host_stalled.  Returns whether any wait. */
+ * proc_host_stalled.  Not while GOMAXPROCS Ms still come back to the
+ * scheduler now and then: they will start them, and where the host lock
+ * is the GIL, their goroutines let it go around every socket call and
+ * wait to take it back, each for its turn; one more M only lengthens
+ * that queue, slows each M's turns, and so made the next stall: 10,000
+ * W13 clients recruited 60-110 standbys (docs/decisions.md §15, "Later").
+ * Returns whether any wait. */
 static bool watch_host_queue(int64_t now)
 {
     uint64_t starts = atomic_load_explicit(&sched.hostq_starts, memory_order_relaxed);
@@ -308,7 +344,8 @@ static bool watch_host_queue(int64_t now)
         host_seen.since = now;
         return waiting;
     }
-    if (now - host_seen.since >= HOST_START_PATIENCE_NS) {
+    if (now - host_seen.since >= HOST_START_PATIENCE_NS &&
+        host_picking_ms(now) < atomic_load(&sched.gomaxprocs)) {
         proc_host_stalled();
         host_seen.since = now;
     }
@@ -338,9 +375,13 @@ static void *sysmon(void *arg)
         bool busy = false;
         preempt_look_at = 0;
         slots_wanted_by_bound = host_slot_wanted_by_bound();
-        for (M *m = atomic_load(&sched.allm); m != NULL; m = m->alllink)
-            if (!m->dying && watch_m(m, now) != W_NOTHING)
+        for (M *m = atomic_load(&sched.allm); m != NULL; m = m->alllink) {
+            if (m->dying)
+                continue;
+            watch_host_picks(m, now);
+            if (watch_m(m, now) != W_NOTHING)
                 busy = true;
+        }
         int64_t next = timers_next();
         if (next != 0 && next < now - 1000000)
             wakep();
