@@ -793,17 +793,16 @@ static G *host_pick(M *m)
 {
     bool starts = m->lockedg == NULL;
     G *g = NULL;
-    uint32_t tick = 0;
     if (starts) {
-        tick = atomic_load_explicit(&m->hosttick, memory_order_relaxed) + 1;
+        uint32_t tick = atomic_load_explicit(&m->hosttick, memory_order_relaxed) + 1;
         atomic_store_explicit(&m->hosttick, tick, memory_order_relaxed);
-    }
-    if (starts && m->host_starts > 0) {
-        m->host_starts--;
-        if ((g = hostq_take(m)) == NULL)
-            m->host_starts = 0;
-    } else if (starts && tick % 61 == 0) {
-        g = hostq_take(m);
+        if (m->host_starts > 0) {
+            m->host_starts--;
+            if ((g = hostq_take(m)) == NULL)
+                m->host_starts = 0;
+        } else if (tick % 61 == 0) {
+            g = hostq_take(m);
+        }
     }
     if (g == NULL)
         g = boundq_pop(m);
