@@ -35,7 +35,16 @@
  * So partners running different functions stay together, a pool's members
  * are shared out evenly over GOMAXPROCS Ms (besides its feeder's), and
  * goroutines that finish in their first run (spawn-and-join) never count
- * as live when the next one starts.  The figures behind it are in
+ * as live when the next one starts.
+ *
+ * Where the host lock is the GIL, the ring's slots go to the first Ms that
+ * start host goroutines.  An M outside it starts them only when the ring's
+ * Ms did not get to them soon enough (a standby: they blocked, or waited
+ * their turn for the GIL); it homes them on its spawner's ring M or on the
+ * ring's Ms in turn, those sysmon does not see stalled in a goroutine, and
+ * keeps them only if none schedules: outside_ring_home.  Unstarted goroutines queued
+ * on a ring M that stalls afterwards go back to the shared queue (sysmon,
+ * proc_host_reclaim): they have no frames yet, so they may start anywhere.  The figures behind it are in
  * docs/decisions.md ("Placement").
  *
  * Ownership: an M's group table (M.groups) is read and written only by
@@ -149,15 +158,70 @@ static M *ring_slot(M *m, uint32_t i)
     return s;
 }
 
+/* Will h start what is queued on it soon?  Not if it is dedicated to a
+ * locked goroutine, dying, or stalled inside a goroutine (sysmon's flag;
+ * an M out of any goroutine is not stalled, whatever the flag says). */
+static bool home_schedules(M *h)
+{
+    return h->lockedg == NULL && !h->dying &&
+           !(atomic_load_explicit(&h->host_stalled, memory_order_relaxed) &&
+             atomic_load_explicit(&h->in_g, memory_order_relaxed));
+}
+
+/* m holds no ring slot.  The ring's GOMAXPROCS slots go to the first Ms
+ * that start host goroutines; another M starts them only when those did
+ * not soon enough (the standby, recruited while they blocked or waited
+ * their turn for the host lock), and each goroutine it kept would make its
+ * thread one more taking turns with the host lock for good: 10,000 W13
+ * clients lived on 17-23 Ms at GOMAXPROCS=2, switching threads 84,000
+ * times.  So m takes a free slot if there is one; else it homes the
+ * goroutine on a ring M that still schedules (sysmon's view), and keeps it
+ * only if none does (goroutines blocked in C calls on every ring M: it
+ * must start there, or wait for them).  Which ring M: its spawner's, once
+ * the spawner is out of its goroutine (parked or done; Go's newproc runs
+ * a new goroutine next on its spawner's P), so that partners spawned
+ * together stay together; else the others in turn: a spawner still
+ * running likely feeds what it spawns, as a pool's does.  What m sent to
+ * an M that stalls afterwards, sysmon takes back (proc_host_reclaim). */
+static M *outside_ring_home(M *m, G *g, int32_t slots)
+{
+    for (int32_t i = 0; i < slots; i++)
+        if (atomic_load_explicit(&sched.spread_ring[i], memory_order_relaxed) == NULL &&
+            ring_slot(m, (uint32_t)i) == m)
+            return m;
+    if (g->spawner_m == m)
+        return m;
+    for (int32_t i = 0; i < slots; i++) {
+        M *home = atomic_load_explicit(&sched.spread_ring[i], memory_order_acquire);
+        if (home != NULL && home == g->spawner_m && home_schedules(home) &&
+            !atomic_load_explicit(&home->in_g, memory_order_relaxed))
+            return home;
+    }
+    for (int32_t k = 0; k <= slots; k++) {
+        uint32_t i = atomic_fetch_add_explicit(&sched.spread_next, 1, memory_order_relaxed) %
+                     (uint32_t)(slots + 1);
+        M *home = atomic_load_explicit(&sched.spread_ring[i], memory_order_acquire);
+        if (home != NULL && home != m && home != g->spawner_m && home_schedules(home))
+            return home;
+    }
+    return m;
+}
+
 M *placement_home(M *m, G *g)
 {
     if (g->group == NULL || m->lockedg != NULL)
         return m;
     int32_t slots = atomic_load(&sched.gomaxprocs);
-    if (slots < 2 || !pool_parked_here(m, g->group))
-        return m;
     if (slots > MAX_PROCS)
         slots = MAX_PROCS;
+    /* With the GIL off there is no one lock for every M to take turns
+     * with: an M outside the ring that has a host slot runs what it starts
+     * in parallel (homed on busy ring Ms, a spawner's 4,096 goroutines
+     * left up to 1,489 unstarted where its batch is 1,024: 3.13t). */
+    if (!host_slots_on() && !atomic_load_explicit(&m->in_ring, memory_order_relaxed))
+        return outside_ring_home(m, g, slots);
+    if (slots < 2 || !pool_parked_here(m, g->group))
+        return m;
     /* Keep this M's share: as many members as each of the other slots
      * got from it (e->spread of them went elsewhere); none if the pool's
      * spawner, likely its feeder, lives here. */
@@ -174,8 +238,9 @@ M *placement_home(M *m, G *g)
          * an M holds one slot at most, so the spare's is another M. */
         if (home != NULL && home == g->spawner_m)
             home = ring_slot(m, (uint32_t)slots);
-        /* An M dedicated to a locked goroutine starts nothing new. */
-        if (home == NULL || home == m || home->lockedg != NULL || home->dying)
+        /* An M dedicated to a locked goroutine starts nothing new, nor
+         * does one stalled in a goroutine soon. */
+        if (home == NULL || home == m || !home_schedules(home))
             continue;
         e->spread++;
         return home;

@@ -749,6 +749,39 @@ void proc_host_stalled(void)
     host_ensure_standby(true);
 }
 
+/* For sysmon: m is inside one goroutine and has not scheduled for a while
+ * (blocked in a C call, or computing).  The unstarted goroutines placement
+ * queued on it have no frames yet, so they may start on any M: put them
+ * back on sched.hostq, in their order, for another M to start. */
+void proc_host_reclaim(M *m)
+{
+    gqueue keep = {0}, back = {0};
+    int32_t n = 0;
+    rt_lock(&m->hostq_lock);
+    G *g;
+    while ((g = gqueue_pop(&m->hostq)) != NULL) {
+        /* host_started was written, if ever, by m before it queued g. */
+        if (g->kind == G_HOST && !g->host_started && g->lockedm == NULL) {
+            gqueue_push(&back, g);
+            n++;
+        } else {
+            gqueue_push(&keep, g);
+        }
+    }
+    m->hostq = keep;
+    atomic_fetch_sub(&m->hostq_len, n);
+    rt_unlock(&m->hostq_lock);
+    if (n == 0)
+        return;
+    for (g = gqueue_front(&back); g != NULL; g = g->schedlink)
+        g->home = NULL;
+    rt_lock(&sched.hostq_lock);
+    gqueue_append(&sched.hostq, &back);
+    atomic_fetch_add(&sched.hostq_len, n);
+    rt_unlock(&sched.hostq_lock);
+    host_ensure_standby(false);
+}
+
 static bool m_has_bound_work(M *m)
 {
     return atomic_load(&m->hostq_len) > 0;
@@ -2028,11 +2061,24 @@ void gopy_rt_preempt_yield(void)
  * the hand-over costs more than it saves (docs/decisions.md §8). */
 enum { HOST_START_BATCH = 1024 };
 
+/* Unstarted host goroutines g's spawns wait behind: sched.hostq, and for
+ * an unlocked host goroutine its M's own queue too, where placement homes
+ * those that Ms outside the ring take from sched.hostq while g's M is
+ * busy spawning (its spawner's M: outside_ring_home).  They run before g
+ * once it yields, queued ahead of it. */
+static int32_t host_unstarted_behind(G *g)
+{
+    int32_t n = atomic_load_explicit(&sched.hostq_len, memory_order_relaxed);
+    if (g != NULL && g->kind == G_HOST && g->lockedm == NULL)
+        n += atomic_load_explicit(&g->m->hostq_len, memory_order_relaxed);
+    return n;
+}
+
 bool gopy_rt_host_backlog(void)
 {
-    if (atomic_load_explicit(&sched.hostq_len, memory_order_relaxed) < HOST_START_BATCH)
-        return false;
     G *g = getg();
+    if (host_unstarted_behind(g) < HOST_START_BATCH)
+        return false;
     if (g != NULL && g->kind == G_HOST)
         return g->lockedm == NULL; /* its M may start them */
     /* A thread can only hand the host lock to an M on its way for it, or
@@ -2043,7 +2089,7 @@ bool gopy_rt_host_backlog(void)
 bool gopy_rt_host_backlog_at(uint64_t *starts)
 {
     *starts = atomic_load_explicit(&sched.hostq_starts, memory_order_relaxed);
-    return atomic_load_explicit(&sched.hostq_len, memory_order_relaxed) >= HOST_START_BATCH;
+    return host_unstarted_behind(getg()) >= HOST_START_BATCH;
 }
 
 bool gopy_rt_host_start_backlog(void)

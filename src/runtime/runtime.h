@@ -305,7 +305,9 @@ struct M {
     void *park_arg;
 
     /* Host mode.  hostq: host Gs bound here that are runnable; any thread
-     * pushes (under hostq_lock), only this M pops. */
+     * pushes (under hostq_lock), only this M pops, but for sysmon taking
+     * back the unstarted ones of an M stalled in a goroutine
+     * (proc_host_reclaim, under hostq_lock). */
     rt_mutex hostq_lock;
     gqueue hostq;
     _Atomic int32_t hostq_len;
@@ -345,6 +347,12 @@ struct M {
     int64_t mon_asked;  /* when preemption was last asked this stretch (0: not) */
     uint32_t mon_hosttick;  /* hosttick as last seen */
     int64_t mon_host_since; /* when sysmon first saw hosttick at that */
+    int64_t mon_reclaimed;  /* when it last took back unstarted Gs (0: not
+                               this stretch) */
+    /* Written by sysmon, read by placement: the M is inside a goroutine and
+     * has not scheduled host goroutines for HOST_PICKING_NS (blocked in a
+     * call, or computing), so what is queued on it waits. */
+    _Atomic bool host_stalled;
     /* The schedtick of the stretch sysmon asked to yield (0: none): sysmon
      * stores, the M takes it (gopy_rt_preempt_take), so a request that
      * arrives after the goroutine parked is seen to be stale. */
@@ -365,14 +373,15 @@ struct M {
     int32_t gfree_n;
 
     /* placement.c: live host Gs bound here, per group (this M only), and
-     * whether the M holds a slot of sched.spread_ring (under sched.lock). */
+     * whether the M holds a slot of sched.spread_ring (written under
+     * sched.lock; the M itself reads it without, to choose a home). */
     struct m_group {
         const void *key;
         int32_t live;
         int32_t spread; /* members this M started elsewhere instead */
         G *recent[2];   /* the last two started here, while they live */
     } groups[M_GROUPS];
-    bool in_ring;
+    _Atomic bool in_ring;
 
     uint32_t fastrand_state;
 };
@@ -704,5 +713,8 @@ void proc_compensate(M *stuck);
 /* Host goroutines wait unstarted and none has started for a while:
  * recruit a standby unless one is on its way (sysmon). */
 void proc_host_stalled(void);
+/* m is stalled in a goroutine: its unstarted goroutines go back to
+ * sched.hostq (sysmon). */
+void proc_host_reclaim(M *m);
 
 #endif

@@ -16,8 +16,10 @@
  * has its slot handed on: host_slots.c.)  It
  * recruits an M for unstarted host goroutines when none has started for
  * HOST_START_PATIENCE, no M is on its way for them and fewer than
- * GOMAXPROCS busy Ms still come back to the scheduler, and warns about Ms
- * that stall the goroutines bound to them.
+ * GOMAXPROCS busy Ms still come back to the scheduler, takes back the
+ * unstarted goroutines placement queued on an M that has since stalled in a
+ * goroutine (proc_host_reclaim), and warns about Ms that stall the
+ * goroutines bound to them.
  *
  * It also starts an M when timers are overdue and nobody runs them, and
  * polls the netpoller when nobody has for 10 ms (Ms busy with goroutines
@@ -304,14 +306,36 @@ static struct {
 } host_seen;
 
 /* Note when m last scheduled host goroutines while it could start
- * unstarted ones (hosttick moved). */
-static void watch_host_picks(M *m, int64_t now)
+ * unstarted ones (hosttick moved), and whether it has stalled: inside one
+ * goroutine without scheduling for HOST_PICKING_NS.  Placement sends a
+ * stalled M nothing, and the unstarted goroutines already queued on it go
+ * back to sched.hostq, now and every HOST_PICKING_NS while it stays so
+ * (placement may have sent more before it saw the flag).  Returns whether
+ * m has goroutines queued that may be taken back soon (look often). */
+static bool watch_host_picks(M *m, int64_t now)
 {
     uint32_t tick = atomic_load_explicit(&m->hosttick, memory_order_relaxed);
-    if (tick != m->mon_hosttick) {
-        m->mon_hosttick = tick;
-        m->mon_host_since = now;
+    bool in_g = atomic_load_explicit(&m->in_g, memory_order_relaxed);
+    if (tick != m->mon_hosttick || !in_g) {
+        if (tick != m->mon_hosttick) {
+            m->mon_hosttick = tick;
+            m->mon_host_since = now;
+        }
+        m->mon_reclaimed = 0;
+        if (atomic_load_explicit(&m->host_stalled, memory_order_relaxed))
+            atomic_store(&m->host_stalled, false);
+        return false;
     }
+    bool queued = atomic_load_explicit(&m->hostq_len, memory_order_relaxed) > 0;
+    if (now - m->mon_host_since < HOST_PICKING_NS)
+        return queued;
+    if (!atomic_load_explicit(&m->host_stalled, memory_order_relaxed))
+        atomic_store(&m->host_stalled, true);
+    if (queued && (m->mon_reclaimed == 0 || now - m->mon_reclaimed >= HOST_PICKING_NS)) {
+        m->mon_reclaimed = now;
+        proc_host_reclaim(m);
+    }
+    return false;
 }
 
 /* Ms inside a goroutine that have scheduled host goroutines within
@@ -375,10 +399,12 @@ static void *sysmon(void *arg)
         bool busy = false;
         preempt_look_at = 0;
         slots_wanted_by_bound = host_slot_wanted_by_bound();
+        bool host_watching = false;
         for (M *m = atomic_load(&sched.allm); m != NULL; m = m->alllink) {
             if (m->dying)
                 continue;
-            watch_host_picks(m, now);
+            if (watch_host_picks(m, now))
+                host_watching = true;
             if (watch_m(m, now) != W_NOTHING)
                 busy = true;
         }
@@ -387,7 +413,7 @@ static void *sysmon(void *arg)
             wakep();
         if (netpoll_unwatched() && now - atomic_load(&sched.netpoll_last) > NETPOLL_AGE_NS)
             goready_list(netpoll(0));
-        bool host_waiting = watch_host_queue(now);
+        bool host_waiting = watch_host_queue(now) || host_watching;
         /* Poll fast only while some M looks stuck or was just helped:
          * the next goroutine may block the same way (200 goroutines each
          * calling time.sleep).  Otherwise back off, as Go's sysmon does. */
