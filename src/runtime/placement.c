@@ -215,9 +215,8 @@ M *placement_home(M *m, G *g)
     if (slots > MAX_PROCS)
         slots = MAX_PROCS;
     /* With the GIL off there is no one lock for every M to take turns
-     * with: an M outside the ring that has a host slot runs what it starts
-     * in parallel (homed on busy ring Ms, a spawner's 4,096 goroutines
-     * left up to 1,489 unstarted where its batch is 1,024: 3.13t). */
+     * with: an M outside the ring has a host slot of its own, and runs
+     * what it starts in parallel. */
     if (!host_slots_on() && !atomic_load_explicit(&m->in_ring, memory_order_relaxed))
         return outside_ring_home(m, g, slots);
     if (slots < 2 || !pool_parked_here(m, g->group))

@@ -773,11 +773,14 @@ void proc_host_reclaim(M *m)
     rt_unlock(&m->hostq_lock);
     if (n == 0)
         return;
-    for (g = gqueue_front(&back); g != NULL; g = g->schedlink)
+    for (g = gqueue_front(&back); g != NULL; g = g->schedlink) {
         g->home = NULL;
+        g->placed_away = false;
+    }
     rt_lock(&sched.hostq_lock);
     gqueue_append(&sched.hostq, &back);
     atomic_fetch_add(&sched.hostq_len, n);
+    atomic_fetch_sub(&sched.host_placed, n);
     rt_unlock(&sched.hostq_lock);
     host_ensure_standby(false);
 }
@@ -813,6 +816,8 @@ static G *hostq_take(M *m)
         if (home == m)
             return g;
         g->home = home;
+        g->placed_away = true;
+        atomic_fetch_add(&sched.host_placed, 1);
         boundq_push(home, g);
     }
     return NULL;
@@ -990,6 +995,7 @@ int newproc(void (*fn)(void *), void *arg, enum g_kind kind,
     g->host = NULL;
     g->group = group;
     g->host_started = false;
+    g->placed_away = false;
     g->group_counted = false;
     if (kind == G_HOST) {
         g->host = g->arg = g_host_area(g);
@@ -1716,6 +1722,10 @@ static void execute(M *m, G *g)
         g_set_status(g, G_RUNNING);
         if (g->kind == G_HOST) {
             if (!g->host_started) {
+                if (g->placed_away) {
+                    g->placed_away = false;
+                    atomic_fetch_sub(&sched.host_placed, 1);
+                }
                 g->home = m;
                 g->host_started = true;
                 placement_count(m, g);
@@ -2061,24 +2071,21 @@ void gopy_rt_preempt_yield(void)
  * the hand-over costs more than it saves (docs/decisions.md §8). */
 enum { HOST_START_BATCH = 1024 };
 
-/* Unstarted host goroutines g's spawns wait behind: sched.hostq, and for
- * an unlocked host goroutine its M's own queue too, where placement homes
- * those that Ms outside the ring take from sched.hostq while g's M is
- * busy spawning (its spawner's M: outside_ring_home).  They run before g
- * once it yields, queued ahead of it. */
-static int32_t host_unstarted_behind(G *g)
+/* Unstarted host goroutines: waiting on sched.hostq, or queued on the
+ * home placement chose for them by the M that took them off it (a pool's
+ * spread, a standby homing on the ring: they have left hostq and not yet
+ * run, and count as much). */
+static int32_t host_unstarted(void)
 {
-    int32_t n = atomic_load_explicit(&sched.hostq_len, memory_order_relaxed);
-    if (g != NULL && g->kind == G_HOST && g->lockedm == NULL)
-        n += atomic_load_explicit(&g->m->hostq_len, memory_order_relaxed);
-    return n;
+    return atomic_load_explicit(&sched.hostq_len, memory_order_relaxed) +
+           atomic_load_explicit(&sched.host_placed, memory_order_relaxed);
 }
 
 bool gopy_rt_host_backlog(void)
 {
-    G *g = getg();
-    if (host_unstarted_behind(g) < HOST_START_BATCH)
+    if (host_unstarted() < HOST_START_BATCH)
         return false;
+    G *g = getg();
     if (g != NULL && g->kind == G_HOST)
         return g->lockedm == NULL; /* its M may start them */
     /* A thread can only hand the host lock to an M on its way for it, or
@@ -2089,7 +2096,7 @@ bool gopy_rt_host_backlog(void)
 bool gopy_rt_host_backlog_at(uint64_t *starts)
 {
     *starts = atomic_load_explicit(&sched.hostq_starts, memory_order_relaxed);
-    return host_unstarted_behind(getg()) >= HOST_START_BATCH;
+    return host_unstarted() >= HOST_START_BATCH;
 }
 
 bool gopy_rt_host_start_backlog(void)

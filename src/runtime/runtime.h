@@ -256,6 +256,8 @@ struct G {
      * switch and the wait queues touch */
     const void *group;  /* same code, same group (placement.c); NULL: none */
     bool host_started;  /* has run once (home's hooks know its state) */
+    bool placed_away;   /* queued unstarted on a home by another M, counted
+                           in sched.host_placed (written before queueing) */
     bool group_counted; /* counted in home->groups (placement.c) */
 };
 
@@ -467,6 +469,11 @@ typedef struct {
     _Atomic(M *) host_standby;
     _Atomic int32_t nhost_acquiring;
     _Atomic uint64_t hostq_starts;
+    /* Unstarted host Gs that the M taking them off hostq queued on another
+     * home (hostq_take), until they first run or go back on hostq
+     * (proc_host_reclaim): with hostq_len, what a spawner's backlog counts
+     * (gopy_rt_host_backlog). */
+    _Atomic int32_t host_placed;
     /* host_slots.c: with a host whose lock does not exclude (free-threaded
      * CPython), GOMAXPROCS slots take the GIL's place: an M holds one
      * while it holds the host lock.  slots_held and the FIFO of waiting
