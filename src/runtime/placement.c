@@ -42,10 +42,11 @@
  * Ms did not get to them soon enough (a standby: they blocked, or waited
  * their turn for the GIL); it homes them on its spawner's ring M or on the
  * ring's Ms in turn, those sysmon does not see stalled in a goroutine, and
- * keeps them only if none schedules: outside_ring_home.  Unstarted goroutines queued
- * on a ring M that stalls afterwards go back to the shared queue (sysmon,
- * proc_host_reclaim): they have no frames yet, so they may start anywhere.  The figures behind it are in
- * docs/decisions.md ("Placement").
+ * keeps them only if none schedules: outside_ring_home.  Unstarted
+ * goroutines queued on a ring M that stalls afterwards go back to the
+ * shared queue (sysmon, proc_host_reclaim): they have no frames yet, so
+ * they may start anywhere.  The figures behind it are in docs/decisions.md
+ * ("Placement").
  *
  * Ownership: an M's group table (M.groups) is read and written only by
  * that M, on its scheduler stack: a goroutine is counted by its home when

@@ -760,8 +760,9 @@ void proc_host_reclaim(M *m)
     rt_lock(&m->hostq_lock);
     G *g;
     while ((g = gqueue_pop(&m->hostq)) != NULL) {
-        /* host_started was written, if ever, by m before it queued g. */
-        if (g->kind == G_HOST && !g->host_started && g->lockedm == NULL) {
+        /* Placed here unstarted: set by the placing M before it queued
+         * g, cleared only by m when g first runs, after popping it. */
+        if (g->placed_away) {
             gqueue_push(&back, g);
             n++;
         } else {
