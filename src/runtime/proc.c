@@ -755,6 +755,8 @@ void proc_host_stalled(void)
  * back on sched.hostq, in their order, for another M to start. */
 void proc_host_reclaim(M *m)
 {
+    if (atomic_load(&m->hostq_placed) == 0)
+        return;
     gqueue keep = {0}, back = {0};
     int32_t n = 0;
     rt_lock(&m->hostq_lock);
@@ -771,6 +773,7 @@ void proc_host_reclaim(M *m)
     }
     m->hostq = keep;
     atomic_fetch_sub(&m->hostq_len, n);
+    atomic_fetch_sub(&m->hostq_placed, n);
     rt_unlock(&m->hostq_lock);
     if (n == 0)
         return;
@@ -819,6 +822,7 @@ static G *hostq_take(M *m)
         g->home = home;
         g->placed_away = true;
         atomic_fetch_add(&sched.host_placed, 1);
+        atomic_fetch_add(&home->hostq_placed, 1);
         boundq_push(home, g);
     }
     return NULL;
@@ -1726,6 +1730,7 @@ static void execute(M *m, G *g)
                 if (g->placed_away) {
                     g->placed_away = false;
                     atomic_fetch_sub(&sched.host_placed, 1);
+                    atomic_fetch_sub(&m->hostq_placed, 1);
                 }
                 g->home = m;
                 g->host_started = true;

@@ -313,6 +313,12 @@ struct M {
     rt_mutex hostq_lock;
     gqueue hostq;
     _Atomic int32_t hostq_len;
+    /* Of those, the unstarted ones another M placed here (placed_away):
+     * what proc_host_reclaim would take back, so that it walks hostq only
+     * when there is something to take (a busy M holds thousands of
+     * started ones).  Counted before the push, uncounted when they first
+     * run here or are taken back. */
+    _Atomic int32_t hostq_placed;
     bool host_held;    /* holds the host lock (only this M writes) */
     void *host;        /* the binding's per-M state (its thread state) */
     /* Host schedules of this M while it may start unstarted Gs (not

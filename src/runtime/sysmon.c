@@ -326,7 +326,7 @@ static bool watch_host_picks(M *m, int64_t now)
             atomic_store(&m->host_stalled, false);
         return false;
     }
-    bool queued = atomic_load_explicit(&m->hostq_len, memory_order_relaxed) > 0;
+    bool queued = atomic_load_explicit(&m->hostq_placed, memory_order_relaxed) > 0;
     if (now - m->mon_host_since < HOST_PICKING_NS)
         return queued;
     if (!atomic_load_explicit(&m->host_stalled, memory_order_relaxed))
