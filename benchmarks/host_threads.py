@@ -4,7 +4,8 @@
 
 Runs W13's gopy body once against the echo server process and prints the time, the
 peak RSS, the Ms the runtime made (and how often it recruited a standby), the OS
-threads of the process, and the CPU the client and the echo server spent. With
+threads of the process, the CPU the client and the echo server spent, and each thread's
+CPU and context switches over the process's life (the busiest first). With
 --hold the clients stay connected after their round trips while the goroutines'
 stacks are read (mincore): how many pages of each stack are resident and how deep
 the C stack and the frames reached, which is what docs/decisions.md §15 chose the
@@ -68,6 +69,28 @@ def stack_report(grain=256):
     print("highest written byte (frames), bytes below the top:", dict(frames_top.most_common(3)))
 
 
+def thread_report():
+    """Each thread of this process: its name (the runtime names its own: gopy-m<id>,
+    gopy-sysmon, gopy-offload), CPU seconds (user + system), voluntary and
+    involuntary context switches, since it started; the busiest first."""
+    tick = os.sysconf("SC_CLK_TCK")
+    rows = []
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/self/task/{tid}/status") as f:
+                status = dict(line.split(":", 1) for line in f if ":" in line)
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        cpu = (int(fields[11]) + int(fields[12])) / tick
+        rows.append((cpu, int(status["voluntary_ctxt_switches"]),
+                     int(status["nonvoluntary_ctxt_switches"]), status["Name"].strip()))
+    rows.sort(reverse=True)
+    print("threads (name: CPU s, voluntary / involuntary switches):",
+          ", ".join(f"{name}: {c:.2f} {v}/{i}" for c, v, i, name in rows))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=10_000)
@@ -92,6 +115,7 @@ def main():
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     print(f"CPU: client {cpu:.2f} s ({after.ru_nvcsw - before.ru_nvcsw} voluntary context "
           f"switches), echo server {server_after - server_before:.2f} s")
+    thread_report()
     if hold is not None:
         stack_report()
         hold.done()

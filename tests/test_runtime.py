@@ -158,6 +158,28 @@ def test_stats_keys():
     assert s["ms"] >= 1 or s["goroutines"] == 0
 
 
+def thread_name(tid=None):
+    """The OS name of thread tid of this process (None: the caller's)."""
+    with open("/proc/thread-self/comm" if tid is None else f"/proc/self/task/{tid}/comm") as f:
+        return f.read().strip()
+
+
+def test_the_runtime_names_its_threads():
+    """top -H, ps -L and gdb tell the runtime's threads apart: gopy-m<id> for
+    the Ms, gopy-sysmon, gopy-offload for offload's helpers."""
+    name = run_in_goroutine(thread_name)
+    assert name.startswith("gopy-m") and name[len("gopy-m"):].isdigit(), name
+    assert run_in_goroutine(gopy.offload, thread_name) == "gopy-offload"
+    names = []
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            names.append(thread_name(tid))
+        except FileNotFoundError:  # the thread ended meanwhile
+            pass
+    assert names.count("gopy-sysmon") == 1, names
+    assert thread_name() != "gopy-sysmon"  # the main thread keeps its own
+
+
 def test_context_switches_increase():
     before = runtime.stats()["context_switches"]
     ch = gopy.Chan()

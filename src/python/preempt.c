@@ -511,6 +511,7 @@ static void print_traceback(PyThreadState *ts)
 static void *preempter(void *arg)
 {
     (void)arg;
+    (void)pthread_setname_np(pthread_self(), "gopy-preempt"); /* not its starter's */
     for (;;) {
         struct request batch[QUEUE_CAP];
         pthread_mutex_lock(&pre.lock);

@@ -198,6 +198,7 @@ static void *helper_main(void *arg)
 {
     helper self = {0};
     offload_job *job = arg;
+    rt_thread_name("gopy-offload");
     while (job != NULL) {
         job->fn(job->arg);
         job_done(job);

@@ -1803,6 +1803,9 @@ static void *mstart(void *arg)
     rt_ctx_init_thread(&m->g0ctx);
     m->sigstack = rt_signals_thread_init();
     m->tid = (int32_t)syscall(SYS_gettid);
+    char name[16];
+    snprintf(name, sizeof name, "gopy-m%lld", (long long)m->id);
+    rt_thread_name(name);
     if (pthread_getcpuclockid(pthread_self(), &m->cpuclock) == 0)
         atomic_store_explicit(&m->has_cpuclock, true, memory_order_release);
     sysmon_wake();

@@ -646,6 +646,9 @@ void *rt_signals_thread_init(void);
  * thread); the signals a fault raises stay open for the fault handler.
  * 0 or an errno value (*thread is then undefined). */
 int rt_thread_start(pthread_t *thread, size_t stack_size, void *(*fn)(void *), void *arg);
+/* Name the calling thread (what top -H, ps -L, gdb and
+ * /proc/self/task/<tid>/comm show), cut to 15 bytes. */
+void rt_thread_name(const char *name);
 
 /* ---- offload.c ---------------------------------------------------------- */
 

@@ -5,7 +5,9 @@
  * the goroutine's stack is exhausted) recognises the guard page, names the
  * goroutine, and lets the signal take its default course.  Faults that are
  * not guard-page hits go to whatever handler was installed before us
- * (Python's faulthandler, say).
+ * (Python's faulthandler, say).  The runtime's threads start here, with
+ * the asynchronous signals blocked, and are named here (gopy-m<id>,
+ * gopy-sysmon, gopy-offload).
  */
 #define _GNU_SOURCE
 #include "runtime.h"
@@ -98,6 +100,13 @@ int rt_thread_start(pthread_t *thread, size_t stack_size, void *(*fn)(void *), v
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     return err;
+}
+
+void rt_thread_name(const char *name)
+{
+    char buf[16]; /* the kernel keeps 15 bytes and a NUL */
+    snprintf(buf, sizeof buf, "%s", name);
+    (void)pthread_setname_np(pthread_self(), buf);
 }
 
 void *rt_signals_thread_init(void)

@@ -379,6 +379,7 @@ static bool watch_host_queue(int64_t now)
 static void *sysmon(void *arg)
 {
     (void)arg;
+    rt_thread_name("gopy-sysmon");
     int64_t delay_us = SYSMON_MIN_US;
     int64_t quiet_since = rt_nanotime();
     for (;;) {
