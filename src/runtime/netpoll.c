@@ -69,6 +69,10 @@ typedef struct {
     poll_desc *pd;
     waitq *q;  /* &pd->rq or &pd->wq */
     int64_t deadline;
+    /* The M the waiter is bound to: a host goroutine runs only there, and
+     * that M polls for it once out of work (runtime.h, netpoll_bound);
+     * NULL for any other waiter. */
+    M *home;
     /* Written by whoever claimed sg.g, pd->lock held; read by the waiter
      * once it runs again. */
     int result;
@@ -89,6 +93,10 @@ static rt_mutex netpoll_init_lock = RT_MUTEX_INIT(LR_NETPOLL_INIT);
 /* Waits in progress: from before a waiter parks until its wait returns
  * (so a woken waiter counts until it has run). */
 static _Atomic int32_t netpoll_nwaiters;
+/* Of those, the waits of C goroutines, locked goroutines and foreign
+ * threads: nobody polls for them but an M that happens to (not counted in
+ * an M's netpoll_bound). */
+static _Atomic int32_t netpoll_nunbound;
 
 static int netpoll_init(void)
 {
@@ -234,11 +242,13 @@ static bool waiter_park(G *g, void *arg)
     netpoll_waiter *w = arg;
     if (w->deadline >= 0)
         timer_add(&w->timer, w->deadline, 0);
+    bool bound = w->home != NULL; /* w may be gone once unlocked */
     rt_unlock(&w->pd->lock);
-    /* Someone must poll for us.  A goroutine's M will (findrunnable), if
-     * it runs out of work; a foreign thread has no M.  An idle P's M
-     * started now becomes the poller as it finds nothing to do. */
-    if (atomic_load(&sched.netpoll_sleeper) == NULL)
+    /* Someone must poll for us.  A bound goroutine's M will, once it runs
+     * out of work (host_find, then stopm); a C goroutine's may run others
+     * for long, and a foreign thread has no M.  An idle P's M started now
+     * becomes the poller as it finds nothing to do. */
+    if (!bound && atomic_load(&sched.netpoll_sleeper) == NULL)
         wakep();
     return true;
 }
@@ -266,11 +276,15 @@ int gopy_rt_netpoll_wait(int fd, int mode, int64_t deadline_ns, bool block)
         return -1;
     G *g = getg_or_foreign();
     g_prepare_wait(g);
+    /* A locked goroutine's M idles in locked_find, never in the poller. */
+    M *home = g->kind == G_HOST && g->lockedm == NULL ? g->m : NULL;
     netpoll_waiter w = {.sg = {.g = g},
                         .pd = pd,
                         .q = mode == GOPY_POLL_READ ? &pd->rq : &pd->wq,
                         .deadline = deadline_ns,
+                        .home = home,
                         .result = GOPY_OK};
+    _Atomic int32_t *counted = home != NULL ? &home->netpoll_bound : &netpoll_nunbound;
     timer_init(&w.timer, deadline_fire, &w);
     rt_lock(&pd->lock);
     waitq_push(w.q, &w.sg);
@@ -285,6 +299,7 @@ int gopy_rt_netpoll_wait(int fd, int mode, int64_t deadline_ns, bool block)
         return -1;
     }
     atomic_fetch_add(&netpoll_nwaiters, 1);
+    atomic_fetch_add(counted, 1);
     int r = gopark(waiter_park, &w, GOPY_WAIT_IO, pd);
     if (r != 0) {
         /* A foreign thread gave up (Ctrl-C): nobody claimed it; leave. */
@@ -294,6 +309,7 @@ int gopy_rt_netpoll_wait(int fd, int mode, int64_t deadline_ns, bool block)
     }
     if (deadline_ns >= 0)
         timer_del(&w.timer);
+    atomic_fetch_sub(counted, 1);
     atomic_fetch_sub(&netpoll_nwaiters, 1);
     return r != 0 ? r : w.result;
 }
@@ -334,6 +350,11 @@ int gopy_netpoll_close(int fd)
 int32_t netpoll_waiters(void)
 {
     return atomic_load(&netpoll_nwaiters);
+}
+
+int32_t netpoll_unbound_waiters(void)
+{
+    return atomic_load(&netpoll_nunbound);
 }
 
 void netpoll_break(void)
@@ -380,6 +401,7 @@ void netpoll_after_fork_child(void)
     for (int i = 0; i < PD_NCHUNKS; i++)
         atomic_store_explicit(&pd_chunks[i], NULL, memory_order_relaxed);
     atomic_store(&netpoll_nwaiters, 0);
+    atomic_store(&netpoll_nunbound, 0);
     atomic_store(&netpoll_inited, false);
     rt_mutex_init(&netpoll_init_lock, LR_NETPOLL_INIT);
 }

@@ -391,6 +391,12 @@ struct M {
     } groups[M_GROUPS];
     _Atomic bool in_ring;
 
+    /* Waits on the netpoller in progress by host goroutines bound here
+     * (netpoll.c; only this M's goroutines change it): this M runs what
+     * their events ready, so it, not another, is their poller once idle
+     * (stopm). */
+    _Atomic int32_t netpoll_bound;
+
     uint32_t fastrand_state;
 };
 
@@ -664,6 +670,9 @@ void offload_after_fork(void);
 
 /* Waits in progress on the netpoller (goroutines and threads). */
 int32_t netpoll_waiters(void);
+/* Of those, the ones any M may poll for: all but host goroutines bound to
+ * their M, which count in M.netpoll_bound. */
+int32_t netpoll_unbound_waiters(void);
 /* Wait up to delay ns (< 0: until an event or netpoll_break; 0: do not
  * block) for ready descriptors, and claim their waiters.  Returns their
  * Gs linked by schedlink, for the caller to ready (goready_list), or to

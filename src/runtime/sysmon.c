@@ -25,9 +25,9 @@
  * polls the netpoller when nobody has for 10 ms (Ms busy with goroutines
  * never get to findrunnable's poll), readying what it finds.  It polls
  * every 20 us while things happen, backs off to 10 ms when nothing does,
- * and sleeps until woken when every M is idle (0% CPU when idle) and
- * nothing needs watching: no timer, and an M sleeping in the netpoller
- * if anyone waits on it.
+ * and, once backed off, sleeps until woken when every M is idle (0% CPU
+ * when idle) and nothing needs watching: no timer, and an M sleeping in
+ * the netpoller if anyone waits on it.
  */
 #define _GNU_SOURCE
 #include "runtime.h"
@@ -232,7 +232,20 @@ static void maybe_preempt(M *m, uint64_t tick, int64_t now)
     look_again_at(now + PREEMPT_FOLLOW_NS);
 }
 
-/* Look at one M: did it find it stuck (suspect), or act? */
+/* Could sysmon act on m if its goroutine stays stuck: hand on the P it
+ * holds (proc_compensate) or revoke its host slot?  A host M where the
+ * host lock is the GIL holds neither: inside a goroutine it is often
+ * just waiting its turn for the GIL (W13's ring Ms, every socket call),
+ * and watching it closely would keep sysmon polling every 20 us for
+ * nothing (docs/decisions.md §15). */
+static bool may_act(M *m)
+{
+    return atomic_load_explicit(&m->mon_p, memory_order_relaxed) != NULL ||
+           atomic_load(&m->slot) == SLOT_HELD;
+}
+
+/* Look at one M: did it find it stuck (suspect, where sysmon could act
+ * on it), or act? */
 static enum watch watch_m(M *m, int64_t now)
 {
     uint64_t tick = atomic_load_explicit(&m->schedtick, memory_order_relaxed);
@@ -255,7 +268,7 @@ static enum watch watch_m(M *m, int64_t now)
         /* First sight of it stuck: sample its CPU time, judge next tick. */
         m->mon_cpu = thread_cpu_ns(m);
         m->mon_since = now;
-        return W_SUSPECT;
+        return may_act(m) ? W_SUSPECT : W_NOTHING;
     }
     if (host_slot_revoke(m)) {
         /* Out of the host in a call while Ms wait for a slot: its slot
@@ -383,7 +396,11 @@ static void *sysmon(void *arg)
     int64_t delay_us = SYSMON_MIN_US;
     int64_t quiet_since = rt_nanotime();
     for (;;) {
-        if (nothing_to_watch()) {
+        /* Only once backed off: an M leaving the idle list wakes a
+         * sleeping sysmon, and Ms that go idle and wake by turns (a
+         * goroutine talking to a peer outside) would otherwise wake it on
+         * every exchange. */
+        if (delay_us >= SYSMON_MAX_US && nothing_to_watch()) {
             rt_note_clear(&sched.sysmon_note);
             atomic_store(&sched.sysmon_sleeping, true);
             atomic_thread_fence(memory_order_seq_cst);
