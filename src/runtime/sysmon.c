@@ -237,7 +237,7 @@ static void maybe_preempt(M *m, uint64_t tick, int64_t now)
  * host lock is the GIL holds neither: inside a goroutine it is often
  * just waiting its turn for the GIL (W13's ring Ms, every socket call),
  * and watching it closely would keep sysmon polling every 20 us for
- * nothing (docs/decisions.md §15). */
+ * nothing (docs/decisions.md §6, "Later"). */
 static bool may_act(M *m)
 {
     return atomic_load_explicit(&m->mon_p, memory_order_relaxed) != NULL ||
