@@ -69,10 +69,9 @@ typedef struct {
     poll_desc *pd;
     waitq *q;  /* &pd->rq or &pd->wq */
     int64_t deadline;
-    /* The M the waiter is bound to: a host goroutine runs only there, and
-     * that M polls for it once out of work (runtime.h, netpoll_bound);
-     * NULL for any other waiter. */
-    M *home;
+    /* A host goroutine, which runs only on its M, and that M polls for
+     * it once out of work (runtime.h, netpoll_bound)? */
+    bool bound;
     /* Written by whoever claimed sg.g, pd->lock held; read by the waiter
      * once it runs again. */
     int result;
@@ -242,7 +241,7 @@ static bool waiter_park(G *g, void *arg)
     netpoll_waiter *w = arg;
     if (w->deadline >= 0)
         timer_add(&w->timer, w->deadline, 0);
-    bool bound = w->home != NULL; /* w may be gone once unlocked */
+    bool bound = w->bound; /* w may be gone once unlocked */
     rt_unlock(&w->pd->lock);
     /* Someone must poll for us.  A bound goroutine's M will, once it runs
      * out of work (host_find, then stopm); a C goroutine's may run others
@@ -282,7 +281,7 @@ int gopy_rt_netpoll_wait(int fd, int mode, int64_t deadline_ns, bool block)
                         .pd = pd,
                         .q = mode == GOPY_POLL_READ ? &pd->rq : &pd->wq,
                         .deadline = deadline_ns,
-                        .home = home,
+                        .bound = home != NULL,
                         .result = GOPY_OK};
     _Atomic int32_t *counted = home != NULL ? &home->netpoll_bound : &netpoll_nunbound;
     timer_init(&w.timer, deadline_fire, &w);

@@ -749,14 +749,22 @@ void proc_host_stalled(void)
     host_ensure_standby(true);
 }
 
-/* For sysmon: m is inside one goroutine and has not scheduled for a while
- * (blocked in a C call, or computing).  The unstarted goroutines placement
- * queued on it have no frames yet, so they may start on any M: put them
- * back on sched.hostq, in their order, for another M to start. */
+/* Unstarted goroutines placed on home by another M: n more (n > 0), or
+ * n fewer, both in sched.host_placed (a spawner's backlog counts them) and
+ * in home's hostq_placed (what sysmon may take back). */
+static void count_placed(M *home, int32_t n)
+{
+    atomic_fetch_add(&sched.host_placed, n);
+    atomic_fetch_add(&home->hostq_placed, n);
+}
+
+/* For sysmon, while m's hostq_placed says some are queued: m is inside
+ * one goroutine and has not scheduled for a while (blocked in a C call,
+ * or computing).  The unstarted goroutines placement queued on it have no
+ * frames yet, so they may start on any M: put them back on sched.hostq,
+ * in their order, for another M to start. */
 void proc_host_reclaim(M *m)
 {
-    if (atomic_load(&m->hostq_placed) == 0)
-        return;
     gqueue keep = {0}, back = {0};
     int32_t n = 0;
     rt_lock(&m->hostq_lock);
@@ -773,7 +781,6 @@ void proc_host_reclaim(M *m)
     }
     m->hostq = keep;
     atomic_fetch_sub(&m->hostq_len, n);
-    atomic_fetch_sub(&m->hostq_placed, n);
     rt_unlock(&m->hostq_lock);
     if (n == 0)
         return;
@@ -784,7 +791,7 @@ void proc_host_reclaim(M *m)
     rt_lock(&sched.hostq_lock);
     gqueue_append(&sched.hostq, &back);
     atomic_fetch_add(&sched.hostq_len, n);
-    atomic_fetch_sub(&sched.host_placed, n);
+    count_placed(m, -n);
     rt_unlock(&sched.hostq_lock);
     host_ensure_standby(false);
 }
@@ -821,8 +828,7 @@ static G *hostq_take(M *m)
             return g;
         g->home = home;
         g->placed_away = true;
-        atomic_fetch_add(&sched.host_placed, 1);
-        atomic_fetch_add(&home->hostq_placed, 1);
+        count_placed(home, 1);
         boundq_push(home, g);
     }
     return NULL;
@@ -1782,8 +1788,7 @@ static void execute(M *m, G *g)
             if (!g->host_started) {
                 if (g->placed_away) {
                     g->placed_away = false;
-                    atomic_fetch_sub(&sched.host_placed, 1);
-                    atomic_fetch_sub(&m->hostq_placed, 1);
+                    count_placed(m, -1);
                 }
                 g->home = m;
                 g->host_started = true;
@@ -1856,9 +1861,7 @@ static void *mstart(void *arg)
     rt_ctx_init_thread(&m->g0ctx);
     m->sigstack = rt_signals_thread_init();
     m->tid = (int32_t)syscall(SYS_gettid);
-    char name[16];
-    snprintf(name, sizeof name, "gopy-m%lld", (long long)m->id);
-    rt_thread_name(name);
+    rt_thread_name("gopy-m%lld", (long long)m->id);
     if (pthread_getcpuclockid(pthread_self(), &m->cpuclock) == 0)
         atomic_store_explicit(&m->has_cpuclock, true, memory_order_release);
     sysmon_wake();

@@ -317,7 +317,7 @@ struct M {
      * what proc_host_reclaim would take back, so that it walks hostq only
      * when there is something to take (a busy M holds thousands of
      * started ones).  Counted before the push, uncounted when they first
-     * run here or are taken back. */
+     * run here or are taken back (count_placed, in proc.c). */
     _Atomic int32_t hostq_placed;
     bool host_held;    /* holds the host lock (only this M writes) */
     void *host;        /* the binding's per-M state (its thread state) */
@@ -652,9 +652,9 @@ void *rt_signals_thread_init(void);
  * thread); the signals a fault raises stay open for the fault handler.
  * 0 or an errno value (*thread is then undefined). */
 int rt_thread_start(pthread_t *thread, size_t stack_size, void *(*fn)(void *), void *arg);
-/* Name the calling thread (what top -H, ps -L, gdb and
+/* Name the calling thread, printf-style (what top -H, ps -L, gdb and
  * /proc/self/task/<tid>/comm show), cut to 15 bytes. */
-void rt_thread_name(const char *name);
+void rt_thread_name(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- offload.c ---------------------------------------------------------- */
 

@@ -13,6 +13,7 @@
 #include "runtime.h"
 
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,10 +103,13 @@ int rt_thread_start(pthread_t *thread, size_t stack_size, void *(*fn)(void *), v
     return err;
 }
 
-void rt_thread_name(const char *name)
+void rt_thread_name(const char *fmt, ...)
 {
     char buf[16]; /* the kernel keeps 15 bytes and a NUL */
-    snprintf(buf, sizeof buf, "%s", name);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
     (void)pthread_setname_np(pthread_self(), buf);
 }
 
