@@ -123,6 +123,14 @@ def voluntary_switches():
     return out
 
 
+def thread_name(tid):
+    try:
+        with open(f"/proc/self/task/{tid}/comm") as f:
+            return f"{f.read().strip()} ({tid})"
+    except FileNotFoundError:
+        return f"gone ({tid})"
+
+
 def test_a_goroutine_answered_by_a_thread_is_woken_by_its_own_thread():
     """A goroutine exchanging bytes with a thread over a socketpair: between
     replies its thread has nothing to run and sleeps in the netpoller itself,
@@ -158,7 +166,7 @@ def test_a_goroutine_answered_by_a_thread_is_woken_by_its_own_thread():
     b.close()
     others = {tid: after[tid] - before.get(tid, 0) for tid in after
               if tid not in (home, threading.get_native_id(), thread.native_id)}
-    assert sum(others.values()) < rounds // 2, others
+    assert sum(others.values()) < rounds // 2, {thread_name(tid): n for tid, n in others.items()}
 
 
 def test_deadline_returns_false():

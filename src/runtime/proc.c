@@ -541,19 +541,19 @@ static void startm(P *p, bool spinning)
     sysmon_wake();
 }
 
-/* Hand off p from an M that stops running C goroutines. */
+/* Hand off p from an M that stops running C goroutines (to take the host
+ * lock, or to wait for its locked goroutine).  With no work queued, p just
+ * goes idle: Go's handoffp starts a spinning M then, so that an idle
+ * machine still has someone to block in the netpoller, but here the M
+ * going to its Python goroutines polls for them itself (stopm), waiters
+ * that any M may run get one from waiter_park's wakep, and C work readied
+ * later calls wakep, which finds p idle.  The spinner woke an idle M each
+ * time a Python goroutine's M found its event with a P in hand: up to 0.7
+ * per exchange in tests/test_netpoll.py's answered-by-a-thread test. */
 static void handoffp(P *p)
 {
     if (!runq_empty(p) || atomic_load(&sched.runqsize) != 0) {
         startm(p, false);
-        return;
-    }
-    /* No work here; if nobody is spinning or idle-with-a-P, start a
-     * spinning M so that work arriving elsewhere is not stranded. */
-    int32_t zero = 0;
-    if (atomic_load(&sched.nmspinning) + atomic_load(&sched.npidle) == 0 &&
-        atomic_compare_exchange_strong(&sched.nmspinning, &zero, 1)) {
-        startm(p, true);
         return;
     }
     if (atomic_load(&p->timer0_when) != 0) {
