@@ -556,11 +556,6 @@ static void handoffp(P *p)
         startm(p, false);
         return;
     }
-    if (atomic_load(&p->timer0_when) != 0) {
-        /* Timers need an M that will sleep until them. */
-        startm(p, false);
-        return;
-    }
     rt_lock(&sched.lock);
     if (atomic_load(&sched.runqsize) != 0) {
         rt_unlock(&sched.lock);
@@ -569,6 +564,15 @@ static void handoffp(P *p)
     }
     pidleput(p);
     rt_unlock(&sched.lock);
+    /* Its timers need an M that will sleep until them: the timer sleeper
+     * if it wakes no later, else one woken for them (Go's wakeNetPoller).
+     * Starting one each time woke an idle M per exchange of a goroutine
+     * whose M found its event with a P in hand, while an earlier test's
+     * timer was pending (the answered-by-a-thread test, after the rest of
+     * tests/ had run). */
+    int64_t when = atomic_load(&p->timer0_when);
+    if (when != 0)
+        runtime_wake_timer_sleeper(when);
 }
 
 /* New C work exists: if a P is idle and nobody is spinning, start one
