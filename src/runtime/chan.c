@@ -211,7 +211,7 @@ int chanrecv(struct gopy_chan *c, void *ep, bool *ok, bool block)
     if (chan_recv_locked(c, ep, ok, &wake)) {
         rt_unlock(&c->lock);
         if (wake != NULL)
-            goready(wake);
+            goready_sender(wake);
         return GOPY_OK;
     }
     if (!block) {

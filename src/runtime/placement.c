@@ -28,9 +28,15 @@
  *   the spread ring in turn (GOMAXPROCS slots, each an M chosen on first
  *   use); anything else starts here, as before.  But the goroutine that
  *   spawned the pool usually feeds it, and every member on its M would
- *   make it wait behind that member's blocking calls: the spawner's M
- *   keeps none past the two that showed the pool, gets none from an M
- *   spreading it, and a spare ring slot's M stands in for its slot.
+ *   make it wait behind that member's blocking calls.  So three or more
+ *   goroutines of one group that one goroutine spawned in a row are a
+ *   batch (a pool, a fan-out, a chain; hostq_pop marks them), and the
+ *   spawner's M leaves a batch on the shared queue for another ring M
+ *   (batch_taker, an idle one first), which starts the first two, sees the
+ *   pool, and spreads the rest; the spawner's M gets none from an M
+ *   spreading it, and a spare ring slot's M stands in for its slot.  Pairs
+ *   (ping-pong partners of one function) are no batch: they stay with
+ *   their spawner.
  *
  * So partners running different functions stay together, a pool's members
  * are shared out evenly over GOMAXPROCS Ms (besides its feeder's), and
@@ -42,7 +48,8 @@
  * Ms did not get to them soon enough (a standby: they blocked, or waited
  * their turn for the GIL); it homes them on its spawner's ring M or on the
  * ring's Ms in turn, those sysmon does not see stalled in a goroutine, and
- * keeps them only if none schedules: outside_ring_home.  Unstarted
+ * keeps them only if none schedules; batch members it leaves to a ring M
+ * as the spawner's M does: outside_ring_home.  Unstarted
  * goroutines queued on a ring M that stalls afterwards go back to the
  * shared queue (sysmon, proc_host_reclaim): they have no frames yet, so
  * they may start anywhere.  The figures behind it are in docs/decisions.md
@@ -169,6 +176,27 @@ static bool home_schedules(M *h)
              atomic_load_explicit(&h->in_g, memory_order_relaxed));
 }
 
+/* A ring M other than m and g's spawner's to start g, a batch member
+ * (G.batch) that m leaves to it, or NULL if none would soon (then m starts
+ * it).  One out of any goroutine first: it can take the host lock now. */
+static M *batch_taker(M *m, G *g, int32_t slots)
+{
+    M *busy = NULL;
+    for (int32_t i = 0; i <= slots; i++) {
+        /* Fills an empty slot of the GOMAXPROCS (an idle or new M); the
+         * spare, past them, only if a pool's spread made one. */
+        M *h = i < slots ? ring_slot(m, (uint32_t)i)
+                         : atomic_load_explicit(&sched.spread_ring[i], memory_order_acquire);
+        if (h == NULL || h == m || h == g->spawner_m || !home_schedules(h))
+            continue;
+        if (!atomic_load_explicit(&h->in_g, memory_order_relaxed))
+            return h;
+        if (busy == NULL)
+            busy = h;
+    }
+    return busy;
+}
+
 /* m holds no ring slot.  The ring's GOMAXPROCS slots go to the first Ms
  * that start host goroutines; another M starts them only when those did
  * not soon enough (the standby, recruited while they blocked or waited
@@ -184,12 +212,14 @@ static bool home_schedules(M *h)
  * together stay together; else the others in turn: a spawner still
  * running likely feeds what it spawns, as a pool's does.  What m sent to
  * an M that stalls afterwards, sysmon takes back (proc_host_reclaim). */
-static M *outside_ring_home(M *m, G *g, int32_t slots)
+static M *outside_ring_home(M *m, G *g, int32_t slots, M **taker)
 {
     for (int32_t i = 0; i < slots; i++)
         if (atomic_load_explicit(&sched.spread_ring[i], memory_order_relaxed) == NULL &&
             ring_slot(m, (uint32_t)i) == m)
             return m;
+    if (g->batch)
+        return (*taker = batch_taker(m, g, slots)) != NULL ? NULL : m;
     if (g->spawner_m == m)
         return m;
     for (int32_t i = 0; i < slots; i++) {
@@ -208,8 +238,9 @@ static M *outside_ring_home(M *m, G *g, int32_t slots)
     return m;
 }
 
-M *placement_home(M *m, G *g)
+M *placement_home(M *m, G *g, M **taker)
 {
+    *taker = NULL;
     if (g->group == NULL || m->lockedg != NULL)
         return m;
     int32_t slots = atomic_load(&sched.gomaxprocs);
@@ -219,8 +250,12 @@ M *placement_home(M *m, G *g)
      * with: an M outside the ring has a host slot of its own, and runs
      * what it starts in parallel. */
     if (!host_slots_on() && !atomic_load_explicit(&m->in_ring, memory_order_relaxed))
-        return outside_ring_home(m, g, slots);
-    if (slots < 2 || !pool_parked_here(m, g->group))
+        return outside_ring_home(m, g, slots, taker);
+    if (slots < 2)
+        return m;
+    if (g->batch && g->spawner_m == m)
+        return (*taker = batch_taker(m, g, slots)) != NULL ? NULL : m;
+    if (!pool_parked_here(m, g->group))
         return m;
     /* Keep this M's share: as many members as each of the other slots
      * got from it (e->spread of them went elsewhere); none if the pool's

@@ -678,6 +678,16 @@ static void hostq_push(G *g)
     rt_unlock(&sched.hostq_lock);
 }
 
+/* Were a and b spawned by one goroutine, to run the same code? */
+static bool siblings(const G *a, const G *b)
+{
+    return b != NULL && a->group != NULL && b->group == a->group && a->spawner_goid != 0 &&
+           b->spawner_goid == a->spawner_goid;
+}
+
+/* The next unstarted G, or NULL.  It is marked a batch member (G.batch)
+ * if it heads three siblings in the queue or follows one it marked: a
+ * pool, or a fan-out, that one goroutine spawned in a loop (placement.c). */
 static G *hostq_pop(void)
 {
     if (atomic_load(&sched.hostq_len) == 0)
@@ -685,6 +695,9 @@ static G *hostq_pop(void)
     rt_lock(&sched.hostq_lock);
     G *g = gqueue_pop(&sched.hostq);
     if (g != NULL) {
+        G *next = gqueue_front(&sched.hostq);
+        if (siblings(g, next) && (g->batch || siblings(g, next->schedlink)))
+            g->batch = next->batch = true;
         atomic_fetch_sub(&sched.hostq_len, 1);
         atomic_store_explicit(&sched.hostq_starts,
                               atomic_load_explicit(&sched.hostq_starts, memory_order_relaxed) + 1,
@@ -821,14 +834,55 @@ static bool m_has_host_work(M *m)
            (m->host_held && atomic_load(&sched.hostq_len) > 0);
 }
 
+/* Put back a G hostq_pop just took, at the front. */
+static void hostq_unpop(G *g)
+{
+    rt_lock(&sched.hostq_lock);
+    gqueue_push_front(&sched.hostq, g);
+    atomic_fetch_add(&sched.hostq_len, 1);
+    atomic_store_explicit(&sched.hostq_starts,
+                          atomic_load_explicit(&sched.hostq_starts, memory_order_relaxed) - 1,
+                          memory_order_relaxed);
+    rt_unlock(&sched.hostq_lock);
+}
+
+/* Make taker, a ring M that placement leaves a batch member to, the
+ * standby if it is idle; if it is busy it takes the member from the shared
+ * queue when it next schedules (m_has_host_work).  Not the usual standby:
+ * an M outside the ring would leave the member to taker too. */
+static void host_call_taker(M *taker)
+{
+    rt_lock(&sched.lock);
+    if (atomic_load(&sched.host_standby) != NULL || atomic_load(&taker->idle) != M_IDLE) {
+        rt_unlock(&sched.lock);
+        return;
+    }
+    mremove(taker);
+    taker->nextp = NULL;
+    atomic_fetch_add(&sched.nhost_recruits, 1);
+    atomic_store(&sched.host_standby, taker);
+    rt_unlock(&sched.lock);
+    rt_note_wakeup(&taker->park);
+    sysmon_wake();
+}
+
 /* An unstarted host G for m to start, or NULL.  Those placement homes
- * elsewhere go to their home's queue on the way. */
-static G *hostq_take(M *m)
+ * elsewhere go to their home's queue on the way; a batch member it leaves
+ * to a ring M stays at the front of the shared queue, unless m starts a
+ * backlog its spawner yielded for (gopy_rt_host_start_backlog): m starts
+ * it then. */
+static G *hostq_take(M *m, bool backlog)
 {
     G *g;
     while ((g = hostq_pop()) != NULL) {
-        M *home = placement_home(m, g);
-        if (home == m)
+        M *taker;
+        M *home = placement_home(m, g, &taker);
+        if (home == NULL && !backlog) {
+            hostq_unpop(g);
+            host_call_taker(taker);
+            return NULL;
+        }
+        if (home == NULL || home == m)
             return g;
         g->home = home;
         g->placed_away = true;
@@ -855,16 +909,16 @@ static G *host_pick(M *m)
             goready_list(netpoll(0));
         if (m->host_starts > 0) {
             m->host_starts--;
-            if ((g = hostq_take(m)) == NULL)
+            if ((g = hostq_take(m, true)) == NULL)
                 m->host_starts = 0;
         } else if (tick % 61 == 0) {
-            g = hostq_take(m);
+            g = hostq_take(m, false);
         }
     }
     if (g == NULL)
         g = boundq_pop(m);
     if (g == NULL && starts)
-        g = hostq_take(m);
+        g = hostq_take(m, false);
     return g;
 }
 
@@ -1011,11 +1065,13 @@ int newproc(void (*fn)(void *), void *arg, enum g_kind kind,
     g->kind = (uint8_t)kind;
     g->home = NULL;
     g->spawner_m = m;
+    g->spawner_goid = m != NULL && m->curg != NULL ? m->curg->goid : 0;
     g->host = NULL;
     g->group = group;
     g->host_started = false;
     g->placed_away = false;
     g->group_counted = false;
+    g->batch = false;
     if (kind == G_HOST) {
         g->host = g->arg = g_host_area(g);
         init(g->host, arg);
@@ -1152,6 +1208,17 @@ void gosched(void)
         return;
     }
     switch_to_g0(g, GOP_YIELD);
+}
+
+void goready_sender(G *sender)
+{
+    M *sender_m = sender->lockedm != NULL ? sender->lockedm : sender->home;
+    goready(sender); /* sender is not ours to read after this */
+    G *g = getg();
+    M *m = getm();
+    if (g != NULL && g->kind == G_HOST && g->lockedm == NULL && sender_m != m &&
+        atomic_load_explicit(&m->hostq_len, memory_order_relaxed) > 0)
+        switch_to_g0(g, GOP_YIELD);
 }
 
 /* ---- lock_os_thread ------------------------------------------------------ */

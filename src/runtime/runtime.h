@@ -222,6 +222,7 @@ struct G {
     M *spawner_m; /* the M of the goroutine that spawned this one, NULL if a
                      thread that is no M did: compared, never dereferenced
                      (placement.c); written before the G is queued */
+    int64_t spawner_goid; /* that goroutine's goid, 0 if a thread spawned it */
     void *host; /* the binding's per-goroutine state (== arg) */
 
     /* lock_os_thread: nesting count; the G runs only on lockedm */
@@ -259,6 +260,9 @@ struct G {
     bool placed_away;   /* queued unstarted on a home by another M, counted
                            in sched.host_placed (written before queueing) */
     bool group_counted; /* counted in home->groups (placement.c) */
+    bool batch;         /* one of three or more of a group spawned in a row by
+                           one goroutine: set under sched.hostq_lock while
+                           queued there (hostq_pop), read once popped */
 };
 
 /* A waiting G's entry in a wait queue.  Lives on the waiter's stack (or a
@@ -579,6 +583,14 @@ void goready_list(G *list);
 int newproc(void (*fn)(void *), void *arg, enum g_kind kind,
             void (*init)(void *area, void *arg), const void *group);
 void gosched(void);
+/* goready a sender whose value a receive took (it waited: senders are
+ * ahead of receivers).  A host goroutine then lets its M's other runnable
+ * goroutines run first, as if it had parked, unless it woke one of its own
+ * M (a producer and its consumer taking turns): they can run nowhere else,
+ * and a pool member that finds the next job waiting each time would keep
+ * its M from the jobs its M's other members were handed before (W10: one
+ * member of four hashed while three held jobs). */
+void goready_sender(G *sender);
 /* Reset the claim before enqueueing sudogs for a new wait. */
 static inline void g_prepare_wait(G *g)
 {
@@ -690,8 +702,10 @@ void placement_count(M *m, G *g);
 /* g, counted on m (its home), exits there. */
 void placement_uncount(M *m, G *g);
 /* m, holding the host lock, is about to start the unstarted host G g:
- * the M that should be its home (m itself, or an M of the spread ring). */
-M *placement_home(M *m, G *g);
+ * the M that should be its home (m itself, or an M of the spread ring),
+ * or NULL: g is a batch member that m leaves on the shared queue for
+ * *taker, a ring M, to start (placement.c). */
+M *placement_home(M *m, G *g, M **taker);
 /* Take the receiver a sent value should go to (the caller holds the
  * channel's lock), as waitq_claim_first but preferring, among the 64
  * oldest, one whose home M can run it at once. */

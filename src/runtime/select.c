@@ -159,7 +159,9 @@ int gopy_rt_select(gopy_case *cases, int n, bool block, int *chosen)
         }
         if (done) {
             selunlock(&st);
-            if (wake != NULL)
+            if (wake != NULL && cas->dir == GOPY_RECV)
+                goready_sender(wake);
+            else if (wake != NULL)
                 goready(wake);
             *chosen = i;
             goto out;
