@@ -36,7 +36,8 @@
  *   pool, and spreads the rest; the spawner's M gets none from an M
  *   spreading it, and a spare ring slot's M stands in for its slot.  Pairs
  *   (ping-pong partners of one function) are no batch: they stay with
- *   their spawner.
+ *   their spawner; nor is what a goroutine spawns once it has yielded for a
+ *   backlog of its spawns (thousands of connections, not a pool to feed).
  *
  * So partners running different functions stay together, a pool's members
  * are shared out evenly over GOMAXPROCS Ms (besides its feeder's), and

@@ -222,7 +222,8 @@ struct G {
     M *spawner_m; /* the M of the goroutine that spawned this one, NULL if a
                      thread that is no M did: compared, never dereferenced
                      (placement.c); written before the G is queued */
-    int64_t spawner_goid; /* that goroutine's goid, 0 if a thread spawned it */
+    int64_t spawner_goid; /* that goroutine's goid; 0 if a thread spawned it,
+                             or a goroutine that had spawned a backlog */
     void *host; /* the binding's per-goroutine state (== arg) */
 
     /* lock_os_thread: nesting count; the G runs only on lockedm */
@@ -260,6 +261,9 @@ struct G {
     bool placed_away;   /* queued unstarted on a home by another M, counted
                            in sched.host_placed (written before queueing) */
     bool group_counted; /* counted in home->groups (placement.c) */
+    bool spawned_backlog; /* it yielded for a backlog of goroutines it spawned
+                             (gopy_rt_host_start_backlog): a mass spawner, whose
+                             goroutines are no batch (placement.c) */
     bool batch;         /* one of three or more of a group spawned in a row by
                            one goroutine: set under sched.hostq_lock while
                            queued there (hostq_pop), read once popped */
