@@ -678,6 +678,15 @@ static void hostq_push(G *g)
     rt_unlock(&sched.hostq_lock);
 }
 
+/* n more (or fewer) unstarted Gs taken off sched.hostq (hostq_lock held:
+ * its holders are the only writers, so no locked read-modify-write). */
+static void count_starts(int64_t n)
+{
+    atomic_store_explicit(&sched.hostq_starts,
+                          atomic_load_explicit(&sched.hostq_starts, memory_order_relaxed) + (uint64_t)n,
+                          memory_order_relaxed);
+}
+
 /* Were a and b spawned by one goroutine, to run the same code? */
 static bool siblings(const G *a, const G *b)
 {
@@ -699,9 +708,7 @@ static G *hostq_pop(void)
         if (siblings(g, next) && (g->batch || siblings(g, next->schedlink)))
             g->batch = next->batch = true;
         atomic_fetch_sub(&sched.hostq_len, 1);
-        atomic_store_explicit(&sched.hostq_starts,
-                              atomic_load_explicit(&sched.hostq_starts, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
+        count_starts(1);
     }
     rt_unlock(&sched.hostq_lock);
     return g;
@@ -714,6 +721,18 @@ static bool host_few_busy(void)
     int32_t busy = atomic_load(&sched.mcount) - atomic_load(&sched.nmidle) -
                    atomic_load(&sched.nmidle_locked);
     return busy <= atomic_load(&sched.gomaxprocs);
+}
+
+/* idle, just taken off the idle list under sched.lock, becomes the
+ * standby: it takes the host lock and looks at the shared queue.  Unlocks
+ * sched.lock. */
+static void standby_start(M *idle)
+{
+    idle->nextp = NULL;
+    atomic_store(&sched.host_standby, idle);
+    rt_unlock(&sched.lock);
+    rt_note_wakeup(&idle->park);
+    sysmon_wake(); /* to watch the queue (proc_host_stalled) */
 }
 
 /* Unstarted host goroutines wait: make sure an M is on its way to take
@@ -748,11 +767,7 @@ static void host_ensure_standby(bool stalled)
     atomic_fetch_add(&sched.nhost_recruits, 1);
     M *idle = mget();
     if (idle != NULL) {
-        idle->nextp = NULL;
-        atomic_store(&sched.host_standby, idle);
-        rt_unlock(&sched.lock);
-        rt_note_wakeup(&idle->park);
-        sysmon_wake(); /* to watch the queue (proc_host_stalled) */
+        standby_start(idle);
         return;
     }
     mreserve();
@@ -840,9 +855,7 @@ static void hostq_unpop(G *g)
     rt_lock(&sched.hostq_lock);
     gqueue_push_front(&sched.hostq, g);
     atomic_fetch_add(&sched.hostq_len, 1);
-    atomic_store_explicit(&sched.hostq_starts,
-                          atomic_load_explicit(&sched.hostq_starts, memory_order_relaxed) - 1,
-                          memory_order_relaxed);
+    count_starts(-1);
     rt_unlock(&sched.hostq_lock);
 }
 
@@ -858,12 +871,8 @@ static void host_call_taker(M *taker)
         return;
     }
     mremove(taker);
-    taker->nextp = NULL;
     atomic_fetch_add(&sched.nhost_recruits, 1);
-    atomic_store(&sched.host_standby, taker);
-    rt_unlock(&sched.lock);
-    rt_note_wakeup(&taker->park);
-    sysmon_wake();
+    standby_start(taker);
 }
 
 /* An unstarted host G for m to start, or NULL.  Those placement homes
