@@ -115,6 +115,37 @@ def test_a_goroutine_that_starts_a_pool_keeps_none_of_it(procs2):
     assert len(set(got)) == 2 if not FREE_THREADED else 1 <= len(set(got)) <= 4, got
 
 
+def test_what_a_mass_spawner_spawns_after_its_backlog_is_no_batch(procs2):
+    # A goroutine that spawned so many that it yielded for their backlog
+    # (1,024 unstarted: decisions §8) is a mass spawner, thousands of
+    # connections spawned in a loop, not a pool it feeds: what it spawns
+    # from then on is no batch that its thread leaves to the others (W13 on
+    # 3.13 was 8 % slower when it was).  A batch would go to the other
+    # thread of the ring (test_a_goroutine_that_starts_a_pool_keeps_none_of_it).
+    mass = gopy.WaitGroup()
+    mass.add(3000)
+    spawner, ran = gopy.Chan(1), gopy.Chan(8)
+
+    def record():
+        ran.send(threading.get_ident())
+
+    def spawn():
+        for _ in range(3000):  # spawned faster than they start: it yields
+            gopy.go(mass.done)
+        mass.wait()
+        spawner.send(threading.get_ident())
+        for _ in range(8):
+            gopy.go(record)
+
+    gopy.go(spawn)
+    own = recv_value(spawner, timeout=60)
+    got = [recv_value(ran) for _ in range(8)]
+    # With the GIL off an idle thread takes a new goroutine at once, batch or
+    # not (as a Go P with nothing to do steals one): there the spawner's
+    # thread, still spawning, is no home to them either way.
+    assert own in got or FREE_THREADED, (own, got)
+
+
 def test_members_sharing_a_thread_start_their_jobs_in_the_order_handed():
     # A member that finds the next job waiting (the feeder parked in its
     # send) lets the members of its thread holding earlier jobs run first:
