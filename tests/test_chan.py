@@ -249,6 +249,47 @@ def test_close_wakes_all_blocked_receivers_goroutines_and_threads():
         assert nothing_ready(results)
 
 
+@pytest.mark.parametrize("closer", ["main thread", "goroutine"])
+def test_close_of_many_receivers_wakes_each_once_and_closes_once(closer):
+    # Past 256 receivers close lets the GIL go while it wakes them (W8w):
+    # the same values, one close winning a race with another, and the
+    # closer's own code goes on after it as before.
+    ch, results = gopy.Chan(), gopy.Chan(1000)
+    n = 1000
+
+    def receiver(i):
+        results.send((i, ch.recv_ok()))
+
+    for i in range(n):
+        gopy.go(receiver, i)
+    assert wait_until(lambda: parked_on(ch, "chan receive") == n)
+    raised, out = gopy.Chan(2), gopy.Chan(1)
+
+    def close():
+        try:
+            ch.close()
+            raised.send(False)
+        except gopy.ClosedChannelError:
+            raised.send(True)
+
+    rival = threading.Thread(target=close)
+    if closer == "main thread":
+        rival.start()
+        close()
+    else:
+        def in_goroutine():
+            close()
+            out.send(threading.get_ident())
+
+        gopy.go(in_goroutine)
+        rival.start()
+        assert recv_value(out) != threading.get_ident()
+    rival.join(30)
+    assert sorted(recv_value(raised) for _ in range(2)) == [False, True]
+    assert sorted(recv_value(results) for _ in range(n)) == [(i, (None, False)) for i in range(n)]
+    assert nothing_ready(results)
+
+
 def test_close_wakes_all_blocked_senders():
     for cap in (0, 2):
         ch = gopy.Chan(cap)

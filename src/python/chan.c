@@ -187,9 +187,26 @@ static PyObject *chan_recv_ok(ChanObject *ch)
     return t;
 }
 
+/* Receives in progress past which close lets the GIL go.  Each waiter it
+ * wakes lies on a stack page of its own: at 100,000 the closer took about
+ * 1.2 µs apiece while their threads, wanting the GIL to resume them, waited
+ * for it to finish (W8w; docs/decisions.md §9, "Later (close lets the GIL
+ * go)").  Below, the waiters are woken before the GIL could change hands. */
+enum { CLOSE_LETS_GIL_GO = 256 };
+
 static PyObject *chan_close(ChanObject *ch)
 {
-    if (gopy_chan_close(ch->c) != GOPY_OK) {
+    int status;
+    if (__atomic_load_n(&ch->receiving, __ATOMIC_RELAXED) >= CLOSE_LETS_GIL_GO) {
+        /* gopy_chan_close touches no Python object: receivers get zeroed
+         * values, senders a failure they raise with the GIL. */
+        Py_BEGIN_ALLOW_THREADS
+        status = gopy_chan_close(ch->c);
+        Py_END_ALLOW_THREADS
+    } else {
+        status = gopy_chan_close(ch->c);
+    }
+    if (status != GOPY_OK) {
         PyErr_SetString(gopy_state.ClosedChannelError, "close of closed channel");
         return NULL;
     }
