@@ -18,6 +18,22 @@
 
 #include "runtime.h"
 
+/* Where the sudogs of a long wait queue lie, in the order they were
+ * queued.  Closing walks the queue, and each sudog sits on its waiter's own
+ * stack page: a cache and TLB miss apiece, one after another, since each
+ * next link is in the sudog before.  From these the walk fetches the ones
+ * ahead while it takes one (chan.c, hints_fetch_ahead).  Only hints: an
+ * entry may name a sudog that has left the queue, its stack since reused or
+ * unmapped (prefetching never faults), or have been overwritten; the
+ * queue is the truth.  Made from HINTS_FROM waiters on, freed when the
+ * queue empties or the channel is closed; kept with c->lock held.  The
+ * ring has 2^k entries, more than twice the queue's length when it grew. */
+struct wait_hints {
+    uint32_t mask;  /* entries - 1 */
+    uint32_t tail;  /* recorded so far: a sudog's hint is below it */
+    sudog *ring[];  /* sudog n at ring[n & mask] */
+};
+
 struct gopy_chan {
     rt_mutex lock;
     _Atomic uint32_t refs;
@@ -28,6 +44,7 @@ struct gopy_chan {
     size_t sendx, recvx;   /* ring indices */
     char *buf;
     waitq recvq, sendq;
+    struct wait_hints *recv_hints, *send_hints; /* NULL while short */
     /* Releases a value still buffered when the channel is freed. */
     void (*release)(void *elem, void *ctx);
     void *release_ctx;
@@ -45,5 +62,8 @@ bool chan_send_locked(struct gopy_chan *c, const void *ep, G **wake);
 bool chan_recv_locked(struct gopy_chan *c, void *ep, bool *ok, G **wake);
 /* Drop the buffered values of a timer channel (c->lock held). */
 void chan_drain_locked(struct gopy_chan *c);
+/* Queue sg on q, c's recvq or sendq (c->lock held); sg zeroed but for its
+ * g, elem, c and case_index. */
+void chan_enqueue(struct gopy_chan *c, waitq *q, sudog *sg);
 
 #endif

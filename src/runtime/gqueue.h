@@ -23,7 +23,8 @@
  * gqueue_front (peek); waitq_remove (anywhere) and waitq_queued.
  *
  * Invariants:
- *  - head (first) is NULL exactly when tail (last) is NULL;
+ *  - head (first) is NULL exactly when tail (last) is NULL; a waitq's len
+ *    counts its elements (0 exactly when first is NULL);
  *  - the tail's link to the next element is NULL; for a waitq, the first
  *    element's prev is NULL and, in between, x->next->prev == x;
  *  - an element is in at most one queue at a time, once;
@@ -109,6 +110,7 @@ static inline void gqueue_append(gqueue *q, gqueue *from)
 
 typedef struct {
     sudog *first, *last;
+    uint32_t len; /* sudogs queued */
 } waitq;
 
 static inline bool waitq_empty(const waitq *q)
@@ -133,6 +135,7 @@ static inline void waitq_push(waitq *q, sudog *s)
     else
         q->first = s;
     q->last = s;
+    q->len++;
 }
 
 /* At the front: a waiter that was woken and lost the race waits first
@@ -147,6 +150,7 @@ static inline void waitq_push_front(waitq *q, sudog *s)
     else
         q->last = s;
     q->first = s;
+    q->len++;
 }
 
 /* Unlink and return the first sudog (NULL if none), whatever its G's
@@ -154,14 +158,17 @@ static inline void waitq_push_front(waitq *q, sudog *s)
 static inline sudog *waitq_pop(waitq *q)
 {
     sudog *s = q->first;
-    if (s == NULL)
+    if (s == NULL) {
+        rt_assert(q->len == 0, "wait queue is corrupted: empty with a length");
         return NULL;
+    }
     q->first = s->next;
     if (q->first != NULL)
         q->first->prev = NULL;
     else
         q->last = NULL;
     s->next = s->prev = NULL;
+    q->len--;
     return s;
 }
 
@@ -182,6 +189,7 @@ static inline void waitq_remove(waitq *q, sudog *s)
     else
         q->last = s->prev;
     s->next = s->prev = NULL;
+    q->len--;
 }
 
 #endif

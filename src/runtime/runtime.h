@@ -281,6 +281,8 @@ struct sudog {
     uint64_t ticket; /* Cond ticket, mutex wait start, ... */
     int32_t case_index;
     bool success; /* true: completed by a waker; false: by close */
+    bool hinted;  /* recorded in its channel's wait_hints, at hint (chan.h) */
+    uint32_t hint;
 };
 
 /* FIFO queues of Gs (gqueue) and of sudogs (waitq). */

@@ -184,7 +184,7 @@ int gopy_rt_select(gopy_case *cases, int n, bool block, int *chosen)
         sg->c = cases[i].chan;
         sg->elem = cases[i].elem;
         sg->case_index = i;
-        waitq_push(cases[i].dir == GOPY_RECV ? &sg->c->recvq : &sg->c->sendq, sg);
+        chan_enqueue(sg->c, cases[i].dir == GOPY_RECV ? &sg->c->recvq : &sg->c->sendq, sg);
     }
     result = gopark(selpark_unlock, &st, GOPY_WAIT_SELECT, NULL);
 

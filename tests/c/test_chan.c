@@ -387,6 +387,101 @@ TEST(close_race_receivers)
     }
 }
 
+/* A long queue, whose sudogs close's walk finds ahead of it (chan.c's
+ * wait_hints), that emptied once and filled again, and that selects left
+ * from the middle: close still wakes each of its waiters once, receivers
+ * zeroed, senders failed. */
+enum { LONG_Q = 300, LONG_FIRST = 100, LONG_SEL = 100, LONG_SENDERS = 150 };
+static _Atomic int long_got, long_false, long_sel_won, long_closed;
+
+static void long_value_receiver(void *arg)
+{
+    elem24 e;
+    memset(&e, 0, sizeof e);
+    CHECK(gopy_chan_recv(arg, &e));
+    CHECK_EQ(e.bytes[0], 7);
+    CHECK_EQ(e.bytes[23], 7);
+    atomic_fetch_add(&long_got, 1);
+}
+
+static void long_receiver(void *arg)
+{
+    elem24 e;
+    memset(&e, 0x5a, sizeof e);
+    CHECK(!gopy_chan_recv(arg, &e));
+    for (size_t i = 0; i < sizeof e; i++)
+        CHECK_EQ(e.bytes[i], 0);
+    atomic_fetch_add(&long_false, 1);
+}
+
+static void long_selector(void *arg)
+{
+    void **a = arg;
+    elem24 e;
+    int64_t v = -1;
+    gopy_case cases[2] = {{.chan = a[0], .dir = GOPY_RECV, .elem = &e},
+                          {.chan = a[1], .dir = GOPY_RECV, .elem = &v}};
+    CHECK_EQ(gopy_select(cases, 2, true), 1);
+    CHECK(cases[1].ok);
+    CHECK_EQ(v, 8);
+    atomic_fetch_add(&long_sel_won, 1);
+}
+
+static void long_sender(void *arg)
+{
+    int64_t v = 9;
+    CHECK_EQ(gopy_chan_send(arg, &v), GOPY_ECLOSED);
+    atomic_fetch_add(&long_closed, 1);
+}
+
+static void await_count(_Atomic int *n, int want)
+{
+    int64_t deadline = h_now() + 60 * H_SEC;
+    while (atomic_load(n) < want && h_now() < deadline)
+        h_usleep(1000);
+    CHECK_EQ(atomic_load(n), want);
+}
+
+TEST(close_long_queue_wakes_each_once)
+{
+    gopy_chan *c = h_chan(sizeof(elem24), 0), *d = h_chan(sizeof(int64_t), 0);
+    gopy_chan *u = h_chan(sizeof(int64_t), 0);
+    /* Long, then empty: receivers that each take a value. */
+    elem24 seven;
+    memset(&seven, 7, sizeof seven);
+    for (int i = 0; i < LONG_FIRST; i++)
+        h_go(long_value_receiver, c);
+    h_await_waiting(GOPY_WAIT_CHAN_RECV, c, LONG_FIRST);
+    for (int i = 0; i < LONG_FIRST; i++)
+        CHECK_EQ(gopy_chan_send(c, &seven), GOPY_OK);
+    await_count(&long_got, LONG_FIRST);
+    /* On c: receivers, and selects on c and d among them. */
+    void *cd[2] = {c, d};
+    for (int i = 0, sel = 0; i < LONG_Q; i++) {
+        h_go(long_receiver, c);
+        if (i % 3 == 1 && sel++ < LONG_SEL)
+            h_go(long_selector, cd);
+    }
+    for (int i = 0; i < LONG_SENDERS; i++)
+        h_go(long_sender, u);
+    h_await_waiting(GOPY_WAIT_CHAN_RECV, c, LONG_Q);
+    h_await_waiting(GOPY_WAIT_SELECT, NULL, LONG_SEL);
+    h_await_waiting(GOPY_WAIT_CHAN_SEND, u, LONG_SENDERS);
+    /* The selects win on d and leave c's queue from the middle. */
+    for (int i = 0; i < LONG_SEL; i++)
+        h_send(d, 8);
+    await_count(&long_sel_won, LONG_SEL);
+    CHECK_EQ(atomic_load(&long_false), 0);
+    CHECK_EQ(gopy_chan_close(c), GOPY_OK);
+    CHECK_EQ(gopy_chan_close(u), GOPY_OK);
+    await_count(&long_false, LONG_Q);
+    await_count(&long_closed, LONG_SENDERS);
+    CHECK_EQ(gopy_chan_close(c), GOPY_ECLOSED);
+    gopy_chan_release(u);
+    gopy_chan_release(d);
+    gopy_chan_release(c);
+}
+
 /* ---- zero-size and large elements --------------------------------------- */
 
 static void zs_sender(void *arg)
