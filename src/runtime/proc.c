@@ -876,10 +876,10 @@ static void host_call_taker(M *taker)
 }
 
 /* An unstarted host G for m to start, or NULL.  Those placement homes
- * elsewhere go to their home's queue on the way; a batch member it leaves
- * to a ring M stays at the front of the shared queue, unless m starts a
- * backlog its spawner yielded for (gopy_rt_host_start_backlog): m starts
- * it then. */
+ * elsewhere go to their home's queue on the way; one it leaves to a ring M
+ * (a batch member, or one for the first back) stays at the front of the
+ * shared queue, unless m starts a backlog its spawner yielded for
+ * (gopy_rt_host_start_backlog): m starts it then. */
 static G *hostq_take(M *m, bool backlog)
 {
     G *g;
@@ -888,7 +888,8 @@ static G *hostq_take(M *m, bool backlog)
         M *home = placement_home(m, g, &taker);
         if (home == NULL && !backlog) {
             hostq_unpop(g);
-            host_call_taker(taker);
+            if (taker != NULL)
+                host_call_taker(taker);
             return NULL;
         }
         if (home == NULL || home == m)

@@ -709,8 +709,9 @@ void placement_count(M *m, G *g);
 void placement_uncount(M *m, G *g);
 /* m, holding the host lock, is about to start the unstarted host G g:
  * the M that should be its home (m itself, or an M of the spread ring),
- * or NULL: g is a batch member that m leaves on the shared queue for
- * *taker, a ring M, to start (placement.c). */
+ * or NULL: m leaves g on the shared queue, a batch member for *taker, a
+ * ring M, to start, or (*taker NULL) for the first ring M back from the
+ * goroutine it is in (placement.c). */
 M *placement_home(M *m, G *g, M **taker);
 /* Take the receiver a sent value should go to (the caller holds the
  * channel's lock), as waitq_claim_first but preferring, among the 64
