@@ -57,7 +57,8 @@ import pytest
 
 import gopy
 from gopy import Recv, Send, select
-from conftest import collect, recv_timeout, recv_value, settle_goroutines, wait_until
+from conftest import (collect, parked_on, recv_timeout, recv_value, settle_goroutines,
+                      wait_until)
 
 pytestmark = pytest.mark.skipif(
     not hasattr(sys, "gettotalrefcount"),
@@ -405,6 +406,23 @@ def test_close_wakes_blocked_senders_and_receivers():
         assert got == ["(None, False)"] * 3 + ["ClosedChannelError"] * 3
 
     check(work, inner=10)
+
+
+def test_close_of_many_receivers_lets_the_gil_go():
+    # Past 256 receivers in progress Chan.close wakes them without the GIL.
+    def work():
+        ch, out = gopy.Chan(), gopy.Chan(300)
+
+        def receiver():
+            out.send(ch.recv_ok())
+
+        for _ in range(300):
+            gopy.go(receiver)
+        assert wait_until(lambda: parked_on(ch, "chan receive") == 300)
+        ch.close()
+        assert [recv_value(out) for _ in range(300)] == [(None, False)] * 300
+
+    check(work, inner=3)
 
 
 def test_channels_from_threads():
