@@ -9,6 +9,7 @@ members hold two different threads at once.
 
 import hashlib
 import os
+import sys
 import threading
 import time
 
@@ -125,24 +126,43 @@ def test_what_a_mass_spawner_spawns_after_its_backlog_is_no_batch(procs2):
     # from then on is no batch that its thread leaves to the others (W13 on
     # 3.13 was 8 % slower when it was).  A batch would go to the other
     # thread of the ring (test_a_goroutine_that_starts_a_pool_keeps_none_of_it).
-    mass = gopy.WaitGroup()
-    mass.add(3000)
-    spawner, ran = gopy.Chan(1), gopy.Chan(8)
+    def spawn_mass_then_eight(n=5000):
+        mass = gopy.WaitGroup()
+        mass.add(n)
+        mass_threads, spawner, ran = [], gopy.Chan(1), gopy.Chan(8)
 
-    def record():
-        ran.send(threading.get_ident())
+        def mass_job():
+            mass_threads.append(threading.get_ident())
+            mass.done()
 
-    def spawn():
-        for _ in range(3000):  # spawned faster than they start: it yields
-            gopy.go(mass.done)
-        mass.wait()
-        spawner.send(threading.get_ident())
-        for _ in range(8):
-            gopy.go(record)
+        def record():
+            ran.send(threading.get_ident())
 
-    gopy.go(spawn)
-    own = recv_value(spawner, timeout=60)
-    got = [recv_value(ran) for _ in range(8)]
+        def spawn():
+            for _ in range(n):
+                gopy.go(mass_job)
+            mass.wait()
+            spawner.send(threading.get_ident())
+            for _ in range(8):
+                gopy.go(record)
+
+        gopy.go(spawn)
+        own = recv_value(spawner, timeout=60)
+        got = [recv_value(ran) for _ in range(8)]
+        # Its thread ran some of the mass only if it yielded for them: the
+        # others were a batch, left to the other thread.
+        return own in mass_threads, own, got
+
+    # 1,024 wait only if the other thread cannot start them as fast as they
+    # are spawned: with the GIL, keep it with the spawner meanwhile (under
+    # ASan a spawn took longer than a start, and no backlog built up).
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(5.0)
+    try:
+        yielded, own, got = spawn_mass_then_eight()
+    finally:
+        sys.setswitchinterval(old)
+    assert yielded or FREE_THREADED, "the spawner did not yield for its backlog"
     # With the GIL off an idle thread takes a new goroutine at once, batch or
     # not (as a Go P with nothing to do steals one): there the spawner's
     # thread, still spawning, is no home to them either way.
