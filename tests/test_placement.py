@@ -126,7 +126,8 @@ def test_what_a_mass_spawner_spawns_after_its_backlog_is_no_batch(procs2):
     # from then on is no batch that its thread leaves to the others (W13 on
     # 3.13 was 8 % slower when it was).  A batch would go to the other
     # thread of the ring (test_a_goroutine_that_starts_a_pool_keeps_none_of_it).
-    def spawn_mass_then_eight(n=5000):
+    def spawn_mass_then_eight():
+        n = 5000
         mass = gopy.WaitGroup()
         mass.add(n)
         mass_threads, spawner, ran = [], gopy.Chan(1), gopy.Chan(8)

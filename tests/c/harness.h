@@ -358,6 +358,19 @@ static inline void h_await_waiting_at(const char *file, int line, int reason,
     }
 }
 
+/* Wait until *n reaches want, for at most 30 s (a hang: the caller's check
+ * after it then fails and says how far it got); for goroutines and threads. */
+static inline void h_await_count(_Atomic int *n, int want)
+{
+    int64_t deadline = h_now() + 30 * H_SEC;
+    while (atomic_load(n) < want && h_now() < deadline) {
+        if (gopy_rt_goid() != 0)
+            gopy_sleep(H_MS);
+        else
+            h_usleep(1000);
+    }
+}
+
 /* Spin (yielding) until *flag becomes nonzero; for goroutines and threads. */
 #define h_await_flag(flag) h_await_flag_at(__FILE__, __LINE__, flag)
 static inline void h_await_flag_at(const char *file, int line, _Atomic int *flag)

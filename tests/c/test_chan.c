@@ -233,9 +233,7 @@ TEST(close_wakes_receivers)
     CHECK_EQ(gopy_chan_close(c), GOPY_OK);
     for (int i = 0; i < CLOSE_T; i++)
         h_join(t[i]);
-    int64_t deadline = h_now() + 30 * H_SEC;
-    while (atomic_load(&close_false) < CLOSE_G + CLOSE_T && h_now() < deadline)
-        h_usleep(1000);
+    h_await_count(&close_false, CLOSE_G + CLOSE_T);
     CHECK_EQ(atomic_load(&close_false), CLOSE_G + CLOSE_T);
     /* Later receives return at once, still zeroed. */
     elem24 e;
@@ -434,14 +432,6 @@ static void long_sender(void *arg)
     atomic_fetch_add(&long_closed, 1);
 }
 
-static void await_count(_Atomic int *n, int want)
-{
-    int64_t deadline = h_now() + 60 * H_SEC;
-    while (atomic_load(n) < want && h_now() < deadline)
-        h_usleep(1000);
-    CHECK_EQ(atomic_load(n), want);
-}
-
 TEST(close_long_queue_wakes_each_once)
 {
     gopy_chan *c = h_chan(sizeof(elem24), 0), *d = h_chan(sizeof(int64_t), 0);
@@ -454,7 +444,8 @@ TEST(close_long_queue_wakes_each_once)
     h_await_waiting(GOPY_WAIT_CHAN_RECV, c, LONG_FIRST);
     for (int i = 0; i < LONG_FIRST; i++)
         CHECK_EQ(gopy_chan_send(c, &seven), GOPY_OK);
-    await_count(&long_got, LONG_FIRST);
+    h_await_count(&long_got, LONG_FIRST);
+    CHECK_EQ(atomic_load(&long_got), LONG_FIRST);
     /* On c: receivers, and selects on c and d among them. */
     void *cd[2] = {c, d};
     for (int i = 0, sel = 0; i < LONG_Q; i++) {
@@ -470,12 +461,15 @@ TEST(close_long_queue_wakes_each_once)
     /* The selects win on d and leave c's queue from the middle. */
     for (int i = 0; i < LONG_SEL; i++)
         h_send(d, 8);
-    await_count(&long_sel_won, LONG_SEL);
+    h_await_count(&long_sel_won, LONG_SEL);
+    CHECK_EQ(atomic_load(&long_sel_won), LONG_SEL);
     CHECK_EQ(atomic_load(&long_false), 0);
     CHECK_EQ(gopy_chan_close(c), GOPY_OK);
     CHECK_EQ(gopy_chan_close(u), GOPY_OK);
-    await_count(&long_false, LONG_Q);
-    await_count(&long_closed, LONG_SENDERS);
+    h_await_count(&long_false, LONG_Q);
+    CHECK_EQ(atomic_load(&long_false), LONG_Q);
+    h_await_count(&long_closed, LONG_SENDERS);
+    CHECK_EQ(atomic_load(&long_closed), LONG_SENDERS);
     CHECK_EQ(gopy_chan_close(c), GOPY_ECLOSED);
     gopy_chan_release(u);
     gopy_chan_release(d);

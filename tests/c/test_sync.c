@@ -130,9 +130,7 @@ TEST(mutex_blocks_and_wakes)
     gopy_mutex_unlock(m);
     /* Not "nobody waits on it": a woken locker may still be about to
      * unlock, and freeing m then would pull it from under its feet. */
-    int64_t deadline = h_now() + 30 * H_SEC;
-    while (atomic_load(&lockers_done) < 5 && h_now() < deadline)
-        h_usleep(1000);
+    h_await_count(&lockers_done, 5);
     CHECK_EQ(atomic_load(&lockers_done), 5);
     CHECK_EQ(h_count_waiting(GOPY_WAIT_MUTEX, m), 0);
     CHECK_EQ(atomic_load(&locker_got), 1);
@@ -292,9 +290,7 @@ TEST(waitgroup_wait)
     CHECK_EQ(gopy_rt_waitgroup_count(wg), 0);
     for (int i = 0; i < 2; i++)
         h_join(t[i]);
-    int64_t deadline = h_now() + 30 * H_SEC;
-    while (atomic_load(&wg_waiters_done) < 7 && h_now() < deadline)
-        h_usleep(1000);
+    h_await_count(&wg_waiters_done, 7);
     CHECK_EQ(atomic_load(&wg_waiters_done), 7);
     gopy_waitgroup_free(wg);
 }

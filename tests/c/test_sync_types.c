@@ -166,9 +166,7 @@ TEST(rwmutex_writer_preference)
     h_await_waiting(GOPY_WAIT_RWMUTEX_R, m, 1);
     CHECK_EQ(atomic_load(&order_next), 0);
     gopy_rwmutex_runlock(m);
-    int64_t deadline = h_now() + 30 * H_SEC;
-    while (atomic_load(&pref_finished) < 2 && h_now() < deadline)
-        h_usleep(200);
+    h_await_count(&pref_finished, 2);
     CHECK_EQ(atomic_load(&writer_at), 1);
     CHECK_EQ(atomic_load(&late_reader_at), 2);
     gopy_rwmutex_free(m);
