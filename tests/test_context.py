@@ -21,8 +21,8 @@ import pytest
 import gopy
 from gopy import Recv, Send, select
 from gopy import context
-from conftest import (build_data_lib, collect, nothing_ready, recv_value, run_in_goroutine,
-                      run_in_thread, settle_goroutines, wait_until)
+from conftest import (build_data_lib, collect, nothing_ready, parked_on, recv_value,
+                      run_in_goroutine, run_in_thread, settle_goroutines, wait_until)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SLACK = 0.005  # clock granularity
@@ -606,6 +606,52 @@ def test_bad_arguments():
 
 
 # ---- causes ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("canceller", ["main thread", "goroutine"])
+def test_cancel_of_many_waiters_wakes_each_once_and_each_sees_the_cause(canceller):
+    # Past 256 wake-ups a cancel lets the GIL go once its cause is stored
+    # (as Chan.close does): every waiter, on the context or on a child, is
+    # woken once and sees the cause of the one cancel that won a race.
+    n, n_children = 1000, 300
+    ctx, cancel = context.with_cancel_cause(context.background())
+    children = [context.with_cancel(ctx)[0] for _ in range(n_children)]
+    seen = gopy.Chan(n + n_children)
+
+    def waiter(i, c):
+        c.done().recv()
+        seen.send((i, context.cause(c), type(c.err())))
+
+    for i in range(n):
+        gopy.go(waiter, i, ctx)
+    for i, child in enumerate(children):
+        gopy.go(waiter, n + i, child)
+    assert wait_until(lambda: parked_on(ctx.done(), "chan receive") == n)
+    assert wait_until(lambda: sum(parked_on(c.done(), "chan receive") for c in children)
+                      == n_children)
+    causes = [ValueError("mine"), KeyError("theirs")]
+    rival = threading.Thread(target=cancel, args=(causes[1],))
+    out = gopy.Chan(1)
+    if canceller == "main thread":
+        rival.start()
+        cancel(causes[0])
+    else:
+        def in_goroutine():
+            cancel(causes[0])
+            out.send(threading.get_ident())
+
+        gopy.go(in_goroutine)
+        rival.start()
+        assert recv_value(out) != threading.get_ident()
+    rival.join(30)
+    assert not rival.is_alive()
+    won = context.cause(ctx)
+    assert any(won is c for c in causes)
+    got = sorted((recv_value(seen) for _ in range(n + n_children)), key=lambda r: r[0])
+    assert [i for i, _, _ in got] == list(range(n + n_children))
+    assert all(cause is won and err is context.Canceled for _, cause, err in got)
+    assert nothing_ready(seen)
+
 
 
 def test_cause():

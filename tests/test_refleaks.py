@@ -1193,6 +1193,30 @@ def test_context_values_and_cancel():
     check(work)
 
 
+def test_cancel_of_many_waiters_lets_the_gil_go():
+    # Past 256 wake-ups a cancel wakes them without the GIL, its cause
+    # stored before: the cause is held once, by the context.
+    needs("context")
+    from gopy import context
+
+    def work():
+        ctx, cancel = context.with_cancel_cause(context.background())
+        out = gopy.Chan(300)
+
+        def waiter():
+            ctx.done().recv()
+            out.send(context.cause(ctx))
+
+        for _ in range(300):
+            gopy.go(waiter)
+        assert wait_until(lambda: parked_on(ctx.done(), "chan receive") == 300)
+        cause = Obj("cause")
+        cancel(cause)
+        assert all(recv_value(out) is cause for _ in range(300))
+
+    check(work, inner=3)
+
+
 def test_errgroup_errors():
     needs("errgroup", "context")
     from gopy import context, errgroup

@@ -366,16 +366,42 @@ static void CancelFunc_dealloc(CancelFuncObject *f)
     PyObject_GC_Del(f);
 }
 
+/* From this many wake-ups and child nodes on, a cancel lets the GIL go
+ * once its cause is stored, as Chan.close does (CLOSE_LETS_GIL_GO): the
+ * woken resume while the canceller goes on waking others. */
+enum { CANCEL_LETS_GIL_GO = 256 };
+
+struct cancel_cause {
+    ContextObject *owner;
+    PyObject *cause;     /* borrowed; NULL or None: none */
+    PyThreadState *away; /* set if claimed let the GIL go */
+};
+
+/* The runtime's claimed: the cancel has won the node, and nobody can see
+ * it (or anything below it) done yet.  GIL and owner's lock held. */
+static void cancel_claimed(void *arg, size_t work)
+{
+    struct cancel_cause *cc = arg;
+    if (cc->cause != NULL && cc->cause != Py_None && cc->owner->cause == NULL)
+        cc->owner->cause = Py_NewRef(cc->cause);
+    /* Only the runtime's cancel runs until the GIL is back: it touches no
+     * Python object (after-funcs start goroutines, and release with
+     * gopy_decref_anywhere). */
+    if (work >= CANCEL_LETS_GIL_GO)
+        cc->away = PyEval_SaveThread();
+}
+
 void gopy_context_cancel_with(PyObject *ctx, PyObject *cause)
 {
     ContextObject *owner = owner_of((ContextObject *)ctx);
     /* The owner's lock (the GIL, or its critical section) is held from the
-     * cancel to the store, and cause() reads under it: no Python code can
-     * see the node cancelled without its cause. */
+     * cancel's win to the store, and cause() reads under it: no Python
+     * code can see the node cancelled without its cause. */
+    struct cancel_cause cc = {owner, cause, NULL};
     GOPY_BEGIN_LOCKED(owner);
-    if (gopy_rt_context_cancel(owner->handle) && cause != NULL && cause != Py_None &&
-        owner->cause == NULL)
-        owner->cause = Py_NewRef(cause);
+    gopy_rt_context_cancel(owner->handle, cancel_claimed, &cc);
+    if (cc.away != NULL)
+        PyEval_RestoreThread(cc.away);
     GOPY_END_LOCKED();
 }
 

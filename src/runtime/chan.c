@@ -191,6 +191,14 @@ bool chan_recv_locked(struct gopy_chan *c, void *ep, bool *ok, G **wake)
     return false;
 }
 
+uint32_t chan_recv_waiting(struct gopy_chan *c)
+{
+    rt_lock(&c->lock);
+    uint32_t n = c->recvq.len;
+    rt_unlock(&c->lock);
+    return n;
+}
+
 void chan_drain_locked(struct gopy_chan *c)
 {
     atomic_store_explicit(&c->qcount, 0, memory_order_relaxed);

@@ -60,6 +60,8 @@ bool chan_send_locked(struct gopy_chan *c, const void *ep, G **wake);
  * closed).  Returns true if it completed; *ok as for chanrecv; *wake is
  * a sender to ready after unlocking (or NULL). */
 bool chan_recv_locked(struct gopy_chan *c, void *ep, bool *ok, G **wake);
+/* How many receivers are parked on c now (takes c->lock). */
+uint32_t chan_recv_waiting(struct gopy_chan *c);
 /* Drop the buffered values of a timer channel (c->lock held). */
 void chan_drain_locked(struct gopy_chan *c);
 /* Queue sg on q, c's recvq or sendq (c->lock held); sg zeroed but for its

@@ -345,10 +345,27 @@ static void wait_finished(gopy_context *n)
         rt_osyield();
 }
 
+/* What a cancel that won c has ahead of it, roughly: the receivers
+ * parked on c's done and c's children (work, as cancel_node left it). */
+static size_t cancel_work(gopy_context *c, const gopy_context *work)
+{
+    size_t n = 0;
+    for (; work != NULL; work = work->sib_next)
+        n++;
+    gopy_chan *d = c->kind == CTX_CANCEL ? atomic_load(&c->done) : NULL;
+    return d != NULL ? n + chan_recv_waiting(d) : n;
+}
+
+struct cancel_claim {
+    void (*claimed)(void *arg, size_t work);
+    void *arg;
+};
+
 /* Go's cancelCtx.cancel: cancel c and its subtree with err, the cause
  * being origin's (NULL: c's own); remove_from_parent: also unlink c from
  * its parent.  The caller holds a reference to c.  true if this call
- * cancelled c (false: it already was).
+ * cancelled c (false: it already was).  claim (or NULL): called once c
+ * is this cancel's, before anything it reached is seen done.
  *
  * First every node of the subtree gets err (a walk down: a work list
  * threaded through sib_next), then the nodes are finished children first
@@ -357,7 +374,7 @@ static void wait_finished(gopy_context *n)
  * contexts are seen done, and their args are released then too (the
  * release may run host code, a Python __del__, that cancels again). */
 static bool ctx_cancel(gopy_context *c, int err, gopy_context *origin, bool remove_from_parent,
-                       bool own_timer)
+                       bool own_timer, const struct cancel_claim *claim)
 {
     if (c == NULL || c->kind == CTX_ROOT)
         return false;
@@ -366,6 +383,8 @@ static bool ctx_cancel(gopy_context *c, int err, gopy_context *origin, bool remo
         wait_finished(c);
         return false;
     }
+    if (claim != NULL)
+        claim->claimed(claim->arg, cancel_work(c, work));
     /* The children carry their parent's err and cause (Go:
      * child.cancel(false, err, cause)). */
     origin = c->cause_origin;
@@ -436,7 +455,7 @@ static void propagate_cancel(gopy_context *p, gopy_context *c)
     /* The parent is already cancelled: so is the child, at once, with the
      * parent's cause -- once the parent is seen done. */
     wait_finished(p);
-    ctx_cancel(c, err, origin, false, false);
+    ctx_cancel(c, err, origin, false, false, NULL);
 }
 
 /* ---- deadlines ------------------------------------------------------------- */
@@ -445,7 +464,7 @@ static void propagate_cancel(gopy_context *p, gopy_context *c)
 static void deadline_expired(void *arg)
 {
     gopy_context *c = arg;
-    ctx_cancel(c, GOPY_CTX_DEADLINE_EXCEEDED, NULL, true, true);
+    ctx_cancel(c, GOPY_CTX_DEADLINE_EXCEEDED, NULL, true, true, NULL);
     gopy_context_release(c);
 }
 
@@ -461,7 +480,7 @@ static void deadline_fire(void *arg)
      * reference (the node leaks rather than being freed from its own
      * timer). */
     gopy_context *c = arg;
-    ctx_cancel(c, GOPY_CTX_DEADLINE_EXCEEDED, NULL, true, true);
+    ctx_cancel(c, GOPY_CTX_DEADLINE_EXCEEDED, NULL, true, true, NULL);
 }
 
 gopy_context *gopy_context_with_deadline(gopy_context *parent, int64_t deadline)
@@ -481,7 +500,7 @@ gopy_context *gopy_context_with_deadline(gopy_context *parent, int64_t deadline)
     int64_t left = deadline - rt_walltime();
     if (left <= 0) {
         /* Already past: cancelled at once. */
-        ctx_cancel(c, GOPY_CTX_DEADLINE_EXCEEDED, NULL, true, false);
+        ctx_cancel(c, GOPY_CTX_DEADLINE_EXCEEDED, NULL, true, false, NULL);
         return c;
     }
     bool failed = false;
@@ -496,7 +515,7 @@ gopy_context *gopy_context_with_deadline(gopy_context *parent, int64_t deadline)
     }
     rt_unlock(&c->lock);
     if (failed) {
-        ctx_cancel(c, GOPY_CTX_CANCELED, NULL, true, false);
+        ctx_cancel(c, GOPY_CTX_CANCELED, NULL, true, false, NULL);
         gopy_context_release(c);
         errno = ENOMEM;
         return NULL;
@@ -530,15 +549,16 @@ bool gopy_rt_context_stop_after_func(gopy_context *af)
         return false; /* it ran, or a stop came first */
     af_release_arg(af);
     /* Out of the parent's list (Go: a.cancel(true, Canceled, nil)). */
-    ctx_cancel(af, GOPY_CTX_CANCELED, NULL, true, false);
+    ctx_cancel(af, GOPY_CTX_CANCELED, NULL, true, false, NULL);
     return true;
 }
 
 /* ---- the rest of the internal API ----------------------------------------- */
 
-bool gopy_rt_context_cancel(gopy_context *c)
+bool gopy_rt_context_cancel(gopy_context *c, void (*claimed)(void *arg, size_t work), void *arg)
 {
-    return ctx_cancel(c, GOPY_CTX_CANCELED, NULL, true, false);
+    const struct cancel_claim claim = {claimed, arg};
+    return ctx_cancel(c, GOPY_CTX_CANCELED, NULL, true, false, claimed != NULL ? &claim : NULL);
 }
 
 /* err as the world sees it: only once done is closed (see the
@@ -604,7 +624,7 @@ void gopy_context_cancel(gopy_context *c)
 {
     if (c == NULL)
         return;
-    ctx_cancel(c, GOPY_CTX_CANCELED, NULL, true, false);
+    ctx_cancel(c, GOPY_CTX_CANCELED, NULL, true, false, NULL);
 }
 
 gopy_chan *gopy_context_done(gopy_context *c)

@@ -282,8 +282,13 @@ void gopy_rt_timer_free(gopy_timer *t);
  */
 
 /* Cancel ctx (GOPY_CTX_CANCELED); true if this call cancelled it, false if
- * it already was (then nothing changed). */
-bool gopy_rt_context_cancel(gopy_context *ctx);
+ * it already was (then nothing changed).  claimed (or NULL) is called, on
+ * this thread and with no runtime lock held, once this call has won ctx
+ * and before anyone can see ctx or its subtree done: a binding stores its
+ * cause there.  work: the wake-ups and child nodes ahead, roughly (the
+ * receivers parked on ctx's done and its children), for a binding that
+ * lets its own lock go across a long cancel. */
+bool gopy_rt_context_cancel(gopy_context *ctx, void (*claimed)(void *arg, size_t work), void *arg);
 /* The context whose cancel cancelled ctx -- ctx itself, or an ancestor
  * whose cancellation reached it -- or NULL while ctx is not cancelled.
  * Its cause is ctx's cause.  Borrowed: valid while ctx is held. */

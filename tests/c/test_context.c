@@ -488,6 +488,73 @@ TEST(simultaneous_cancels)
     h_live_none_left();
 }
 
+/* ---- the binding's claim (gopy_rt_context_cancel) ------------------------------ */
+
+enum { CLAIM_KIDS = 3, CLAIM_WAITERS = 5 };
+static gopy_context *claim_ctx, *claim_kids[CLAIM_KIDS], *claim_grand;
+static int claim_calls;
+static size_t claim_work;
+static gopy_waitgroup *claim_wg;
+
+/* Called once the cancel has won: nothing it reaches may be seen done. */
+static void claim_seen(void *arg, size_t work)
+{
+    CHECK_EQ((intptr_t)arg, 42);
+    claim_calls++;
+    claim_work = work;
+    CHECK_EQ(gopy_context_err(claim_ctx), 0);
+    CHECK(!h_is_done(claim_ctx));
+    for (int i = 0; i < CLAIM_KIDS; i++) {
+        CHECK_EQ(gopy_context_err(claim_kids[i]), 0);
+        CHECK(!h_is_done(claim_kids[i]));
+    }
+    CHECK(!h_is_done(claim_grand));
+}
+
+static void claim_waiter(void *arg)
+{
+    CHECK(!gopy_chan_recv(gopy_context_done(arg), NULL));
+    gopy_waitgroup_done(claim_wg);
+}
+
+TEST(cancel_claims_before_anything_is_done)
+{
+    h_live_start();
+    claim_ctx = h_ctx(gopy_context_with_cancel(NULL));
+    for (int i = 0; i < CLAIM_KIDS; i++)
+        claim_kids[i] = h_ctx(gopy_context_with_cancel(claim_ctx));
+    claim_grand = h_ctx(gopy_context_with_cancel(claim_kids[0]));
+    claim_wg = gopy_waitgroup_make();
+    gopy_waitgroup_add(claim_wg, CLAIM_WAITERS);
+    for (int i = 0; i < CLAIM_WAITERS; i++)
+        h_go(claim_waiter, claim_ctx);
+    h_await_waiting(GOPY_WAIT_CHAN_RECV, gopy_context_done(claim_ctx), CLAIM_WAITERS);
+    CHECK(gopy_rt_context_cancel(claim_ctx, claim_seen, (void *)(intptr_t)42));
+    CHECK_EQ(claim_calls, 1);
+    CHECK_EQ(claim_work, CLAIM_WAITERS + CLAIM_KIDS); /* the grandchild is a kid's */
+    gopy_waitgroup_wait(claim_wg);
+    CHECK_EQ(gopy_context_err(claim_grand), GOPY_CTX_CANCELED);
+    /* Cancelled already: no claim. */
+    CHECK(!gopy_rt_context_cancel(claim_ctx, claim_seen, (void *)(intptr_t)42));
+    CHECK(!gopy_rt_context_cancel(claim_kids[1], claim_seen, (void *)(intptr_t)42));
+    CHECK_EQ(claim_calls, 1);
+    gopy_waitgroup_free(claim_wg);
+    gopy_context_release(claim_grand);
+    for (int i = 0; i < CLAIM_KIDS; i++)
+        gopy_context_release(claim_kids[i]);
+    gopy_context_release(claim_ctx);
+    /* No done asked for and no children: no work ahead. */
+    claim_calls = 0;
+    claim_ctx = claim_grand = h_ctx(gopy_context_with_cancel(NULL));
+    for (int i = 0; i < CLAIM_KIDS; i++)
+        claim_kids[i] = claim_ctx;
+    CHECK(gopy_rt_context_cancel(claim_ctx, claim_seen, (void *)(intptr_t)42));
+    CHECK_EQ(claim_calls, 1);
+    CHECK_EQ(claim_work, 0);
+    gopy_context_release(claim_ctx);
+    h_live_none_left();
+}
+
 /* ---- TestLayersCancel ---------------------------------------------------------- */
 
 TEST(layers_cancel)
