@@ -52,9 +52,10 @@ void wake_parked(void *ctx)
 """
 
 
-def settle(goal, timeout=600.0):
+def settle(goal=0, timeout=600.0):
     """Wait until at least `goal` goroutines exist and the count is stable
-    (they have all reached their receive)."""
+    (they have all reached their receive, or the last round's have all
+    exited)."""
     deadline = time.monotonic() + timeout
     last, stable = -1, 0
     while time.monotonic() < deadline:
@@ -125,6 +126,7 @@ def c_round(lib, n):
     lib.wake_init.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
     if lib.wake_init(api_table(), finished.handle, n) != 0:
         raise SystemExit("C API table too old")
+    settle()  # the last round's goroutines may still be exiting
     base = gopy.runtime.num_goroutine()
     for _ in range(n):
         gopy.go_c(lib.wake_parked, ctx.handle)
