@@ -366,3 +366,40 @@ def test_goroutines_a_recruited_thread_starts_run_on_the_ring():
         # host slot of its own, docs/free-threading.md), so only a pile-up
         # over many threads is caught there.
         assert int(top_two) >= (0.3 if FREE_THREADED else 0.8) * 3000, counts
+
+
+def test_short_gil_releasing_jobs_from_the_main_thread_use_two_threads_under_gomaxprocs_1():
+    # 64 hashes of 1 MiB (~0.5 ms each, shorter than sysmon's 3 ms before
+    # it takes a thread for stalled), spawned from the main thread under
+    # GOMAXPROCS=1: while the ring's one thread hashes without the GIL, a
+    # recruited thread that took the GIL starts the next job itself, as a
+    # thread pool would.  Homing every job on the ring's thread ran all 64
+    # there, one after another, in every round; now most rounds use two
+    # (whether a thread is recruited, and finds the ring's hashing, is the
+    # OS's timing).  (GIL builds: with the GIL off a recruited thread always
+    # runs what it starts.)  A fresh process: the ring holds only the one
+    # thread GOMAXPROCS=1 gives it.
+    r = run_script("""
+        import collections, hashlib, threading
+        import gopy
+        gopy.runtime.gomaxprocs(1)
+        data = bytes(range(256)) * 4096
+        want = hashlib.sha256(data).hexdigest()
+        for _ in range(5):
+            done, ran_on = gopy.WaitGroup(), collections.Counter()
+            done.add(64)
+
+            def job():
+                assert hashlib.sha256(data).hexdigest() == want
+                ran_on[threading.get_ident()] += 1
+                done.done()
+
+            for _ in range(64):
+                gopy.go(job)
+            done.wait()
+            print(sum(ran_on.values()), len(ran_on))
+    """, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rounds = [tuple(map(int, line.split())) for line in r.stdout.splitlines()]
+    assert [total for total, _ in rounds] == [64] * 5
+    assert any(threads >= 2 for _, threads in rounds), rounds

@@ -49,7 +49,8 @@
  * Ms did not get to them soon enough (a standby: they blocked, or waited
  * their turn for the GIL); it homes them on its spawner's ring M or on the
  * ring's Ms in turn, those sysmon does not see stalled in a goroutine, and
- * keeps them only if none schedules; batch members it leaves to a ring M
+ * keeps them only if none schedules or those alone in a goroutine are in C
+ * calls that let the GIL go (on a CPU); batch members it leaves to a ring M
  * as the spawner's M does: outside_ring_home.  Unstarted
  * goroutines queued on a ring M that stalls afterwards go back to the
  * shared queue (sysmon, proc_host_reclaim): they have no frames yet, so
@@ -214,12 +215,15 @@ static M *batch_taker(M *m, G *g, int32_t slots)
  * running likely feeds what it spawns, as a pool's does.  In turn, one out
  * of any goroutine first, then one in a goroutine with others queued
  * behind it (it goes from one to the next: W13's clients).  One in its only
- * goroutine may be in a long call, computing or blocked: then m leaves g
- * on the shared queue (NULL, no taker) for the first ring M back.  Queued
- * on one of them, it waited for that one alone while the other came back
- * to nothing (W5z: 64 zlib jobs of 5.5 ms from the main thread, a 2.3 ms
- * gap after each job on each thread until sysmon took them back, 1.04-1.6x
- * where ThreadPoolExecutor made 1.8x).  What m sent to an M that stalls
+ * goroutine, its thread asleep, waits its turn for the lock or blocks in a
+ * call: then m leaves g on the shared queue (NULL, no taker) for the first
+ * ring M back.  Queued on one of them, it waited for that one alone while
+ * the other came back to nothing (W5z: 64 zlib jobs of 5.5 ms from the
+ * main thread, a 2.3 ms gap after each job on each thread until sysmon
+ * took them back, 1.04-1.6x where ThreadPoolExecutor made 1.8x).  Its
+ * thread on a CPU while m holds the lock, it runs C code that let the lock
+ * go, and m starts g itself (W5 at GOMAXPROCS=1: jobs of 0.5 ms ran one
+ * after another on the ring's one M).  What m sent to an M that stalls
  * afterwards, sysmon takes back (proc_host_reclaim). */
 static M *outside_ring_home(M *m, G *g, int32_t slots, M **taker)
 {
@@ -250,9 +254,9 @@ static M *outside_ring_home(M *m, G *g, int32_t slots, M **taker)
         if (atomic_load_explicit(&home->hostq_len, memory_order_relaxed) > 0) {
             if (picking == NULL)
                 picking = home;
-        } else {
-            alone = true;
-        }
+        } else if (m_thread_sleeping(home)) {
+            alone = true; /* waits its turn for the lock, or blocks */
+        } /* else in a C call that let the lock go: not back soon */
     }
     if (picking != NULL)
         return picking;

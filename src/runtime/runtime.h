@@ -754,6 +754,9 @@ bool host_slot_revoke(M *m);
 
 void sysmon_start(void);
 void sysmon_wake(void);
+/* Is m's thread asleep in the kernel (a blocking call, a lock or the host
+ * lock's wait), not running or runnable?  Reads /proc; true if unknown. */
+bool m_thread_sleeping(M *m);
 /* proc.c, for sysmon: add a P for a stuck M's work (see sysmon.c). */
 void proc_compensate(M *stuck);
 /* Host goroutines wait unstarted and none has started for a while:

@@ -85,7 +85,7 @@ static bool m_computing(M *m, int64_t now)
  * as opposed to runnable but not on a CPU?  On a loaded machine a
  * descheduled thread gains no CPU time either, and lending its P a
  * second thread would only add to the load.  Unknown: assume blocked. */
-static bool thread_sleeping(M *m)
+bool m_thread_sleeping(M *m)
 {
     if (!atomic_load_explicit(&m->has_cpuclock, memory_order_acquire))
         return true;
@@ -284,7 +284,7 @@ static enum watch watch_m(M *m, int64_t now)
     P *p = atomic_load_explicit(&m->mon_p, memory_order_relaxed);
     if (p != NULL && (p_has_work(p) || atomic_load(&sched.runqsize) > 0) &&
         atomic_load(&sched.npidle) == 0) {
-        if (!m_computing(m, now) && thread_sleeping(m)) {
+        if (!m_computing(m, now) && m_thread_sleeping(m)) {
             m->mon_acted = true;
             proc_compensate(m);
             return W_ACTED;
