@@ -21,7 +21,7 @@ import pytest
 import gopy
 from gopy import Recv, Send, select
 from gopy import context
-from conftest import (build_data_lib, collect, nothing_ready, parked_on, recv_value,
+from conftest import (build_data_lib, collect, join_all, nothing_ready, parked_on, recv_value,
                       run_in_goroutine, run_in_thread, settle_goroutines, wait_until)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -643,15 +643,13 @@ def test_cancel_of_many_waiters_wakes_each_once_and_each_sees_the_cause(cancelle
         gopy.go(in_goroutine)
         rival.start()
         assert recv_value(out) != threading.get_ident()
-    rival.join(30)
-    assert not rival.is_alive()
+    join_all([rival])
     won = context.cause(ctx)
     assert any(won is c for c in causes)
     got = sorted((recv_value(seen) for _ in range(n + n_children)), key=lambda r: r[0])
     assert [i for i, _, _ in got] == list(range(n + n_children))
     assert all(cause is won and err is context.Canceled for _, cause, err in got)
     assert nothing_ready(seen)
-
 
 
 def test_cause():

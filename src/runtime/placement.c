@@ -254,9 +254,10 @@ static M *outside_ring_home(M *m, G *g, int32_t slots, M **taker)
         if (atomic_load_explicit(&home->hostq_len, memory_order_relaxed) > 0) {
             if (picking == NULL)
                 picking = home;
-        } else if (m_thread_sleeping(home)) {
+        } else if (picking == NULL && !alone && m_thread_sleeping(home)) {
             alone = true; /* waits its turn for the lock, or blocks */
-        } /* else in a C call that let the lock go: not back soon */
+        } /* else in a C call that let the lock go (not back soon), or
+           * nothing more to learn: no /proc read */
     }
     if (picking != NULL)
         return picking;

@@ -491,6 +491,7 @@ TEST(simultaneous_cancels)
 /* ---- the binding's claim (gopy_rt_context_cancel) ------------------------------ */
 
 enum { CLAIM_KIDS = 3, CLAIM_WAITERS = 5 };
+#define CLAIM_ARG ((void *)&claim_calls) /* handed through to claim_seen */
 static gopy_context *claim_ctx, *claim_kids[CLAIM_KIDS], *claim_grand;
 static int claim_calls;
 static size_t claim_work;
@@ -499,7 +500,7 @@ static gopy_waitgroup *claim_wg;
 /* Called once the cancel has won: nothing it reaches may be seen done. */
 static void claim_seen(void *arg, size_t work)
 {
-    CHECK_EQ((intptr_t)arg, 42);
+    CHECK(arg == CLAIM_ARG);
     claim_calls++;
     claim_work = work;
     CHECK_EQ(gopy_context_err(claim_ctx), 0);
@@ -529,14 +530,14 @@ TEST(cancel_claims_before_anything_is_done)
     for (int i = 0; i < CLAIM_WAITERS; i++)
         h_go(claim_waiter, claim_ctx);
     h_await_waiting(GOPY_WAIT_CHAN_RECV, gopy_context_done(claim_ctx), CLAIM_WAITERS);
-    CHECK(gopy_rt_context_cancel(claim_ctx, claim_seen, (void *)(intptr_t)42));
+    CHECK(gopy_rt_context_cancel(claim_ctx, claim_seen, CLAIM_ARG));
     CHECK_EQ(claim_calls, 1);
     CHECK_EQ(claim_work, CLAIM_WAITERS + CLAIM_KIDS); /* the grandchild is a kid's */
     gopy_waitgroup_wait(claim_wg);
     CHECK_EQ(gopy_context_err(claim_grand), GOPY_CTX_CANCELED);
     /* Cancelled already: no claim. */
-    CHECK(!gopy_rt_context_cancel(claim_ctx, claim_seen, (void *)(intptr_t)42));
-    CHECK(!gopy_rt_context_cancel(claim_kids[1], claim_seen, (void *)(intptr_t)42));
+    CHECK(!gopy_rt_context_cancel(claim_ctx, claim_seen, CLAIM_ARG));
+    CHECK(!gopy_rt_context_cancel(claim_kids[1], claim_seen, CLAIM_ARG));
     CHECK_EQ(claim_calls, 1);
     gopy_waitgroup_free(claim_wg);
     gopy_context_release(claim_grand);
@@ -548,7 +549,7 @@ TEST(cancel_claims_before_anything_is_done)
     claim_ctx = claim_grand = h_ctx(gopy_context_with_cancel(NULL));
     for (int i = 0; i < CLAIM_KIDS; i++)
         claim_kids[i] = claim_ctx;
-    CHECK(gopy_rt_context_cancel(claim_ctx, claim_seen, (void *)(intptr_t)42));
+    CHECK(gopy_rt_context_cancel(claim_ctx, claim_seen, CLAIM_ARG));
     CHECK_EQ(claim_calls, 1);
     CHECK_EQ(claim_work, 0);
     gopy_context_release(claim_ctx);
