@@ -51,8 +51,10 @@ class BuildPy(build_py):
 
 debug = os.environ.get("GOPY_DEBUG_BUILD") == "1"
 sanitize = os.environ.get("GOPY_SANITIZE", "")  # "address" or "thread"
-cflags = ["-std=gnu11", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wmissing-prototypes",
-          "-Wno-missing-field-initializers"]
+# -fno-plt: libc bound at load, not by a lazy resolver on a goroutine's small
+# stack (src/runtime/Makefile).
+cflags = ["-std=gnu11", "-fvisibility=hidden", "-fno-plt", "-Wall", "-Wextra",
+          "-Wmissing-prototypes", "-Wno-missing-field-initializers"]
 cflags += ["-O0", "-g"] if debug else ["-O2", "-g"]
 if debug or sanitize:
     cflags += ["-DGOPY_CHECKS"]  # the runtime's invariants and lock order (runtime.h)

@@ -186,6 +186,7 @@ struct gopy_api {
     int (*netpoll_wait)(int fd, int mode, int64_t deadline_ns);
     int (*netpoll_close)(int fd);
     int (*offload)(void (*fn)(void *arg), void *arg);
+    int (*go_small)(void (*fn)(void *arg), void *arg);
 };
 
 #define GOPY_CAPSULE_NAME "gopy._gopy._C_API"
@@ -198,6 +199,25 @@ struct gopy_api {
  * (ENOMEM: no memory for the goroutine or its stack; EAGAIN: the runtime
  * is shutting down). */
 int gopy_go(void (*fn)(void *arg), void *arg);
+/* gopy_go for a goroutine that declares a small need: fn(arg) runs on a
+ * 2 KiB stack (16 KiB in ASan and TSan builds), the runtime's 320-byte
+ * record of the goroutine included, and two such stacks share a page, so
+ * that a parked one costs half a page where gopy_go's cost one.  There is
+ * no guard page below it: a canary in its lowest bytes is checked each
+ * time the goroutine parks, yields or ends, and a broken one is a fatal
+ * error, but only then, and the overflow may already have overwritten
+ * the goroutine below it.  For goroutines whose own frames stay within
+ * 768 bytes and that call gopy's functions and little else (not stdio,
+ * not the resolver): gopy's deepest call, a select, takes some 700 bytes
+ * more, a channel receive 350; what gopy needs beyond that (starting a
+ * thread, a fatal error) it does on its thread's own stack.  Link with
+ * -Wl,-z,now where such a goroutine may be the first to call some libc
+ * function: a lazily bound call runs the dynamic linker's resolver, about
+ * 2 KiB of stack, on the goroutine's.  gopy's threads block asynchronous
+ * signals, but a fault in the goroutine (SIGSEGV, SIGFPE) runs its handler
+ * on the goroutine's stack unless the handler was installed with
+ * SA_ONSTACK (gopy's own and Python's faulthandler are). */
+int gopy_go_small(void (*fn)(void *arg), void *arg);
 /* Go's runtime.Gosched: let other goroutines run. */
 void gopy_yield(void);
 /* Park the calling goroutine (or block the calling thread) for ns
@@ -485,6 +505,7 @@ static const struct gopy_api *gopy_api_ptr;
 #define gopy_netpoll_wait (gopy_api_ptr->netpoll_wait)
 #define gopy_netpoll_close (gopy_api_ptr->netpoll_close)
 #define gopy_offload (gopy_api_ptr->offload)
+#define gopy_go_small (gopy_api_ptr->go_small)
 
 /* Import the table from the gopy module.  0, or -1 with a Python exception
  * set.  Needs Python.h included first. */

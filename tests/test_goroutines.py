@@ -241,6 +241,11 @@ def test_extension_c_goroutines_with_mutex_and_waitgroup(capsule_ext):
     assert capsule_ext.count_with_mutex(8, 5000) == 40000
 
 
+def test_extension_c_goroutines_on_small_stacks(capsule_ext):
+    # gopy_go_small through the capsule: the table's newest entry
+    assert capsule_ext.count_with_mutex(64, 2000, True) == 128000
+
+
 def test_extension_offloads_from_a_c_goroutine(capsule_ext):
     # (calls made, on another thread than the goroutine's)
     assert capsule_ext.offload_probe() == (1, True)

@@ -82,6 +82,7 @@ static const struct gopy_api api = {
     .netpoll_wait = gopy_netpoll_wait,
     .netpoll_close = gopy_netpoll_close,
     .offload = gopy_offload,
+    .go_small = gopy_go_small,
 };
 
 const struct gopy_api *gopy_api_table(void)

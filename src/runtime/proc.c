@@ -958,22 +958,23 @@ static G *g_alloc(enum rt_stack_class cls)
 static G *gfget(M *m, enum rt_stack_class cls)
 {
     G *g = NULL;
-    if (cls == RT_STACK_C && m != NULL && m->p != NULL) {
+    if (cls < RT_STACK_C_CLASSES && m != NULL && m->p != NULL) {
         P *p = m->p;
-        if (gqueue_empty(&p->gfree) && sched.gfree_n[cls] > 0) {
+        if (gqueue_empty(&p->gfree[cls]) && sched.gfree_n[cls] > 0) {
             /* Refill up to half the cache from the global list. */
             rt_lock(&sched.gfree_lock);
             G *g1;
-            while (p->gfree_n < GFREE_MAX / 2 && (g1 = gqueue_pop(&sched.gfree[cls])) != NULL) {
+            while (p->gfree_n[cls] < GFREE_MAX / 2 &&
+                   (g1 = gqueue_pop(&sched.gfree[cls])) != NULL) {
                 sched.gfree_n[cls]--;
-                gqueue_push_front(&p->gfree, g1);
-                p->gfree_n++;
+                gqueue_push_front(&p->gfree[cls], g1);
+                p->gfree_n[cls]++;
             }
             rt_unlock(&sched.gfree_lock);
         }
-        g = gqueue_pop(&p->gfree);
+        g = gqueue_pop(&p->gfree[cls]);
         if (g != NULL)
-            p->gfree_n--;
+            p->gfree_n[cls]--;
     } else if (cls == RT_STACK_HOST && m != NULL && !gqueue_empty(&m->gfree)) {
         g = gqueue_pop(&m->gfree);
         m->gfree_n--;
@@ -996,9 +997,9 @@ static void gfput(M *m, G *g)
     g->in_free_list = true;
     gqueue *list = NULL;
     int32_t *n = NULL;
-    if (cls == RT_STACK_C && m->p != NULL) {
-        list = &m->p->gfree;
-        n = &m->p->gfree_n;
+    if (cls < RT_STACK_C_CLASSES && m->p != NULL) {
+        list = &m->p->gfree[cls];
+        n = &m->p->gfree_n[cls];
     } else if (cls == RT_STACK_HOST) {
         list = &m->gfree;
         n = &m->gfree_n;
@@ -1049,7 +1050,7 @@ void gopy_rt_host_stack_bounds(const void *area, uintptr_t *lo, uintptr_t *hi)
     *hi = (uintptr_t)g; /* the G sits at the top of its stack */
 }
 
-int newproc(void (*fn)(void *), void *arg, enum g_kind kind,
+int newproc(void (*fn)(void *), void *arg, enum g_kind kind, enum rt_stack_class cls,
             void (*init)(void *area, void *arg), const void *group)
 {
     rt_init();
@@ -1057,7 +1058,6 @@ int newproc(void (*fn)(void *), void *arg, enum g_kind kind,
         errno = EAGAIN;
         return -1;
     }
-    enum rt_stack_class cls = kind == G_HOST ? RT_STACK_HOST : RT_STACK_C;
     M *m = getm();
     G *g = gfget(m, cls);
     if (g == NULL) {
@@ -1111,11 +1111,33 @@ int newproc(void (*fn)(void *), void *arg, enum g_kind kind,
     return 0;
 }
 
-/* Leave the running G for g0 with request op. */
+/* Leave the running G for g0 with request op; a goroutine on a small
+ * stack first shows that it kept within it (stack.h). */
 static void switch_to_g0(G *g, uint8_t op)
 {
+    if (g->stack_class == RT_STACK_SMALL && !rt_small_stack_intact(&g->stack))
+        rt_throw("goroutine %lld overflowed its small stack (gopy_go_small: %d bytes, "
+                 "its record included); start it with gopy_go",
+                 (long long)g->goid, (int)RT_SMALL_STACK_BYTES);
     M *m = getm();
     m->gop = op;
+    rt_ctx_switch(&g->ctx, &m->g0ctx);
+}
+
+void rt_on_system_stack(void (*fn)(void *arg), void *arg)
+{
+    G *g = getg();
+    char here;
+    uintptr_t sp = (uintptr_t)&here;
+    if (g == NULL || g->stack_class != RT_STACK_SMALL || sp < (uintptr_t)g->stack.lo ||
+        sp >= (uintptr_t)g->stack.hi) {
+        fn(arg); /* not on a small stack: on g0, say, while g is current */
+        return;
+    }
+    M *m = getm();
+    m->call_fn = fn;
+    m->call_arg = arg;
+    m->gop = GOP_CALL; /* not switch_to_g0: its canary check may be why we are here */
     rt_ctx_switch(&g->ctx, &m->g0ctx);
 }
 
@@ -1329,11 +1351,13 @@ static bool maybe_retire_p(M *m)
     int64_t when = heir != NULL ? timers_move(p, heir) : 0;
     /* Keep its free Gs: hand them to the global list. */
     rt_lock(&sched.gfree_lock);
-    for (G *g1; (g1 = gqueue_pop(&p->gfree)) != NULL;) {
-        gqueue_push_front(&sched.gfree[RT_STACK_C], g1);
-        sched.gfree_n[RT_STACK_C]++;
+    for (int cls = 0; cls < RT_STACK_C_CLASSES; cls++) {
+        for (G *g1; (g1 = gqueue_pop(&p->gfree[cls])) != NULL;) {
+            gqueue_push_front(&sched.gfree[cls], g1);
+            sched.gfree_n[cls]++;
+        }
+        p->gfree_n[cls] = 0;
     }
-    p->gfree_n = 0;
     rt_unlock(&sched.gfree_lock);
     p->link = sched.pspare;
     sched.pspare = p;
@@ -1918,6 +1942,9 @@ static void execute(M *m, G *g)
             else
                 globrunqput(g);
             return;
+        case GOP_CALL:
+            m->call_fn(m->call_arg);
+            continue; /* resume it */
         case GOP_EXIT:
             if (g->lockedm != NULL) {
                 m->lockedg = NULL;
@@ -2130,13 +2157,13 @@ P *rt_any_p(void)
  * bounds it with its 10 ms time slice. */
 enum { C_START_BATCH = 1024 };
 
-int gopy_go(void (*fn)(void *arg), void *arg)
+static int go_c(void (*fn)(void *arg), void *arg, enum rt_stack_class cls)
 {
     if (fn == NULL) {
         errno = EINVAL;
         return -1;
     }
-    if (newproc(fn, arg, G_C, NULL, NULL) < 0)
+    if (newproc(fn, arg, G_C, cls, NULL, NULL) < 0)
         return -1;
     if (atomic_load_explicit(&sched.runqsize, memory_order_relaxed) >= C_START_BATCH) {
         G *g = getg();
@@ -2146,6 +2173,16 @@ int gopy_go(void (*fn)(void *arg), void *arg)
     return 0;
 }
 
+int gopy_go(void (*fn)(void *arg), void *arg)
+{
+    return go_c(fn, arg, RT_STACK_C);
+}
+
+int gopy_go_small(void (*fn)(void *arg), void *arg)
+{
+    return go_c(fn, arg, RT_STACK_SMALL);
+}
+
 int gopy_rt_go_host(void (*fn)(void *gstate), void (*init)(void *gstate, void *arg),
                     void *arg, const void *group)
 {
@@ -2153,7 +2190,7 @@ int gopy_rt_go_host(void (*fn)(void *gstate), void (*init)(void *gstate, void *a
         errno = EINVAL;
         return -1;
     }
-    return newproc(fn, arg, G_HOST, init, group);
+    return newproc(fn, arg, G_HOST, RT_STACK_HOST, init, group);
 }
 
 size_t gopy_rt_stack_size(bool host)

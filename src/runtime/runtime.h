@@ -59,6 +59,7 @@
 #include "stack.h"
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -124,6 +125,11 @@ enum lock_rank {
  * throw): "gopy: fatal error: <message>", then under GOPY_TRACEBACK=all
  * every goroutine.  Takes no lock and allocates nothing. */
 _Noreturn void rt_throw(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* proc.c: fn(arg) on the M's own stack (g0's) when called on a
+ * goroutine's small stack, which what it does would overrun (starting a
+ * thread takes about 2 KiB, vsnprintf more); anywhere else, right here.
+ * The goroutine keeps its M meanwhile, as Go's systemstack does. */
+void rt_on_system_stack(void (*fn)(void *arg), void *arg);
 /* Read GOPY_TRACEBACK (rt_init). */
 void rt_traceback_init(void);
 /* Under GOPY_TRACEBACK=all, dump every goroutine to fd after a fatal
@@ -182,6 +188,7 @@ enum g_op {
     GOP_PARK,  /* mark waiting, call park_unlock, schedule */
     GOP_YIELD, /* requeue, schedule */
     GOP_EXIT,  /* recycle, schedule */
+    GOP_CALL,  /* call m->call_fn(m->call_arg), then resume the G (rt_on_system_stack) */
 };
 
 struct rt_timer {
@@ -315,6 +322,9 @@ struct M {
     uint8_t gop;
     bool (*park_unlock)(G *g, void *arg);
     void *park_arg;
+    /* GOP_CALL's function and argument */
+    void (*call_fn)(void *arg);
+    void *call_arg;
 
     /* Host mode.  hostq: host Gs bound here that are runnable; any thread
      * pushes (under hostq_lock), only this M pops, but for sysmon taking
@@ -433,8 +443,8 @@ struct P {
     _Atomic(G *) runq[RUNQ_SIZE];
     _Atomic(G *) runnext; /* runs next, inheriting the time slice */
 
-    gqueue gfree; /* free C-class Gs (owner only) */
-    int32_t gfree_n;
+    gqueue gfree[RT_STACK_C_CLASSES]; /* free C goroutines' Gs, by stack class (owner only) */
+    int32_t gfree_n[RT_STACK_C_CLASSES];
 
     /* Timers: a 4-ary min-heap on when. */
     rt_mutex timers_lock;
@@ -584,9 +594,10 @@ int gopark(bool (*unlock)(G *, void *), void *arg, uint8_t reason,
 void goready(G *g);
 /* goready each G of a list linked by schedlink. */
 void goready_list(G *list);
-/* Start a new G running fn(arg).  0 or -1 (errno).  Host Gs run
- * fn(area) after init(area, arg) (see gopy_rt_go_host). */
-int newproc(void (*fn)(void *), void *arg, enum g_kind kind,
+/* Start a new G running fn(arg) on a stack of class cls (RT_STACK_HOST
+ * for host Gs).  0 or -1 (errno).  Host Gs run fn(area) after
+ * init(area, arg) (see gopy_rt_go_host). */
+int newproc(void (*fn)(void *), void *arg, enum g_kind kind, enum rt_stack_class cls,
             void (*init)(void *area, void *arg), const void *group);
 void gosched(void);
 /* goready a sender whose value a receive took (it waited: senders are

@@ -99,9 +99,12 @@ static void sort_lockorder(gopy_case *cases, int32_t *order, int n)
 int gopy_rt_select(gopy_case *cases, int n, bool block, int *chosen)
 {
     *chosen = -1;
-    int32_t small_orders[2 * SMALL_SELECT];
-    sudog small_sudogs[SMALL_SELECT];
-    int32_t *pollorder = small_orders, *lockorder = small_orders + SMALL_SELECT;
+    /* Sized to n: a small stack (gopy_go_small) has room for a few
+     * cases' sudogs, not for SMALL_SELECT's (1,152 bytes). */
+    int nstack = n >= 1 && n <= SMALL_SELECT ? n : 1;
+    int32_t small_orders[2 * nstack];
+    sudog small_sudogs[nstack];
+    int32_t *pollorder = small_orders, *lockorder = small_orders + nstack;
     sudog *sgs = small_sudogs;
     void *heap = NULL;
     if (n > SMALL_SELECT) {

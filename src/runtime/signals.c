@@ -51,8 +51,11 @@ static void fault_handler(int sig, siginfo_t *info, void *uctx)
         rt_put(STDERR_FILENO, " (it reached the guard page at 0x");
         num[fmt_u64(num, (uint64_t)(uintptr_t)info->si_addr, 16)] = '\0';
         rt_put(STDERR_FILENO, num);
-        rt_put(STDERR_FILENO, "); give goroutines bigger stacks with GOPY_STACK_SIZE (C) "
-                              "or GOPY_PYTHON_STACK_SIZE (Python)\n");
+        if (g != NULL && g->stack_class == RT_STACK_SMALL)
+            rt_put(STDERR_FILENO, "); it ran on a small stack: start it with gopy_go\n");
+        else
+            rt_put(STDERR_FILENO, "); give goroutines bigger stacks with GOPY_STACK_SIZE (C) "
+                                  "or GOPY_PYTHON_STACK_SIZE (Python)\n");
         rt_traceback(STDERR_FILENO);
     }
     if (prev->sa_flags & SA_SIGINFO) {
@@ -80,13 +83,22 @@ void rt_signals_init(void)
     sigaction(SIGBUS, &sa, &prev_bus);
 }
 
-int rt_thread_start(pthread_t *thread, size_t stack_size, void *(*fn)(void *), void *arg)
+typedef struct {
+    pthread_t *thread;
+    size_t stack_size;
+    void *(*fn)(void *);
+    void *arg;
+    int err;
+} thread_start;
+
+static void start_thread(void *arg)
 {
+    thread_start *t = arg;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (stack_size != 0)
-        pthread_attr_setstacksize(&attr, stack_size);
+    if (t->stack_size != 0)
+        pthread_attr_setstacksize(&attr, t->stack_size);
     /* The new thread inherits the mask it is created under. */
     sigset_t async, old;
     sigfillset(&async);
@@ -97,10 +109,16 @@ int rt_thread_start(pthread_t *thread, size_t stack_size, void *(*fn)(void *), v
     sigdelset(&async, SIGTRAP);
     sigdelset(&async, SIGABRT);
     pthread_sigmask(SIG_SETMASK, &async, &old);
-    int err = pthread_create(thread, &attr, fn, arg);
+    t->err = pthread_create(t->thread, &attr, t->fn, t->arg);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
-    return err;
+}
+
+int rt_thread_start(pthread_t *thread, size_t stack_size, void *(*fn)(void *), void *arg)
+{
+    thread_start t = {thread, stack_size, fn, arg, 0};
+    rt_on_system_stack(start_thread, &t); /* pthread_create needs about 2 KiB */
+    return t.err;
 }
 
 void rt_thread_name(const char *fmt, ...)

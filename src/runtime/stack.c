@@ -18,7 +18,7 @@
 #define MADV_GUARD_INSTALL 102
 #endif
 
-/* Arenas are ARENA_STACKS stacks each (at least ARENA_MIN_BYTES).
+/* Arenas hold at least ARENA_MIN_BYTES of stacks.
  * All state below is guarded by stack_lock. */
 enum { ARENA_MIN_BYTES = 16 << 20 };
 
@@ -26,11 +26,12 @@ typedef struct arena {
     struct arena *next;
     char *base;
     size_t bytes;
-    size_t slot; /* stack + guard page */
+    size_t slot;  /* stack + its guard page, or the stack alone (packed) */
+    bool packed;  /* small stacks: one guard page at base, under the first */
 } arena;
 
 static rt_mutex stack_lock = RT_MUTEX_INIT(LR_STACK);
-static size_t class_size[RT_STACK_NCLASSES] = {256 << 10, 1 << 20};
+static size_t class_size[RT_STACK_NCLASSES] = {256 << 10, RT_SMALL_STACK_BYTES, 1 << 20};
 static bool class_used[RT_STACK_NCLASSES];
 static char *carve_next[RT_STACK_NCLASSES]; /* next unused slot */
 static char *carve_end[RT_STACK_NCLASSES];
@@ -70,7 +71,7 @@ bool rt_stack_set_size(enum rt_stack_class cls, size_t bytes)
 {
     bool ok = false;
     rt_lock(&stack_lock);
-    if (!class_used[cls] && bytes >= 16 * 1024) {
+    if (cls != RT_STACK_SMALL && !class_used[cls] && bytes >= 16 * 1024) {
         class_size[cls] = round_pages(bytes);
         ok = true;
     }
@@ -145,13 +146,20 @@ static void install_guard(char *page)
     }
 }
 
+/* Small stacks have no guard page each: see stack.h. */
+static size_t slot_guard(enum rt_stack_class cls)
+{
+    return cls == RT_STACK_SMALL ? 0 : rt_page_size();
+}
+
 static bool new_arena(enum rt_stack_class cls)
 {
-    size_t slot = class_size[cls] + rt_page_size();
+    bool packed = slot_guard(cls) == 0;
+    size_t slot = class_size[cls] + slot_guard(cls);
     size_t n = ARENA_MIN_BYTES / slot;
     if (n < 4)
         n = 4;
-    size_t bytes = n * slot;
+    size_t bytes = n * slot + (packed ? rt_page_size() : 0);
     arena *a = malloc(sizeof *a);
     if (a == NULL)
         return false;
@@ -164,19 +172,24 @@ static bool new_arena(enum rt_stack_class cls)
     a->base = base;
     a->bytes = bytes;
     a->slot = slot;
+    a->packed = packed;
     a->next = atomic_load_explicit(&arenas, memory_order_relaxed);
     atomic_store_explicit(&arenas, a, memory_order_release);
     carve_next[cls] = base;
     carve_end[cls] = base + bytes;
+    if (packed) {
+        install_guard(base);
+        carve_next[cls] += rt_page_size();
+    }
     return true;
 }
 
 bool rt_stack_alloc(enum rt_stack_class cls, rt_stack *s)
 {
-    size_t ps = rt_page_size();
     rt_lock(&stack_lock);
     class_used[cls] = true;
-    size_t slot = class_size[cls] + ps;
+    size_t guard = slot_guard(cls);
+    size_t slot = class_size[cls] + guard;
     if (carve_next[cls] == NULL || carve_next[cls] + slot > carve_end[cls]) {
         if (!new_arena(cls)) {
             rt_unlock(&stack_lock);
@@ -184,21 +197,19 @@ bool rt_stack_alloc(enum rt_stack_class cls, rt_stack *s)
             return false;
         }
     }
-    char *guard = carve_next[cls];
+    char *at = carve_next[cls];
     carve_next[cls] += slot;
-    install_guard(guard);
+    if (guard != 0)
+        install_guard(at);
     rt_unlock(&stack_lock);
-    s->lo = guard + ps;
-    s->hi = guard + slot;
+    s->lo = at + guard;
+    s->hi = at + slot;
+    if (cls == RT_STACK_SMALL) {
+        uintptr_t *w = (uintptr_t *)(void *)s->lo;
+        for (int i = 0; i < RT_SMALL_CANARY_WORDS; i++)
+            w[i] = rt_small_canary(s, i);
+    }
     return true;
-}
-
-void rt_stack_scavenge(rt_stack *s, const char *keep_from)
-{
-    size_t ps = rt_page_size();
-    uintptr_t end = (uintptr_t)keep_from & ~(uintptr_t)(ps - 1);
-    if (end > (uintptr_t)s->lo)
-        madvise(s->lo, end - (uintptr_t)s->lo, MADV_DONTNEED);
 }
 
 bool rt_stack_is_guard(const void *addr)
@@ -209,7 +220,8 @@ bool rt_stack_is_guard(const void *addr)
     for (arena *a = atomic_load_explicit(&arenas, memory_order_acquire);
          a != NULL; a = a->next) {
         if (p >= a->base && p < a->base + a->bytes)
-            return (size_t)(p - a->base) % a->slot < rt_page_size();
+            return a->packed ? (size_t)(p - a->base) < rt_page_size()
+                             : (size_t)(p - a->base) % a->slot < rt_page_size();
     }
     return false;
 }

@@ -11,25 +11,47 @@
  * "mprotect+none").  GOPY_GUARD=mprotect forces the fallback, to test
  * what an older kernel gets.
  *
+ * Small stacks (gopy_go_small) are the exception to the guard: two share
+ * a page, so only the lowest of an arena has a guard page below it.  Each
+ * keeps a canary in its lowest bytes instead, checked whenever its
+ * goroutine leaves its M (proc.c): an overflow is reported there, after
+ * the fact, and may already have overwritten the stack below it.
+ *
  * Stacks are never returned to the OS: a finished goroutine keeps its stack
- * and goes on a free list with it (proc.c); rt_stack_scavenge gives back
- * the pages a parked-in-the-free-list stack touched.
+ * and goes on a free list with it (proc.c).
  */
 #ifndef GOPY_RT_STACK_H
 #define GOPY_RT_STACK_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
 #endif
 
 enum rt_stack_class {
-    RT_STACK_C,    /* C goroutines */
-    RT_STACK_HOST, /* host (Python) goroutines: deeper C call chains */
+    RT_STACK_C,     /* C goroutines */
+    RT_STACK_SMALL, /* C goroutines that declared a small need: packed, unguarded */
+    RT_STACK_HOST,  /* host (Python) goroutines: deeper C call chains */
     RT_STACK_NCLASSES
 };
+/* The classes of C goroutines: their free Gs are cached per P (host Gs'
+ * per M). */
+#define RT_STACK_C_CLASSES RT_STACK_HOST
+
+/* A small stack's bytes, its G included.  A goroutine parked in a channel
+ * receive uses 672 of them at -O2 (its G 320, its frames 352); ASan's
+ * redzones make frames several times larger, and TSan's runtime runs on
+ * the goroutine's stack with lazily bound calls of its own. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+enum { RT_SMALL_STACK_BYTES = 16 << 10 };
+#else
+enum { RT_SMALL_STACK_BYTES = 2 << 10 };
+#endif
+/* The canary: this many words at a small stack's low end. */
+enum { RT_SMALL_CANARY_WORDS = 8 };
 
 typedef struct {
     char *lo; /* lowest usable byte (just above the guard page) */
@@ -43,9 +65,21 @@ bool rt_stack_set_size(enum rt_stack_class cls, size_t bytes);
 size_t rt_stack_size(enum rt_stack_class cls);
 /* A fresh stack, or false (errno ENOMEM). */
 bool rt_stack_alloc(enum rt_stack_class cls, rt_stack *s);
-/* Release the committed pages of s below keep_from (the caller keeps what
- * is at and above that address, e.g. its G). */
-void rt_stack_scavenge(rt_stack *s, const char *keep_from);
+/* A small stack's canary word i: differs from stack to stack, so that a
+ * copy of another stack's bottom does not pass for intact. */
+static inline uintptr_t rt_small_canary(const rt_stack *s, int i)
+{
+    return ((uintptr_t)s->lo + (uintptr_t)i) ^ (uintptr_t)0x9e3779b97f4a7c15ull;
+}
+/* False if the goroutine on small stack s wrote over its canary. */
+static inline bool rt_small_stack_intact(const rt_stack *s)
+{
+    const uintptr_t *w = (const uintptr_t *)(const void *)s->lo;
+    for (int i = 0; i < RT_SMALL_CANARY_WORDS; i++)
+        if (w[i] != rt_small_canary(s, i))
+            return false;
+    return true;
+}
 /* True if addr lies in the guard page of some goroutine stack. */
 bool rt_stack_is_guard(const void *addr);
 /* How guard pages are made: "madvise", "mprotect", "mprotect+none" or

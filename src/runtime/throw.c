@@ -28,17 +28,20 @@ void rt_traceback(int fd)
     rt_dump_goroutines(fd, NULL);
 }
 
-_Noreturn void rt_throw(const char *fmt, ...)
+typedef struct {
+    const char *fmt;
+    va_list *args;
+} throw_call;
+
+static _Noreturn void vthrow(void *arg)
 {
+    throw_call *t = arg;
     static const char prefix[] = "gopy: fatal error: ";
     char buf[512];
     memcpy(buf, prefix, sizeof prefix - 1);
     size_t n = sizeof prefix - 1;
-    va_list ap;
-    va_start(ap, fmt);
     size_t room = sizeof buf - n - 2; /* keeps two bytes: newline, NUL */
-    int k = vsnprintf(buf + n, room, fmt, ap);
-    va_end(ap);
+    int k = vsnprintf(buf + n, room, t->fmt, *t->args);
     if (k > 0)
         n += (size_t)k < room ? (size_t)k : room - 1; /* truncated */
     buf[n++] = '\n';
@@ -46,4 +49,13 @@ _Noreturn void rt_throw(const char *fmt, ...)
     rt_put(STDERR_FILENO, buf);
     rt_traceback(STDERR_FILENO);
     abort();
+}
+
+_Noreturn void rt_throw(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    throw_call t = {fmt, &ap};
+    rt_on_system_stack(vthrow, &t); /* the arguments stay in this frame */
+    abort();                        /* not reached */
 }

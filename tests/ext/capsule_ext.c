@@ -82,16 +82,16 @@ static void adder(void *arg)
 static PyObject *count_with_mutex(PyObject *self, PyObject *args)
 {
     (void)self;
-    int n;
+    int n, small = 0; /* small: start them with gopy_go_small */
     long long times;
-    if (!PyArg_ParseTuple(args, "iL", &n, &times))
+    if (!PyArg_ParseTuple(args, "iL|p", &n, &times, &small))
         return NULL;
     counter = 0;
     mu = gopy_mutex_make();
     wg = gopy_waitgroup_make();
     gopy_waitgroup_add(wg, n);
     for (int i = 0; i < n; i++)
-        gopy_go(adder, (void *)(intptr_t)times);
+        (small ? gopy_go_small : gopy_go)(adder, (void *)(intptr_t)times);
     Py_BEGIN_ALLOW_THREADS
     gopy_waitgroup_wait(wg);
     Py_END_ALLOW_THREADS
