@@ -76,7 +76,7 @@ def split_only(only) -> tuple:
     wanted = [s.strip().upper() for s in only if s.strip()]
     python = [s for s in wanted if s.startswith("W")]
     c = [w for w in native.WORKLOADS
-         if any(s == "C" or s == w or s.startswith(w + "-") for s in wanted)]
+         if any(s == "C" or s == w.upper() or s.startswith(w.upper() + "-") for s in wanted)]
     return python, c
 
 

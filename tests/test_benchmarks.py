@@ -176,8 +176,9 @@ def test_cores_core_counts():
     with pytest.raises(ValueError):
         cores.parse_procs("0,2")
     assert cores.split_only(["w1", "C5-contended", "C7"]) == (["W1"], ["C5", "C7"])
+    assert cores.split_only(["c7s-memory"]) == ([], ["C7s"])
     assert cores.split_only(None) == (list(cores.PYTHON_WORKLOADS), ["C1", "C2", "C3", "C4",
-                                                                      "C5", "C6", "C7"])
+                                                                      "C5", "C6", "C7", "C7s"])
 
 
 @pytest.mark.timeout(300)  # builds the C program and, where Go is installed, Go's

@@ -1,5 +1,8 @@
 """C1-C7 of docs/benchmarks.md: gopy's C API against Go's own runtime, in one run.
 
+C7s is C7 with gopy's goroutines started by gopy_go_small (gopy_bench --small),
+beside the same Go program: Go's goroutines start small without being asked.
+
 Builds c/ against include/gopy.h and build/libgopyrt.a, and go/ with `go build`,
 into a temporary directory; runs every workload in a process of its own, gopy
 and Go alternately, `reps` times; reports the medians and gopy's ratio to Go.
@@ -29,7 +32,7 @@ GO_SOURCES = HERE / "go"
 INCLUDE = REPO / "include"
 RUNTIME_LIB = REPO / "build" / "libgopyrt.a"
 
-WORKLOADS = ("C1", "C2", "C3", "C4", "C5", "C6", "C7")
+WORKLOADS = ("C1", "C2", "C3", "C4", "C5", "C6", "C7", "C7s")
 # The "workload" keys of the JSON lines each program prints for a workload.
 MEASUREMENTS = {
     "C1": ("C1",),
@@ -39,7 +42,11 @@ MEASUREMENTS = {
     "C5": ("C5-uncontended", "C5-contended"),
     "C6": ("C6",),
     "C7": ("C7-memory", "C7-wake"),
+    "C7s": ("C7s-memory", "C7s-wake"),
 }
+# Workloads that run another's program with arguments of their own per side;
+# their figures are renamed after them ("C7-memory" -> "C7s-memory").
+VARIANTS = {"C7s": ("C7", {"gopy": ["--small"], "go": []})}
 SIDES = ("gopy", "go")
 
 TARGET_RATIO = 1.5
@@ -123,7 +130,8 @@ def run_workload(binary: Path, side: str, workload: str, quick: bool,
 
     A nonzero exit whose reason is in the lines (a failed check) returns them;
     any other failure raises Unavailable."""
-    cmd = [str(binary), workload] + (["--quick"] if quick else [])
+    program, args = VARIANTS.get(workload, (workload, {}))
+    cmd = [str(binary), *args.get(side, []), program] + (["--quick"] if quick else [])
     timeout = RUN_TIMEOUT_S[quick]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
@@ -133,9 +141,12 @@ def run_workload(binary: Path, side: str, workload: str, quick: bool,
     lines = []
     for text in proc.stdout.splitlines():
         try:
-            lines.append(json.loads(text))
+            line = json.loads(text)
         except json.JSONDecodeError:
             continue
+        if program != workload and str(line.get("workload", "")).startswith(program):
+            line["workload"] = workload + line["workload"][len(program):]
+        lines.append(line)
     if proc.returncode != 0 and all(line.get("check") == "ok" for line in lines):
         if proc.returncode < 0:
             how = f"killed by {signal.Signals(-proc.returncode).name}"

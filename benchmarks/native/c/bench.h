@@ -34,8 +34,9 @@ int64_t bench_rss_bytes(void); /* resident set size, from /proc/self/statm */
  * does not show up in an RSS delta. */
 void *bench_alloc(size_t size);
 
-/* gopy_go and gopy_chan_make that end the program, with a message, when the
- * runtime refuses: a benchmark cannot go on without its goroutines. */
+/* gopy_go (gopy_go_small under --small) and gopy_chan_make that end the
+ * program, with a message, when the runtime refuses: a benchmark cannot go
+ * on without its goroutines. */
 void bench_go(void (*fn)(void *arg), void *arg);
 gopy_chan *bench_chan(size_t elem_size, size_t cap);
 

@@ -1,9 +1,10 @@
 /*
  * gopy_bench: C1-C7 against gopy's C runtime (include/gopy.h).
  *
- *     gopy_bench [--quick] [all | C1 ... C7]
+ *     gopy_bench [--quick] [--small] [all | C1 ... C7]
  *
- * --quick (or GOPY_BENCH_QUICK=1 in the environment) runs reduced sizes.
+ * --quick (or GOPY_BENCH_QUICK=1 in the environment) runs reduced sizes;
+ * --small starts the workloads' goroutines with gopy_go_small.
  * Exit status 1 if any workload's own check failed, 2 on a usage error.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -72,13 +73,23 @@ void *bench_alloc(size_t size)
 
 /* The exits below are _Exit: they may run inside a goroutine, and the runtime's
  * own exit handlers are not for that moment. */
-void bench_go(void (*fn)(void *arg), void *arg)
+/* --small: the workloads' goroutines run on small stacks (gopy_go_small);
+ * their bodies, which print, do not. */
+static bool small_stacks;
+
+static void go_or_exit(int (*go)(void (*fn)(void *arg), void *arg), void (*fn)(void *arg),
+                       void *arg)
 {
-    if (gopy_go(fn, arg) != 0) {
-        fprintf(stderr, "gopy_bench: gopy_go failed: %s\n", strerror(errno));
+    if (go(fn, arg) != 0) {
+        fprintf(stderr, "gopy_bench: starting a goroutine failed: %s\n", strerror(errno));
         fflush(stdout);
         _Exit(1);
     }
+}
+
+void bench_go(void (*fn)(void *arg), void *arg)
+{
+    go_or_exit(small_stacks ? gopy_go_small : gopy_go, fn, arg);
 }
 
 gopy_chan *bench_chan(size_t elem_size, size_t cap)
@@ -123,7 +134,7 @@ static int run_in_goroutine(int (*run)(bool quick), bool quick)
 {
     workload_goroutine w = {run, quick, 0, gopy_waitgroup_make()};
     gopy_waitgroup_add(w.done, 1);
-    bench_go(run_workload, &w);
+    go_or_exit(gopy_go, run_workload, &w);
     gopy_waitgroup_wait(w.done);
     gopy_waitgroup_free(w.done);
     return w.failures;
@@ -141,6 +152,10 @@ int main(int argc, char **argv)
             quick = true;
             continue;
         }
+        if (strcmp(argv[i], "--small") == 0) {
+            small_stacks = true;
+            continue;
+        }
         bool known = false;
         for (size_t w = 0; w < N_WORKLOADS; w++) {
             if (strcmp(argv[i], "all") == 0 || strcmp(argv[i], workloads[w].name) == 0) {
@@ -148,7 +163,7 @@ int main(int argc, char **argv)
             }
         }
         if (!known) {
-            fprintf(stderr, "usage: %s [--quick] [all | C1 ... C7]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--small] [all | C1 ... C7]\n", argv[0]);
             return 2;
         }
     }
