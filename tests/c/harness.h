@@ -186,6 +186,65 @@ static inline void h_usleep(int64_t us)
     }
 }
 
+/* Run body in a child process, whose runtime starts afresh (call it
+ * before anything starts the parent's), until something ends the child;
+ * return what the child wrote on stderr (a static buffer) and its wait
+ * status in *status.  For fatal errors. */
+static inline const char *h_child_stderr(void (*body)(void), int *status)
+{
+    static char out[8192];
+    int fds[2];
+    if (pipe(fds) != 0)
+        FAIL("pipe: %s", strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        FAIL("fork: %s", strerror(errno));
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        close(fds[1]);
+        body();
+        for (;;)
+            h_usleep(100000); /* until the fatal error ends the process */
+    }
+    close(fds[1]);
+    size_t len = 0;
+    ssize_t r;
+    while (len < sizeof out - 1 &&
+           ((r = read(fds[0], out + len, sizeof out - 1 - len)) > 0 || (r < 0 && errno == EINTR)))
+        if (r > 0)
+            len += (size_t)r;
+    out[len] = '\0';
+    close(fds[0]);
+    while (waitpid(pid, status, 0) < 0 && errno == EINTR) {
+    }
+    return out;
+}
+
+/* Recurse until the stack runs out: into a guard page, whose fault ends
+ * the process. */
+static volatile int h_deeper = 1;
+static inline int h_overflow_stack(int n)
+{
+    volatile char pad[256];
+    pad[0] = (char)n;
+    if (!h_deeper)
+        return pad[0];
+    return h_overflow_stack(n + 1) + pad[0];
+}
+
+/* A child that a guard page's fault ended: killed by the signal (a
+ * sanitizer's handler, which runs after ours, may exit instead): never a
+ * clean exit. */
+static inline void h_check_fault_death(int status)
+{
+    if (H_SANITIZER)
+        CHECK(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0));
+    else
+        CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
+}
+
 static uint64_t h_seed;
 
 /* splitmix64 over a shared atomic state: callable from any goroutine. */

@@ -88,66 +88,30 @@ TEST_NOSTRESS(mprotect_park_wake_many)
 /* ---- an overflow on a stack guarded by mprotect is the clean fatal
  * error, not a silent corruption ----------------------------------------- */
 
-static volatile int deeper = 1;
-
-static int deep(int n)
-{
-    volatile char pad[256];
-    pad[0] = (char)n;
-    if (!deeper)
-        return pad[0];
-    return deep(n + 1) + pad[0];
-}
-
 static gopy_chan *overflow_go;
 
 static void overflow(void *arg)
 {
     (void)arg;
     h_recv(overflow_go);
-    deep(0);
+    h_overflow_stack(0);
+}
+
+static void start_overflow(void)
+{
+    force_mprotect();
+    overflow_go = h_chan(sizeof(int64_t), 1);
+    h_go(overflow, NULL); /* its stack, and its guard, are made here */
+    fprintf(stderr, "guard: %s\n", guard_mode());
+    h_send(overflow_go, 1);
 }
 
 TEST_NOSTRESS(mprotect_overflow_is_fatal_error)
 {
-    int fds[2];
-    CHECK_EQ(pipe(fds), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    CHECK_GE(pid, 0);
-    if (pid == 0) {
-        /* The child: its stderr is the pipe. */
-        dup2(fds[1], 2);
-        close(fds[0]);
-        close(fds[1]);
-        force_mprotect();
-        overflow_go = h_chan(sizeof(int64_t), 1);
-        h_go(overflow, NULL); /* its stack, and its guard, are made here */
-        fprintf(stderr, "guard: %s\n", guard_mode());
-        h_send(overflow_go, 1);
-        for (;;)
-            h_usleep(100000); /* until the overflow ends the process */
-    }
-    close(fds[1]);
-    char out[8192];
-    size_t len = 0;
-    ssize_t r;
-    while (len < sizeof out - 1 &&
-           ((r = read(fds[0], out + len, sizeof out - 1 - len)) > 0 || (r < 0 && errno == EINTR)))
-        if (r > 0)
-            len += (size_t)r;
-    out[len] = '\0';
-    close(fds[0]);
     int st;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
+    const char *out = h_child_stderr(start_overflow, &st);
     if (strstr(out, "guard: mprotect\n") == NULL ||
         strstr(out, "gopy: fatal error: stack overflow in goroutine ") == NULL)
         FAIL("the child's stderr:\n%s", out);
-    /* Killed by the fault's signal (a sanitizer's handler, which runs
-     * after ours, may exit instead): never a clean exit. */
-    if (H_SANITIZER)
-        CHECK(WIFSIGNALED(st) || (WIFEXITED(st) && WEXITSTATUS(st) != 0));
-    else
-        CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV);
+    h_check_fault_death(st);
 }

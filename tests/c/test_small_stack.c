@@ -244,38 +244,6 @@ TEST(parked_small_goroutines_share_pages)
 /* ---- an overflow is a fatal error, caught by the canary or, for the
  * lowest stack of an arena, by the guard page below it ------------------ */
 
-/* Run body in a child process with a fresh runtime; return its stderr
- * (static) and its wait status. */
-static const char *in_child(void (*body)(void), int *status)
-{
-    static char out[8192];
-    int fds[2];
-    CHECK_EQ(pipe(fds), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    CHECK_GE(pid, 0);
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        close(fds[1]);
-        body();
-        for (;;)
-            h_usleep(100000); /* until the fatal error ends the process */
-    }
-    close(fds[1]);
-    size_t len = 0;
-    ssize_t r;
-    while (len < sizeof out - 1 &&
-           ((r = read(fds[0], out + len, sizeof out - 1 - len)) > 0 || (r < 0 && errno == EINTR)))
-        if (r > 0)
-            len += (size_t)r;
-    out[len] = '\0';
-    close(fds[0]);
-    while (waitpid(pid, status, 0) < 0 && errno == EINTR) {
-    }
-    return out;
-}
-
 /* What an overflow that reached the canary leaves; the goroutine then parks. */
 __attribute__((no_sanitize_address)) static void break_canary(void *arg)
 {
@@ -294,7 +262,7 @@ static void start_break_canary(void)
 TEST_NOSTRESS(a_broken_canary_is_a_fatal_error_when_the_goroutine_parks)
 {
     int st;
-    const char *out = in_child(start_break_canary, &st);
+    const char *out = h_child_stderr(start_break_canary, &st);
     char want[128];
     snprintf(want, sizeof want, "overflowed its small stack (gopy_go_small: %d bytes",
              (int)RT_SMALL_STACK_BYTES);
@@ -304,21 +272,10 @@ TEST_NOSTRESS(a_broken_canary_is_a_fatal_error_when_the_goroutine_parks)
     CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
 }
 
-static volatile int deeper = 1;
-
-static int deep(int n)
-{
-    volatile char pad[256];
-    pad[0] = (char)n;
-    if (!deeper)
-        return pad[0];
-    return deep(n + 1) + pad[0];
-}
-
 static void overflow(void *arg)
 {
     (void)arg;
-    deep(0);
+    h_overflow_stack(0);
 }
 
 /* The child's first small goroutine has the lowest stack of the first
@@ -331,12 +288,9 @@ static void start_overflow(void)
 TEST_NOSTRESS(the_lowest_small_stack_overflows_into_its_arena_s_guard_page)
 {
     int st;
-    const char *out = in_child(start_overflow, &st);
+    const char *out = h_child_stderr(start_overflow, &st);
     if (strstr(out, "gopy: fatal error: stack overflow in goroutine ") == NULL ||
         strstr(out, "it ran on a small stack: start it with gopy_go") == NULL)
         FAIL("the child's stderr:\n%s", out);
-    if (H_SANITIZER)
-        CHECK(WIFSIGNALED(st) || (WIFEXITED(st) && WEXITSTATUS(st) != 0));
-    else
-        CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV);
+    h_check_fault_death(st);
 }
