@@ -1912,6 +1912,12 @@ static void execute(M *m, G *g)
                               memory_order_relaxed);
         atomic_store_explicit(&m->in_g, true, memory_order_relaxed);
         rt_ctx_switch(&m->g0ctx, &g->ctx);
+        /* rt_on_system_stack: g stays current, as if it made the call. */
+        while (m->gop == GOP_CALL) {
+            m->gop = GOP_NONE;
+            m->call_fn(m->call_arg);
+            rt_ctx_switch(&m->g0ctx, &g->ctx);
+        }
 
         /* Back on g0: g has switched away and asks for m->gop. */
         atomic_store_explicit(&m->in_g, false, memory_order_relaxed);
@@ -1942,9 +1948,6 @@ static void execute(M *m, G *g)
             else
                 globrunqput(g);
             return;
-        case GOP_CALL:
-            m->call_fn(m->call_arg);
-            continue; /* resume it */
         case GOP_EXIT:
             if (g->lockedm != NULL) {
                 m->lockedg = NULL;

@@ -126,9 +126,10 @@ enum lock_rank {
  * every goroutine.  Takes no lock and allocates nothing. */
 _Noreturn void rt_throw(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* proc.c: fn(arg) on the M's own stack (g0's) when called on a
- * goroutine's small stack, which what it does would overrun (starting a
- * thread takes about 2 KiB, vsnprintf more); anywhere else, right here.
- * The goroutine keeps its M meanwhile, as Go's systemstack does. */
+ * goroutine's small stack, which what it does could overrun (starting a
+ * thread takes ~800 bytes, from whatever depth a wake-up calls it at;
+ * vsnprintf over 2 KiB); anywhere else, right here.  The goroutine stays
+ * current on its M meanwhile, as with Go's systemstack. */
 void rt_on_system_stack(void (*fn)(void *arg), void *arg);
 /* Read GOPY_TRACEBACK (rt_init). */
 void rt_traceback_init(void);

@@ -61,11 +61,17 @@ typedef struct {
     gopy_context *ctx;
     int pipe_rd;
     int64_t shared; /* under mu */
+    _Atomic int offloaded;
 } ops;
 
 static void child_sends(void *arg)
 {
     h_send(arg, 7);
+}
+
+static void offloaded(void *arg)
+{
+    atomic_fetch_add((_Atomic int *)arg, 1);
 }
 
 /* One small goroutine: each operation of the C API that can park, with
@@ -97,6 +103,9 @@ static void do_ops(void *arg)
     CHECK(!gopy_chan_recv(o->closed, &v));
     CHECK_EQ(v, 0);
     CHECK(!gopy_chan_recv(gopy_context_done(o->ctx), NULL)); /* closed by the cancel */
+
+    /* The first offload starts a helper thread: on g0's stack, not this one. */
+    CHECK_EQ(gopy_offload(offloaded, &o->offloaded), 0);
 
     gopy_chan *back = h_chan(sizeof(int64_t), 0);
     h_go_small(child_sends, back);
@@ -145,6 +154,7 @@ TEST(small_goroutines_run_the_runtime_s_operations_within_their_stacks)
     /* The jobs 0..N-1, 1000 from the select and 7 from a child each. */
     CHECK_EQ(sums, (int64_t)N * (N - 1) / 2 + N * 1007);
     CHECK_EQ(o.shared, N);
+    CHECK_EQ(atomic_load(&o.offloaded), N);
     /* An eighth of the stack is left: 1,216 bytes were used at -O2, 1,480
      * with the runtime at -O0 (its debug build); a select that kept 16
      * sudogs, or a lazily bound libc call, went past 2,048. */
