@@ -249,8 +249,14 @@ static M *outside_ring_home(M *m, G *g, int32_t slots, M **taker)
         M *home = atomic_load_explicit(&sched.spread_ring[i], memory_order_acquire);
         if (home == NULL || home == m || home == g->spawner_m || !home_schedules(home))
             continue;
-        if (!atomic_load_explicit(&home->in_g, memory_order_relaxed))
-            return home;
+        if (!atomic_load_explicit(&home->in_g, memory_order_relaxed)) {
+            if (atomic_load_explicit(&home->hostq_len, memory_order_relaxed) == 0)
+                return home;
+            /* Between goroutines with one queued already: it waits for the
+             * lock m holds, and all m homed there would wait behind it. */
+            alone = true;
+            continue;
+        }
         if (atomic_load_explicit(&home->hostq_len, memory_order_relaxed) > 0) {
             if (picking == NULL)
                 picking = home;
