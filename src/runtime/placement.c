@@ -22,11 +22,12 @@
  * the host lock is about to start an unstarted goroutine:
  *
  *   if the last two goroutines of its group started on this M still live
- *   and are both parked on the same object, and GOMAXPROCS >= 2, the
- *   goroutine is a pool member: this M keeps its share (as many members
- *   as it sent to each other slot) and sends the rest to the other Ms of
- *   the spread ring in turn (GOMAXPROCS slots, each an M chosen on first
- *   use); anything else starts here, as before.  But the goroutine that
+ *   and are both parked on the same object, and the ring has two slots
+ *   or more, the goroutine is a pool member: this M keeps its share (as
+ *   many members as it sent to each other slot) and sends the rest to the
+ *   other Ms of the spread ring in turn (GOMAXPROCS slots, at least one a
+ *   CPU: placement_ring_slots; each an M chosen on first use); anything
+ *   else starts here, as before.  But the goroutine that
  *   spawned the pool usually feeds it, and every member on its M would
  *   make it wait behind that member's blocking calls.  So three or more
  *   goroutines of one group that one goroutine spawned in a row are a
@@ -40,7 +41,7 @@
  *   backlog of its spawns (thousands of connections, not a pool to feed).
  *
  * So partners running different functions stay together, a pool's members
- * are shared out evenly over GOMAXPROCS Ms (besides its feeder's), and
+ * are shared out evenly over the ring's Ms (besides its feeder's), and
  * goroutines that finish in their first run (spawn-and-join) never count
  * as live when the next one starts.
  *
@@ -185,7 +186,7 @@ static M *batch_taker(M *m, G *g, int32_t slots)
 {
     M *busy = NULL;
     for (int32_t i = 0; i <= slots; i++) {
-        /* Fills an empty slot of the GOMAXPROCS (an idle or new M); the
+        /* Fills an empty slot of the ring's (an idle or new M); the
          * spare, past them, only if a pool's spread made one. */
         M *h = i < slots ? ring_slot(m, (uint32_t)i)
                          : atomic_load_explicit(&sched.spread_ring[i], memory_order_acquire);
@@ -199,7 +200,7 @@ static M *batch_taker(M *m, G *g, int32_t slots)
     return busy;
 }
 
-/* m holds no ring slot.  The ring's GOMAXPROCS slots go to the first Ms
+/* m holds no ring slot.  The ring's slots go to the first Ms
  * that start host goroutines; another M starts them only when those did
  * not soon enough (the standby, recruited while they blocked or waited
  * their turn for the host lock), and each goroutine it kept would make its
@@ -270,14 +271,21 @@ static M *outside_ring_home(M *m, G *g, int32_t slots, M **taker)
     return alone ? NULL : m;
 }
 
+int32_t placement_ring_slots(void)
+{
+    int32_t slots = atomic_load(&sched.gomaxprocs);
+    int32_t cpus = gopy_rt_num_cpu();
+    if (slots < cpus)
+        slots = cpus;
+    return slots > MAX_PROCS ? MAX_PROCS : slots;
+}
+
 M *placement_home(M *m, G *g, M **taker)
 {
     *taker = NULL;
     if (g->group == NULL || m->lockedg != NULL)
         return m;
-    int32_t slots = atomic_load(&sched.gomaxprocs);
-    if (slots > MAX_PROCS)
-        slots = MAX_PROCS;
+    int32_t slots = placement_ring_slots();
     /* With the GIL off there is no one lock for every M to take turns
      * with: an M outside the ring has a host slot of its own, and runs
      * what it starts in parallel. */

@@ -714,6 +714,14 @@ void netpoll_after_fork_child(void);
 
 /* ---- placement.c -------------------------------------------------------- */
 
+/* The spread ring's size, and how many Ms host goroutines may want at
+ * once: GOMAXPROCS, and at least one a CPU.  GOMAXPROCS bounds the Ms
+ * running host code at once, but Ms are wanted beyond it for the calls
+ * that let the host lock go, as Go runs its goroutines' system and cgo
+ * calls beyond GOMAXPROCS (they hold no P): at GOMAXPROCS=1 a parked
+ * pool on one M hashed one job at a time, where fresh goroutines and a
+ * thread pool used both CPUs of the machine (docs/decisions.md §12). */
+int32_t placement_ring_slots(void);
 /* g runs for the first time on its home m: count it in m's group table. */
 void placement_count(M *m, G *g);
 /* g, counted on m (its home), exits there. */

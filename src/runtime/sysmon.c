@@ -15,8 +15,9 @@
  * proc.c.  Where it is not, a host M inside a call that let the host go
  * has its slot handed on: host_slots.c.)  It
  * recruits an M for unstarted host goroutines when none has started for
- * HOST_START_PATIENCE, no M is on its way for them and fewer than
- * GOMAXPROCS busy Ms still come back to the scheduler, takes back the
+ * HOST_START_PATIENCE, no M is on its way for them and fewer busy Ms
+ * still come back to the scheduler than the spread ring has slots
+ * (placement_ring_slots), takes back the
  * unstarted goroutines placement queued on an M that has since stalled in a
  * goroutine (proc_host_reclaim), and warns about Ms that stall the
  * goroutines bound to them.
@@ -365,8 +366,9 @@ static int32_t host_picking_ms(int64_t now)
 }
 
 /* Unstarted host goroutines that nobody has started for a while: see
- * proc_host_stalled.  Not while GOMAXPROCS Ms still come back to the
- * scheduler now and then: they will start them, and where the host lock
+ * proc_host_stalled.  Not while as many Ms as the spread ring has slots
+ * still come back to the scheduler now and then: they will start them
+ * (GOMAXPROCS Ms, at least one a CPU), and where the host lock
  * is the GIL, their goroutines let it go around every socket call and
  * wait to take it back, each for its turn; one more M only lengthens
  * that queue, slows each M's turns, and so made the next stall: 10,000
@@ -382,7 +384,7 @@ static bool watch_host_queue(int64_t now)
         return waiting;
     }
     if (now - host_seen.since >= HOST_START_PATIENCE_NS &&
-        host_picking_ms(now) < atomic_load(&sched.gomaxprocs)) {
+        host_picking_ms(now) < placement_ring_slots()) {
         proc_host_stalled();
         host_seen.since = now;
     }
