@@ -27,9 +27,9 @@
  *   many members as it sent to each other slot) and sends the rest to the
  *   other Ms of the spread ring in turn (GOMAXPROCS slots, at least one a
  *   CPU: placement_ring_slots; each an M chosen on first use); anything
- *   else starts here, as before.  But the goroutine that
- *   spawned the pool usually feeds it, and every member on its M would
- *   make it wait behind that member's blocking calls.  So three or more
+ *   else starts here, as before.  But the goroutine that spawned the pool
+ *   usually feeds it, and every member on its M would make it wait
+ *   behind that member's blocking calls.  So three or more
  *   goroutines of one group that one goroutine spawned in a row are a
  *   batch (a pool, a fan-out, a chain; hostq_pop marks them), and the
  *   spawner's M leaves a batch on the shared queue for another ring M
@@ -278,6 +278,11 @@ int32_t placement_ring_slots(void)
     if (slots < cpus)
         slots = cpus;
     return slots > MAX_PROCS ? MAX_PROCS : slots;
+}
+
+int32_t placement_host_ms(void)
+{
+    return host_slots_on() ? atomic_load(&sched.gomaxprocs) : placement_ring_slots();
 }
 
 M *placement_home(M *m, G *g, M **taker)

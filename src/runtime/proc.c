@@ -714,13 +714,13 @@ static G *hostq_pop(void)
     return g;
 }
 
-/* No more Ms busy (not idle, not asleep locked) than the spread ring has
- * slots: a standby may still add parallelism. */
+/* No more Ms busy (not idle, not asleep locked) than host goroutines may
+ * use (placement_host_ms): a standby may still add parallelism. */
 static bool host_few_busy(void)
 {
     int32_t busy = atomic_load(&sched.mcount) - atomic_load(&sched.nmidle) -
                    atomic_load(&sched.nmidle_locked);
-    return busy <= placement_ring_slots();
+    return busy <= placement_host_ms();
 }
 
 /* idle, just taken off the idle list under sched.lock, becomes the
@@ -750,7 +750,7 @@ static void standby_start(M *idle)
  * hands (each socket call lets it go) would only pile up threads: 10,000
  * echo clients made 350 Ms on 2 cores.  There sysmon recruits one when
  * the queue has not moved for HOST_START_PATIENCE and fewer busy Ms than
- * the spread ring has slots still schedule (stalled: the busy Ms block or
+ * host goroutines may use still schedule (stalled: the busy Ms block or
  * compute without the lock; docs/decisions.md §15). */
 static void host_ensure_standby(bool stalled)
 {

@@ -722,6 +722,13 @@ void netpoll_after_fork_child(void);
  * pool on one M hashed one job at a time, where fresh goroutines and a
  * thread pool used both CPUs of the machine (docs/decisions.md §12). */
 int32_t placement_ring_slots(void);
+/* How many busy Ms host goroutines may usefully have, for the standby
+ * rules (proc.c host_few_busy, sysmon's watch of the unstarted queue):
+ * the ring's slots where the host lock is the GIL, since a recruited M
+ * homes what it starts on the ring; GOMAXPROCS with host slots, where a
+ * recruited M keeps what it starts, one more M taking turns for the
+ * GOMAXPROCS slots for good. */
+int32_t placement_host_ms(void);
 /* g runs for the first time on its home m: count it in m's group table. */
 void placement_count(M *m, G *g);
 /* g, counted on m (its home), exits there. */

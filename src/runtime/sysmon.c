@@ -16,11 +16,11 @@
  * has its slot handed on: host_slots.c.)  It
  * recruits an M for unstarted host goroutines when none has started for
  * HOST_START_PATIENCE, no M is on its way for them and fewer busy Ms
- * still come back to the scheduler than the spread ring has slots
- * (placement_ring_slots), takes back the
- * unstarted goroutines placement queued on an M that has since stalled in a
- * goroutine (proc_host_reclaim), and warns about Ms that stall the
- * goroutines bound to them.
+ * still come back to the scheduler than host goroutines may use
+ * (placement_host_ms), takes back the unstarted goroutines placement
+ * queued on an M that has since stalled in a goroutine
+ * (proc_host_reclaim), and warns about Ms that stall the goroutines bound
+ * to them.
  *
  * It also starts an M when timers are overdue and nobody runs them, and
  * polls the netpoller when nobody has for 10 ms (Ms busy with goroutines
@@ -366,11 +366,11 @@ static int32_t host_picking_ms(int64_t now)
 }
 
 /* Unstarted host goroutines that nobody has started for a while: see
- * proc_host_stalled.  Not while as many Ms as the spread ring has slots
- * still come back to the scheduler now and then: they will start them
- * (GOMAXPROCS Ms, at least one a CPU), and where the host lock
- * is the GIL, their goroutines let it go around every socket call and
- * wait to take it back, each for its turn; one more M only lengthens
+ * proc_host_stalled.  Not while as many Ms as host goroutines may use
+ * (placement_host_ms) still come back to the scheduler now and then: they
+ * will start them, and where the host lock is the GIL, their goroutines
+ * let it go around every socket call and wait to take it back, each for
+ * its turn; one more M only lengthens
  * that queue, slows each M's turns, and so made the next stall: 10,000
  * W13 clients recruited 60-110 standbys (docs/decisions.md §15, "Later").
  * Returns whether any wait. */
@@ -384,7 +384,7 @@ static bool watch_host_queue(int64_t now)
         return waiting;
     }
     if (now - host_seen.since >= HOST_START_PATIENCE_NS &&
-        host_picking_ms(now) < placement_ring_slots()) {
+        host_picking_ms(now) < placement_host_ms()) {
         proc_host_stalled();
         host_seen.since = now;
     }
