@@ -58,18 +58,22 @@ def meet_in_a_barrier(n):
     assert sorted(recv_value(met, timeout=60) for _ in range(n)) == list(range(n))
 
 
-def test_parked_pool_runs_blocking_jobs_on_two_threads_at_once(procs2):
-    jobs, out = gopy.Chan(), gopy.Chan(8)
-    start_parked_pool(8, jobs, out)
+def assert_two_jobs_meet(jobs, out):
+    """Send a pool two jobs that each block their thread (GIL released)
+    until the other arrives: two members sharing a thread, or one thread
+    running both in turn, would break the barrier after 30 s."""
     barrier = threading.Barrier(2, timeout=30)
-    # Each job blocks its thread (GIL released) until the other arrives:
-    # two members sharing a thread, or one thread running both in turn,
-    # would break the barrier after 30 s.
     jobs.send(barrier.wait)
     jobs.send(barrier.wait)
     got = [recv_value(out, timeout=60) for _ in range(2)]
     assert sorted(index for _, index in got) == [0, 1]
     assert len({ident for ident, _ in got}) == 2
+
+
+def test_parked_pool_runs_blocking_jobs_on_two_threads_at_once(procs2):
+    jobs, out = gopy.Chan(), gopy.Chan(8)
+    start_parked_pool(8, jobs, out)
+    assert_two_jobs_meet(jobs, out)
     jobs.close()
 
 
@@ -243,14 +247,7 @@ def test_pool_under_gomaxprocs_1_still_runs_blocking_jobs_on_two_threads_at_once
         gopy.go(start)   # started from a goroutine: a batch its thread leaves
         recv_value(done)
         if gopy.runtime.num_cpu() >= 2:
-            # Each job blocks its thread (GIL released) until the other
-            # arrives: one thread running both in turn breaks the barrier.
-            barrier = threading.Barrier(2, timeout=30)
-            jobs.send(barrier.wait)
-            jobs.send(barrier.wait)
-            got = [recv_value(out, timeout=60) for _ in range(2)]
-            assert sorted(index for _, index in got) == [0, 1]
-            assert len({ident for ident, _ in got}) == 2
+            assert_two_jobs_meet(jobs, out)
         else:
             for i in range(16):
                 jobs.send(lambda i=i: i)
