@@ -1,5 +1,6 @@
 """Placement of Python goroutines (src/runtime/placement.c): a pool whose
-members parked on one channel is spread over GOMAXPROCS threads, and a value
+members parked on one channel is spread over the ring's threads (GOMAXPROCS,
+at least one a CPU: 2 here under procs2 on two CPUs), and a value
 goes to a receiver whose thread can run it now; partners stay together.
 
 The checks are about which thread runs what, never about speed: a job that
@@ -86,7 +87,7 @@ def test_every_pool_member_gets_work_and_each_job_runs_once(procs2):
     jobs.close()
     assert sorted(v for _, v in got) == list(range(64))
     # Spread: the thread that started the pool's first two members, and the
-    # GOMAXPROCS threads of the ring (that thread may be one of them).  With
+    # ring's threads (that thread may be one of them).  With
     # the GIL off, several threads start members at once before any has
     # parked, and each keeps its own: those recruited while few are busy
     # (up to GOMAXPROCS + 1), and the ring.
@@ -99,7 +100,7 @@ def test_a_goroutine_that_starts_a_pool_keeps_none_of_it(procs2):
     # thread would make it wait behind that member's blocking calls (W10).
     # Spawned in a row (three or more of one function), the members are a
     # batch that the spawner's thread leaves to the others: the spread
-    # ring's GOMAXPROCS threads besides it.
+    # ring's threads besides it.
     jobs, homes = gopy.Chan(), gopy.Chan(8)
     spawner = gopy.Chan(1)
 
@@ -197,6 +198,8 @@ def test_members_sharing_a_thread_start_their_jobs_in_the_order_handed():
             for job in jobs:
                 out.send((threading.get_ident(), job()))
 
+        started = gopy.Chan(1)
+
         def start():
             # Members that share a thread: a partial each is a group of its
             # own, so no pool to spread, and what a goroutine spawns starts
@@ -208,7 +211,6 @@ def test_members_sharing_a_thread_start_their_jobs_in_the_order_handed():
             ready.wait()
             started.send(None)
 
-        started = gopy.Chan(1)
         gopy.go(start)
         recv_value(started)
         time.sleep(0.05)  # from ready.done() to parking in the receive

@@ -370,9 +370,9 @@ static int32_t host_picking_ms(int64_t now)
  * (placement_host_ms) still come back to the scheduler now and then: they
  * will start them, and where the host lock is the GIL, their goroutines
  * let it go around every socket call and wait to take it back, each for
- * its turn; one more M only lengthens
- * that queue, slows each M's turns, and so made the next stall: 10,000
- * W13 clients recruited 60-110 standbys (docs/decisions.md §15, "Later").
+ * its turn; one more M only lengthens that queue, slows each M's turns,
+ * and so made the next stall: 10,000 W13 clients recruited 60-110
+ * standbys (docs/decisions.md §15, "Later").
  * Returns whether any wait. */
 static bool watch_host_queue(int64_t now)
 {
