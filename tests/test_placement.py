@@ -29,6 +29,12 @@ def procs2():
     gopy.runtime.gomaxprocs(old)
 
 
+def ring_slots(gomaxprocs):
+    """The spread ring's size: GOMAXPROCS, at least one a CPU (2 on CI's
+    two CPUs, more on a bigger machine)."""
+    return max(gomaxprocs, gopy.runtime.num_cpu())
+
+
 def start_parked_pool(n, jobs, out):
     """n workers of one function, started and parked on jobs before any job."""
     ready = gopy.WaitGroup()
@@ -92,15 +98,11 @@ def test_every_pool_member_gets_work_and_each_job_runs_once(procs2):
     # parked, and each keeps its own: those recruited while few are busy
     # (up to GOMAXPROCS + 1), and the ring.
     threads = len({ident for ident, _ in got})
-    assert 2 <= threads <= (5 if FREE_THREADED else 3)
+    assert 2 <= threads <= ring_slots(2) + (3 if FREE_THREADED else 1)
 
 
-def test_a_goroutine_that_starts_a_pool_keeps_none_of_it(procs2):
-    # The goroutine that starts a pool usually feeds it: every member on its
-    # thread would make it wait behind that member's blocking calls (W10).
-    # Spawned in a row (three or more of one function), the members are a
-    # batch that the spawner's thread leaves to the others: the spread
-    # ring's threads besides it.
+def pool_homes_from_a_goroutine():
+    """A goroutine starts a pool of 8: (its thread, each member's thread)."""
     jobs, homes = gopy.Chan(), gopy.Chan(8)
     spawner = gopy.Chan(1)
 
@@ -118,11 +120,49 @@ def test_a_goroutine_that_starts_a_pool_keeps_none_of_it(procs2):
     own = recv_value(spawner)
     got = [recv_value(homes) for _ in range(8)]
     jobs.close()
+    return own, got
+
+
+def test_a_goroutine_that_starts_a_pool_keeps_none_of_it(procs2):
+    # The goroutine that starts a pool usually feeds it: every member on its
+    # thread would make it wait behind that member's blocking calls (W10).
+    # Spawned in a row (three or more of one function), the members are a
+    # batch that the spawner's thread leaves to the others: the spread
+    # ring's threads besides it (the spare slot's stands in for its own).
+    own, got = pool_homes_from_a_goroutine()
     # With the GIL off idle threads take members as they are spawned, before
     # three wait in a row to be seen as a batch; the spawner's thread may
     # take one once it is done spawning (1 run in 7 on 3.13t).
     assert own not in got or FREE_THREADED, (own, got)
-    assert len(set(got)) == 2 if not FREE_THREADED else 1 <= len(set(got)) <= 4, got
+    if FREE_THREADED:
+        assert 1 <= len(set(got)) <= ring_slots(2) + 2, got
+    elif ring_slots(2) == 2:
+        assert len(set(got)) == 2, got
+    else:  # how many the taker keeps before it spreads the rest varies
+        assert 2 <= len(set(got)) <= ring_slots(2), got
+
+
+def test_a_ring_shrunk_by_gomaxprocs_spreads_pools_over_its_new_slots():
+    # A pool spread at GOMAXPROCS=8 puts a thread in each of the ring's 8
+    # slots.  Set back to 2, those past the ring's new size leave it: one
+    # kept there still counted as a ring thread, and when it took a batch
+    # it spread the pool over the two slots besides itself (a pool on three
+    # threads in 1-2 of 30 pools; a CI stress loop that ran at GOMAXPROCS=4
+    # before this test's neighbour).  (GIL builds: with the GIL off idle
+    # threads take members as they are spawned.)
+    old = gopy.runtime.gomaxprocs(8)
+    try:
+        jobs, out = gopy.Chan(), gopy.Chan(64)
+        start_parked_pool(16, jobs, out)
+        for i in range(64):
+            jobs.send(lambda i=i: i)
+        assert sorted(recv_value(out)[1] for _ in range(64)) == list(range(64))
+        jobs.close()
+        gopy.runtime.gomaxprocs(2)
+        counts = [len(set(pool_homes_from_a_goroutine()[1])) for _ in range(40)]
+        assert max(counts) <= ring_slots(2) + (2 if FREE_THREADED else 0), counts
+    finally:
+        gopy.runtime.gomaxprocs(old)
 
 
 def test_what_a_mass_spawner_spawns_after_its_backlog_is_no_batch(procs2):
@@ -382,10 +422,13 @@ def test_goroutines_queued_on_a_thread_that_then_blocks_still_start(procs2):
 
 def test_goroutines_a_recruited_thread_starts_run_on_the_ring():
     # Thousands of goroutines in short GIL-releasing calls: threads beyond
-    # the ring's GOMAXPROCS get recruited to start them while the ring's
-    # are busy, and home them on the ring's threads that still schedule
-    # rather than on themselves.  Keeping them made 3-6 threads share them
-    # about evenly (the top two ran 43-69 %); now the ring's two run ~99 %.
+    # the ring's get recruited to start them while the ring's are busy, and
+    # home them on the ring's threads that still schedule rather than on
+    # themselves.  Keeping them made 3-6 threads share them about evenly
+    # (the top two ran 43-69 %); now the ring's (two on two CPUs) run
+    # ~100 % (a recruited thread that kept those it found the ring's
+    # threads on a CPU for, inside a µs-long os.stat, gave a third thread
+    # 10-30 % in 1 round of 13).
     # A fresh process: here, earlier tests' pools add a spare to the ring.
     # (GIL builds; with the GIL off the recruited threads keep theirs.)
     r = run_script("""
@@ -394,29 +437,31 @@ def test_goroutines_a_recruited_thread_starts_run_on_the_ring():
         gopy.runtime.gomaxprocs(2)
         for _ in range(2):
             _, ran_on, _ = stat_round(3000)
-            print(sum(ran_on.values()), sum(c for _, c in ran_on.most_common(2)), ran_on.most_common())
-    """, timeout=120)
+            top = ran_on.most_common(%d)
+            print(sum(ran_on.values()), sum(c for _, c in top), ran_on.most_common())
+    """ % ring_slots(2), timeout=120)
     assert r.returncode == 0, r.stderr
     for line in r.stdout.splitlines():
-        total, top_two, counts = line.split(" ", 2)
+        total, top_ring, counts = line.split(" ", 2)
         assert int(total) == 3000
         # With the GIL off a recruited thread runs what it starts (it has a
         # host slot of its own, docs/free-threading.md), so only a pile-up
         # over many threads is caught there.
-        assert int(top_two) >= (0.3 if FREE_THREADED else 0.8) * 3000, counts
+        assert int(top_ring) >= (0.3 if FREE_THREADED else 0.8) * 3000, counts
 
 
-def test_short_gil_releasing_jobs_from_the_main_thread_use_two_threads_under_gomaxprocs_1():
+def test_short_gil_releasing_jobs_from_the_main_thread_use_a_thread_a_cpu_under_gomaxprocs_1():
     # 64 hashes of 1 MiB (~0.5 ms each, shorter than sysmon's 3 ms before
     # it takes a thread for stalled), spawned from the main thread under
-    # GOMAXPROCS=1: while the ring's one thread hashes without the GIL, a
-    # recruited thread that took the GIL starts the next job itself, as a
-    # thread pool would.  Homing every job on the ring's thread ran all 64
-    # there, one after another, in every round; now most rounds use two
-    # (whether a thread is recruited, and finds the ring's hashing, is the
-    # OS's timing).  (GIL builds: with the GIL off a recruited thread always
-    # runs what it starts.)  A fresh process: the ring holds only the one
-    # thread GOMAXPROCS=1 gives it.
+    # GOMAXPROCS=1.  The ring has a slot a CPU (two here): its threads take
+    # the jobs from the shared queue as each finishes one, and a recruited
+    # thread leaves them there rather than starting one itself beside two
+    # hashing threads.  Once the ring had one slot at GOMAXPROCS=1, and all
+    # 64 ran on it, one after another, in every round; a recruited thread
+    # that started jobs itself used two in most rounds (decisions §12).  On
+    # one CPU the ring has one slot and the jobs one thread.  (GIL builds:
+    # with the GIL off a recruited thread runs what it starts.)  A fresh
+    # process: the ring holds only the threads of this test.
     r = run_script("""
         import collections, hashlib, threading
         import gopy
@@ -440,4 +485,10 @@ def test_short_gil_releasing_jobs_from_the_main_thread_use_two_threads_under_gom
     assert r.returncode == 0, r.stderr
     rounds = [tuple(map(int, line.split())) for line in r.stdout.splitlines()]
     assert [total for total, _ in rounds] == [64] * 5
-    assert any(threads >= 2 for _, threads in rounds), rounds
+    if gopy.runtime.num_cpu() == 1:
+        assert sum(threads == 1 for _, threads in rounds) >= 4 or FREE_THREADED, rounds
+    elif FREE_THREADED:
+        assert any(threads >= 2 for _, threads in rounds), rounds
+    else:
+        # Every round on two CPUs (30 processes); a bound for a noisy one.
+        assert sum(threads >= 2 for _, threads in rounds) >= 4, rounds

@@ -50,8 +50,7 @@
  * Ms did not get to them soon enough (a standby: they blocked, or waited
  * their turn for the GIL); it homes them on its spawner's ring M or on the
  * ring's Ms in turn, those sysmon does not see stalled in a goroutine, and
- * keeps them only if none schedules or those alone in a goroutine are in C
- * calls that let the GIL go (on a CPU); batch members it leaves to a ring M
+ * keeps them only if none schedules; batch members it leaves to a ring M
  * as the spawner's M does: outside_ring_home.  Unstarted
  * goroutines queued on a ring M that stalls afterwards go back to the
  * shared queue (sysmon, proc_host_reclaim): they have no frames yet, so
@@ -185,11 +184,19 @@ static bool home_schedules(M *h)
 static M *batch_taker(M *m, G *g, int32_t slots)
 {
     M *busy = NULL;
+    bool spawner_in_ring = false;
     for (int32_t i = 0; i <= slots; i++) {
         /* Fills an empty slot of the ring's (an idle or new M); the
-         * spare, past them, only if a pool's spread made one. */
+         * spare, past them, only if a pool's spread made one, and only
+         * in the stead of the spawner's slot: a spare taker spreads
+         * the batch over the slots, and with the spawner's M outside
+         * them the pool would get a thread more than the ring has. */
+        if (i == slots && !spawner_in_ring)
+            break;
         M *h = i < slots ? ring_slot(m, (uint32_t)i)
                          : atomic_load_explicit(&sched.spread_ring[i], memory_order_acquire);
+        if (h != NULL && h == g->spawner_m)
+            spawner_in_ring = true;
         if (h == NULL || h == m || h == g->spawner_m || !home_schedules(h))
             continue;
         if (!atomic_load_explicit(&h->in_g, memory_order_relaxed))
@@ -221,11 +228,12 @@ static M *batch_taker(M *m, G *g, int32_t slots)
  * ring M back.  Queued on one of them, it waited for that one alone while
  * the other came back to nothing (W5z: 64 zlib jobs of 5.5 ms from the
  * main thread, a 2.3 ms gap after each job on each thread until sysmon
- * took them back, 1.04-1.6x where ThreadPoolExecutor made 1.8x).  Its
- * thread on a CPU while m holds the lock, it runs C code that let the lock
- * go, and m starts g itself (W5 at GOMAXPROCS=1: jobs of 0.5 ms ran one
- * after another on the ring's one M).  What m sent to an M that stalls
- * afterwards, sysmon takes back (proc_host_reclaim). */
+ * took them back, 1.04-1.6x where ThreadPoolExecutor made 1.8x).  Whether
+ * that thread is on a CPU (in C code that let the lock go) or asleep makes
+ * no difference: the ring has a slot a CPU, so its Ms on CPUs leave m none
+ * to run g on, and a kept g would make m one more thread taking turns for
+ * good (decisions §12).  What m sent to an M that stalls afterwards,
+ * sysmon takes back (proc_host_reclaim). */
 static M *outside_ring_home(M *m, G *g, int32_t slots, M **taker)
 {
     for (int32_t i = 0; i < slots; i++)
@@ -261,10 +269,9 @@ static M *outside_ring_home(M *m, G *g, int32_t slots, M **taker)
         if (atomic_load_explicit(&home->hostq_len, memory_order_relaxed) > 0) {
             if (picking == NULL)
                 picking = home;
-        } else if (picking == NULL && !alone && m_thread_sleeping(home)) {
-            alone = true; /* waits its turn for the lock, or blocks */
-        } /* else in a C call that let the lock go (not back soon), or
-           * nothing more to learn: no /proc read */
+        } else {
+            alone = true; /* waits its turn for the lock, or is in a call */
+        }
     }
     if (picking != NULL)
         return picking;
@@ -278,6 +285,16 @@ int32_t placement_ring_slots(void)
     if (slots < cpus)
         slots = cpus;
     return slots > MAX_PROCS ? MAX_PROCS : slots;
+}
+
+void placement_ring_resize(int32_t old_slots)
+{
+    int32_t slots = placement_ring_slots();
+    for (int32_t i = slots; i <= old_slots && slots < old_slots; i++) {
+        M *s = atomic_exchange_explicit(&sched.spread_ring[i], NULL, memory_order_relaxed);
+        if (s != NULL)
+            atomic_store(&s->in_ring, false);
+    }
 }
 
 int32_t placement_host_ms(void)

@@ -2052,7 +2052,9 @@ int gopy_rt_num_cpu(void)
 static int64_t procresize(int32_t n)
 {
     int64_t moved = 0;
+    int32_t old_slots = placement_ring_slots();
     atomic_store(&sched.gomaxprocs, n);
+    placement_ring_resize(old_slots);
     while (atomic_load(&sched.nprocs) < procs_target() && p_grow()) {
     }
     /* Retire idle Ps beyond the target at once. */

@@ -722,6 +722,13 @@ void netpoll_after_fork_child(void);
  * pool on one M hashed one job at a time, where fresh goroutines and a
  * thread pool used both CPUs of the machine (docs/decisions.md §12). */
 int32_t placement_ring_slots(void);
+/* GOMAXPROCS has just changed (sched.lock held) and the ring had
+ * old_slots slots.  If it shrank, the Ms of the slots past its new size
+ * and of its new spare's index (a regular slot until now) leave it: kept
+ * there, such an M would count as a ring M and spread a pool it starts
+ * over the slots besides itself, no spread reaching it: a pool on three
+ * threads at GOMAXPROCS=2 after 8.  They may take a slot again later. */
+void placement_ring_resize(int32_t old_slots);
 /* How many busy Ms host goroutines may usefully have, for the standby
  * rules (proc.c host_few_busy, sysmon's watch of the unstarted queue):
  * the ring's slots where the host lock is the GIL, since a recruited M
@@ -780,9 +787,6 @@ bool host_slot_revoke(M *m);
 
 void sysmon_start(void);
 void sysmon_wake(void);
-/* Is m's thread asleep in the kernel (a blocking call, a lock or the host
- * lock's wait), not running or runnable?  Reads /proc; true if unknown. */
-bool m_thread_sleeping(M *m);
 /* proc.c, for sysmon: add a P for a stuck M's work (see sysmon.c). */
 void proc_compensate(M *stuck);
 /* Host goroutines wait unstarted and none has started for a while:

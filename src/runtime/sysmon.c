@@ -86,7 +86,7 @@ static bool m_computing(M *m, int64_t now)
  * as opposed to runnable but not on a CPU?  On a loaded machine a
  * descheduled thread gains no CPU time either, and lending its P a
  * second thread would only add to the load.  Unknown: assume blocked. */
-bool m_thread_sleeping(M *m)
+static bool m_thread_sleeping(M *m)
 {
     if (!atomic_load_explicit(&m->has_cpuclock, memory_order_acquire))
         return true;
