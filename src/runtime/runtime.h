@@ -516,9 +516,10 @@ typedef struct {
     M *slot_waiters, *slot_waiters_tail;
     _Atomic int32_t slot_nwaiting;
     /* placement.c: the Ms that pools of host goroutines are spread over,
-     * one per GOMAXPROCS slot and a spare that stands in for the slot of
-     * a pool's feeder's M, each chosen on first use (under lock; read
-     * without it), and the round-robin cursor over them. */
+     * one per ring slot (placement_ring_slots) and a spare that stands in
+     * for the slot of a pool's feeder's M, each chosen on first use and
+     * let go when GOMAXPROCS shrinks the ring (under lock; read without
+     * it), and the round-robin cursor over them. */
     _Atomic(M *) spread_ring[MAX_PROCS + 1];
     _Atomic uint32_t spread_next;
 
