@@ -195,8 +195,7 @@ static M *batch_taker(M *m, G *g, int32_t slots)
             break;
         M *h = i < slots ? ring_slot(m, (uint32_t)i)
                          : atomic_load_explicit(&sched.spread_ring[i], memory_order_acquire);
-        if (h != NULL && h == g->spawner_m)
-            spawner_in_ring = true;
+        spawner_in_ring |= h != NULL && h == g->spawner_m;
         if (h == NULL || h == m || h == g->spawner_m || !home_schedules(h))
             continue;
         if (!atomic_load_explicit(&h->in_g, memory_order_relaxed))
@@ -251,31 +250,30 @@ static M *outside_ring_home(M *m, G *g, int32_t slots, M **taker)
             return home;
     }
     M *picking = NULL;
-    bool alone = false;
+    bool comes_back = false;
     for (int32_t k = 0; k <= slots; k++) {
         uint32_t i = atomic_fetch_add_explicit(&sched.spread_next, 1, memory_order_relaxed) %
                      (uint32_t)(slots + 1);
         M *home = atomic_load_explicit(&sched.spread_ring[i], memory_order_acquire);
         if (home == NULL || home == m || home == g->spawner_m || !home_schedules(home))
             continue;
-        if (!atomic_load_explicit(&home->in_g, memory_order_relaxed)) {
-            if (atomic_load_explicit(&home->hostq_len, memory_order_relaxed) == 0)
-                return home;
-            /* Between goroutines with one queued already: it waits for the
-             * lock m holds, and all m homed there would wait behind it. */
-            alone = true;
-            continue;
-        }
-        if (atomic_load_explicit(&home->hostq_len, memory_order_relaxed) > 0) {
+        bool in_g = atomic_load_explicit(&home->in_g, memory_order_relaxed);
+        bool queued = atomic_load_explicit(&home->hostq_len, memory_order_relaxed) > 0;
+        if (!in_g && !queued)
+            return home;
+        if (in_g && queued) {
             if (picking == NULL)
                 picking = home;
-        } else {
-            alone = true; /* waits its turn for the lock, or is in a call */
+            continue;
         }
+        /* Alone in its goroutine (waiting its turn for the lock, or in a
+         * call), or between goroutines with one queued already (waiting
+         * for the lock m holds: all m homed there would wait behind it). */
+        comes_back = true;
     }
     if (picking != NULL)
         return picking;
-    return alone ? NULL : m;
+    return comes_back ? NULL : m;
 }
 
 int32_t placement_ring_slots(void)
@@ -290,7 +288,9 @@ int32_t placement_ring_slots(void)
 void placement_ring_resize(int32_t old_slots)
 {
     int32_t slots = placement_ring_slots();
-    for (int32_t i = slots; i <= old_slots && slots < old_slots; i++) {
+    if (slots >= old_slots)
+        return; /* grown: the old spare's M holds a regular slot now */
+    for (int32_t i = slots; i <= old_slots; i++) {
         M *s = atomic_exchange_explicit(&sched.spread_ring[i], NULL, memory_order_relaxed);
         if (s != NULL)
             atomic_store(&s->in_ring, false);
