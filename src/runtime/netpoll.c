@@ -23,7 +23,8 @@
  *
  * One-shot arming.  Each wait arms the descriptor's registration with
  * EPOLLONESHOT through EPOLL_CTL_MOD, falling back to EPOLL_CTL_ADD when
- * epoll says it has none (ENOENT), and a reported event disarms it; the
+ * epoll says it has none (ENOENT; ADD first after netpoll_close dropped
+ * it, as for a new socket), and a reported event disarms it; the
  * poller re-arms for the waiters it did not wake.  Why: the API names
  * descriptor numbers, and Python code may close a descriptor without
  * telling us (socket.close without gopy_netpoll_close): epoll then drops
@@ -60,6 +61,10 @@ typedef struct {
     /* Bumped by netpoll_close: events of the registration armed before
      * carry the older generation in their token and are stale. */
     uint32_t gen;
+    /* An arm succeeded since netpoll_close last dropped the registration:
+     * re-arm with EPOLL_CTL_MOD first, else with ADD (a new socket's first
+     * wait: one system call, not a failed MOD and an ADD). */
+    bool registered;
     waitq rq, wq; /* waiting to read, to write (netpoll_waiter.sg) */
 } poll_desc;
 
@@ -168,7 +173,10 @@ static int pd_arm(poll_desc *pd, int fd)
 {
     int modes = (!waitq_empty(&pd->rq) ? GOPY_POLL_READ : 0) |
                 (!waitq_empty(&pd->wq) ? GOPY_POLL_WRITE : 0);
-    return netpoll_os_arm(fd, modes, pd_token(fd, pd));
+    if (netpoll_os_arm(fd, modes, pd_token(fd, pd), pd->registered) < 0)
+        return -1;
+    pd->registered = true;
+    return 0;
 }
 
 /* fd cannot be watched any more (closed behind our back): claim its
@@ -337,6 +345,7 @@ int gopy_netpoll_close(int fd)
     rt_lock(&pd->lock);
     pd->gen++;
     netpoll_os_disarm(fd);
+    pd->registered = false;
     claim_all(&pd->rq, GOPY_ECLOSED, &wake);
     claim_all(&pd->wq, GOPY_ECLOSED, &wake);
     rt_unlock(&pd->lock);

@@ -10,6 +10,7 @@
 #ifndef GOPY_RT_NETPOLL_H
 #define GOPY_RT_NETPOLL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* A readiness report: the token its registration was armed with, and the
@@ -29,9 +30,10 @@ void netpoll_os_forget(void);
 /* Watch fd once for modes (0: for nothing but errors): the first readiness
  * is reported once, then the registration stays disarmed until armed
  * again.  Never trusts an earlier registration to exist (fd may have been
- * closed and its number reused).  0, or -1 with errno: EBADF, EPERM (fd
+ * closed and its number reused): `registered`, whether one may exist, only
+ * says which call to try first.  0, or -1 with errno: EBADF, EPERM (fd
  * cannot be watched: a regular file), ENOMEM... */
-int netpoll_os_arm(int fd, int modes, uint64_t token);
+int netpoll_os_arm(int fd, int modes, uint64_t token, bool registered);
 /* Forget fd's registration, if it has one (fd is about to be closed). */
 void netpoll_os_disarm(int fd);
 /* Make a wait blocked now, or the next blocking one, return at once. */

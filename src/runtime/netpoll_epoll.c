@@ -62,7 +62,7 @@ void netpoll_os_forget(void)
     atomic_store(&break_pending, 0);
 }
 
-int netpoll_os_arm(int fd, int modes, uint64_t token)
+int netpoll_os_arm(int fd, int modes, uint64_t token, bool registered)
 {
     if (fd == epfd || fd == breakfd) {
         /* The caller's descriptor was closed and its number is ours now. */
@@ -74,12 +74,14 @@ int netpoll_os_arm(int fd, int modes, uint64_t token)
         ev.events |= EPOLLIN | EPOLLRDHUP;
     if (modes & GOPY_POLL_WRITE)
         ev.events |= EPOLLOUT;
-    /* Registered already, most of the time: the cheap case first.  ENOENT:
-     * never registered, or its file was closed (epoll dropped it) and the
-     * number perhaps reused by a new file. */
-    if (epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
+    /* The call the caller's hint says will do, first; the other if epoll
+     * says otherwise.  ENOENT: never registered, or its file was closed
+     * (epoll dropped it) and the number perhaps reused by a new file.
+     * EEXIST: registered behind the hint (a descriptor dup'ed before its
+     * number was closed keeps the file, and the registration, alive). */
+    if (registered && epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
         return 0;
-    if (errno != ENOENT)
+    if (registered && errno != ENOENT)
         return -1;
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
         return 0;
