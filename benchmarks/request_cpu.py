@@ -10,7 +10,17 @@ Two measurements against the HTTP server of W11/W12 (its own process):
   this process's threads) per request;
 - W12: each peer's W12 body (64 workers, 2,000 GETs, 20 ms handler), requests/s with the
   client's and the server's CPU µs per request: on 2 cores the server takes about half
-  the machine, so W12 is decided by what each client spends per request.
+  the machine, so W12 is decided by what each client spends per request.  Per request
+  too: the client's context switches (voluntary + involuntary, all its threads), and the
+  time the server's accepting thread (its main thread: accept, then start a thread per
+  connection) spent on a CPU and waiting in the run queue for one, which is what bounds
+  the server when the client keeps both CPUs busy.
+
+The peer "gopy-unspread" is gopy's W12 body with each worker spawned as its own
+functools.partial: no two workers are of one group, so placement (docs/decisions.md
+§12) sees no pool and they all start on the feeder's thread, as asyncio's tasks share
+its one thread.  It shows what spreading the pool over the ring costs a pool that holds
+the GIL between its waits.
 """
 
 import argparse
@@ -37,6 +47,19 @@ def context_switches() -> int:
     return r.ru_nvcsw + r.ru_nivcsw
 
 
+def voluntary_involuntary() -> tuple:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_nvcsw, r.ru_nivcsw
+
+
+def accepting_thread_ns(server: Server) -> tuple:
+    """(on a CPU, waiting for one) ns so far of the server's main thread, the one that
+    accepts and starts a thread per connection (the kernel's schedstat)."""
+    with open(f"/proc/{server.proc.pid}/schedstat") as f:
+        run, wait, _ = map(int, f.read().split())
+    return run, wait
+
+
 def server_cpu_seconds(server: Server) -> float:
     with open(f"/proc/{server.proc.pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -52,6 +75,22 @@ def sequential(spec: PoolSpec) -> str:
     return f"{cpu:.0f} µs CPU, {(context_switches() - switches) / spec.n:.1f} context switches"
 
 
+def unspread_body():
+    """gopy's W12 body, each worker spawned as a functools.partial of its own (see the
+    module's docstring)."""
+    import functools
+    import gopy
+    from benchmarks.py import gopy_w
+
+    def w12(spec):
+        gopy_w.go = lambda fn, *args: gopy.go(functools.partial(fn), *args)
+        try:
+            return gopy_w.w12(spec)
+        finally:
+            gopy_w.go = gopy.go
+    return w12
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=1500, help="sequential GETs (default 1500)")
@@ -65,13 +104,22 @@ def main():
     gopy.go(lambda: box.send(sequential(spec)))
     print(f"sequential GET, in a goroutine: {box.recv()}")
     for peer in filter(None, args.peers.split(",")):
-        body = importlib.import_module(f"benchmarks.py.{peer}_w").w12
+        if peer == "gopy-unspread":
+            body = unspread_body()
+        else:
+            body = importlib.import_module(f"benchmarks.py.{peer}_w").w12
         w12 = PoolSpec("http", 2000, 64, delay=0.02, port=server.port)
         client, served = cpu_seconds(), server_cpu_seconds(server)
+        switches, accepting = voluntary_involuntary(), accepting_thread_ns(server)
         _, seconds = body(w12)
         client, served = cpu_seconds() - client, server_cpu_seconds(server) - served
-        print(f"W12 {peer}: {w12.n / seconds:,.0f} requests/s, client {client / w12.n * 1e6:.0f}"
-              f" µs CPU per request, server {served / w12.n * 1e6:.0f}")
+        vol, invol = (b - a for a, b in zip(switches, voluntary_involuntary()))
+        run, wait = (b - a for a, b in zip(accepting, accepting_thread_ns(server)))
+        n = w12.n
+        print(f"W12 {peer}: {n / seconds:,.0f} requests/s; per request: client "
+              f"{client / n * 1e6:.0f} µs CPU, {vol / n:.1f} + {invol / n:.1f} context "
+              f"switches; server {served / n * 1e6:.0f} µs CPU, its accepting thread "
+              f"{run / n / 1e3:.0f} µs on a CPU and {wait / n / 1e3:.0f} waiting for one")
 
 
 if __name__ == "__main__":
