@@ -41,15 +41,15 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def context_switches() -> int:
-    """This process's context switches so far, all its threads."""
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_nvcsw + r.ru_nivcsw
-
-
 def voluntary_involuntary() -> tuple:
+    """This process's (voluntary, involuntary) context switches so far, all its
+    threads."""
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_nvcsw, r.ru_nivcsw
+
+
+def context_switches() -> int:
+    return sum(voluntary_involuntary())
 
 
 def accepting_thread_ns(server: Server) -> tuple:
@@ -79,15 +79,15 @@ def unspread_body():
     """gopy's W12 body, each worker spawned as a functools.partial of its own (see the
     module's docstring)."""
     import functools
-    import gopy
     from benchmarks.py import gopy_w
 
     def w12(spec):
-        gopy_w.go = lambda fn, *args: gopy.go(functools.partial(fn), *args)
+        go = gopy_w.go
+        gopy_w.go = lambda fn, *args: go(functools.partial(fn), *args)
         try:
             return gopy_w.w12(spec)
         finally:
-            gopy_w.go = gopy.go
+            gopy_w.go = go
     return w12
 
 

@@ -77,12 +77,14 @@ int netpoll_os_arm(int fd, int modes, uint64_t token, bool registered)
     /* The call the caller's hint says will do, first; the other if epoll
      * says otherwise.  ENOENT: never registered, or its file was closed
      * (epoll dropped it) and the number perhaps reused by a new file.
-     * EEXIST: registered behind the hint (a descriptor dup'ed before its
-     * number was closed keeps the file, and the registration, alive). */
-    if (registered && epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
-        return 0;
-    if (registered && errno != ENOENT)
-        return -1;
+     * EEXIST: registered though the hint said not (the hint is only the
+     * caller's bookkeeping: trusted for speed, never for correctness). */
+    if (registered) {
+        if (epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
+            return 0;
+        if (errno != ENOENT)
+            return -1;
+    }
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
         return 0;
     if (errno != EEXIST)
