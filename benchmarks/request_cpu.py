@@ -93,16 +93,18 @@ def unspread_body():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=1500, help="sequential GETs (default 1500)")
+    ap.add_argument("--n", type=int, default=1500,
+                    help="sequential GETs (default 1500; 0: none)")
     ap.add_argument("--peers", default="gopy,asyncio,tpe", help="W12 bodies to measure")
     args = ap.parse_args()
     server = Server.get("http")
     spec = PoolSpec("http", args.n, 1, delay=0.0, port=server.port)
-    print(f"sequential GET, main thread: {sequential(spec)}")
-    import gopy
-    box = gopy.Chan(1)
-    gopy.go(lambda: box.send(sequential(spec)))
-    print(f"sequential GET, in a goroutine: {box.recv()}")
+    if args.n > 0:
+        print(f"sequential GET, main thread: {sequential(spec)}")
+        import gopy
+        box = gopy.Chan(1)
+        gopy.go(lambda: box.send(sequential(spec)))
+        print(f"sequential GET, in a goroutine: {box.recv()}")
     for peer in filter(None, args.peers.split(",")):
         if peer == "gopy-unspread":
             body = unspread_body()
