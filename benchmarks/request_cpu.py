@@ -35,6 +35,8 @@ if __package__ in (None, ""):  # `python benchmarks/request_cpu.py`
 
 from benchmarks.workloads import PoolSpec, Server  # noqa: E402
 
+W12_REQUESTS = 2000  # each peer's W12 body: 64 workers, this many GETs, a 20 ms handler
+
 
 def cpu_seconds() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
@@ -110,7 +112,7 @@ def main():
             body = unspread_body()
         else:
             body = importlib.import_module(f"benchmarks.py.{peer}_w").w12
-        w12 = PoolSpec("http", 2000, 64, delay=0.02, port=server.port)
+        w12 = PoolSpec("http", W12_REQUESTS, 64, delay=0.02, port=server.port)
         client, served = cpu_seconds(), server_cpu_seconds(server)
         switches, accepting = voluntary_involuntary(), accepting_thread_ns(server)
         _, seconds = body(w12)

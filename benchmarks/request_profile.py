@@ -20,8 +20,12 @@ import subprocess
 import sys
 import tempfile
 
+if __package__ in (None, ""):  # `python benchmarks/request_profile.py`
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.request_cpu import W12_REQUESTS  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-REQUESTS = 2000  # request_cpu.py's W12
 PARTS = ("waking", "switching", "kernel", "CPython", "gopy", "other")
 
 
@@ -30,7 +34,9 @@ def part(chain: list) -> str:
     symbols = {s for s, _ in chain}
     if "try_to_wake_up" in symbols:
         return "waking"
-    if "__schedule" in symbols or "finish_task_switch.isra.0" in symbols:
+    # finish_task_switch also heads a new thread's first run (no __schedule below it);
+    # the compiler may suffix its name (.isra.0).
+    if "__schedule" in symbols or any(s.startswith("finish_task_switch") for s in symbols):
         return "switching"
     dso = chain[0][1] if chain else ""
     if "kernel" in dso:
@@ -89,8 +95,6 @@ def main():
     ap.add_argument("--peers", default="gopy,gopy-unspread,asyncio")
     ap.add_argument("--freq", type=int, default=4000, help="samples a second and CPU")
     args = ap.parse_args()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        filter(None, [os.path.dirname(HERE), os.environ.get("PYTHONPATH")])))
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "perf.data")
 
@@ -100,7 +104,7 @@ def main():
                 ["perf", "record", "-q", "-e", "cpu-clock", "-F", str(args.freq), "-g",
                  "-o", data, "--", sys.executable, os.path.join(HERE, "request_cpu.py"),
                  "--n", "0", "--peers", peer],
-                env=env, stdout=subprocess.PIPE, text=True)
+                stdout=subprocess.PIPE, text=True)
             if client.returncode != 0:
                 sys.exit(f"{peer or 'start'}: perf record failed ({client.returncode})")
             return (client.stdout.strip(),) + client_parts(data)
@@ -112,7 +116,7 @@ def main():
               f"of samples) left out: {', '.join(PARTS)}, all")
         for peer in args.peers.split(","):
             out, parts, entries = profile(peer)
-            us = {p: (parts[p] - start[p]) / args.freq / REQUESTS * 1e6 for p in PARTS}
+            us = {p: (parts[p] - start[p]) / args.freq / W12_REQUESTS * 1e6 for p in PARTS}
             print(out)
             print("  " + ", ".join(f"{p} {us[p]:.0f}" for p in PARTS) +
                   f"; all {sum(us.values()):.0f}")
